@@ -1,0 +1,124 @@
+"""The small protocol every model backend implements, and the values that cross it.
+
+A backend owns a tokenizer and a causal LM. It never sees LSP or documents: it turns token ids
+into more token ids, checking a :class:`CancelToken` and an optional stop predicate after every
+decoding step, so a cancelled request stops within one step.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class CancelledError(Exception):
+    """Generation was cancelled through its :class:`CancelToken`."""
+
+
+class CancelToken:
+    """A thread-safe flag set by the event loop and polled by the decoding loop."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class FinishReason(enum.Enum):
+    EOS = "eos"  # the model emitted an end/stop special token
+    STOP = "stop"  # the stop predicate (end of line/block) said enough
+    LENGTH = "length"  # max_new_tokens reached
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_ids: Sequence[int]
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    # Called with the text generated so far after each step; True ends generation (STOP).
+    stop: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    token_ids: list[int]
+    text: str
+    finish: FinishReason
+    prompt_tokens: int
+    # Time to the first generated token (prefill + one step) and the rest of decoding.
+    prefill_s: float
+    decode_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        n = len(self.token_ids) - 1
+        return n / self.decode_s if n > 0 and self.decode_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    """The model's own fill-in-the-middle markers (prefix-suffix-middle order)."""
+
+    prefix: str
+    suffix: str
+    middle: str
+
+
+# Known FIM vocabularies, most specific first. Detected from the tokenizer, never guessed.
+KNOWN_FIM = (
+    FimTokens("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder
+    FimTokens("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
+    FimTokens("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),  # DeepSeek-Coder
+    FimTokens("<PRE>", "<SUF>", "<MID>"),  # CodeLlama
+    FimTokens("<|fim_begin|>", "<|fim_hole|>", "<|fim_end|>"),
+)
+
+
+def detect_fim(vocab_specials: set[str]) -> FimTokens | None:
+    for fim in KNOWN_FIM:
+        if {fim.prefix, fim.suffix, fim.middle} <= vocab_specials:
+            return fim
+    return None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    backend: str
+    device: str
+    quantization: str
+    dtype: str
+    fim: FimTokens | None
+    # Token strings that end generation or must never reach the user.
+    special_tokens: frozenset[str]
+    load_s: float = 0.0
+    weight_bytes: int = 0
+
+
+class ModelBackend(Protocol):
+    info: ModelInfo
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def token_id(self, token: str) -> int | None: ...
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,232 @@
+"""The one configuration object of the server, and how raw settings become it.
+
+Settings arrive as JSON from ``initializationOptions`` and ``workspace/didChangeConfiguration``
+(either flat, or nested under a ``"pingti"`` key). :func:`parse_settings` turns them into a frozen
+:class:`Config`; every value that is of the wrong type or out of range is replaced by its default
+and reported as a message, so a typo never stops the server.
+
+Environment variables are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Backend(enum.Enum):
+    AUTO = "auto"
+    TRANSFORMERS = "transformers"
+    # Deterministic, model-free backend for the test-suite only; never a default.
+    FAKE = "fake"
+
+
+class Quantization(enum.Enum):
+    """How the weights are held in memory.
+
+    AUTO is NF4 (W4A16) on CUDA and full precision on a CPU, where BENCHMARKS.md shows that
+    bitsandbytes' 4/8-bit kernels decode slower than fp32.
+    """
+
+    AUTO = "auto"
+    NONE = "none"  # fp32 on CPU, fp16/bf16 on CUDA
+    NF4 = "nf4"  # bitsandbytes 4-bit NormalFloat, fp16/bf16 compute (W4A16)
+    INT8 = "int8"  # bitsandbytes LLM.int8()
+
+
+class Device(enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class LogLevel(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    # "default" is the packaged Qwen2.5-Coder-0.5B-Instruct; or a local .gguf file / HF folder.
+    model: str = "default"
+    backend: Backend = Backend.AUTO
+    quantization: Quantization = Quantization.AUTO
+    device: Device = Device.AUTO
+    # 0 = let torch pick (all cores). On 2 cores more threads than cores only adds contention.
+    threads: int = 0
+    # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
+    # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
+    context_tokens: int = 768
+    # Share of the budget given to the text before the cursor; the rest (at most) to the suffix.
+    prefix_share: float = 0.75
+    # A single line rarely needs more than ~40 tokens; a block body of a small function ~150.
+    max_tokens_single_line: int = 48
+    max_tokens_multi_line: int = 160
+    # 0 = greedy (deterministic, what benchmarks use).
+    temperature: float = 0.0
+    top_p: float = 0.95
+    seed: int = 0
+    # Completions kept by the request cache (identical requests, typed-through suggestions).
+    cache_entries: int = 256
+    # Overrides the XDG cache dir for assembled/converted models.
+    cache_dir: str | None = None
+    log_level: LogLevel = LogLevel.INFO
+    # Fake backend only: seconds per generated token, so tests can observe cancellation.
+    fake_token_delay: float = 0.0
+
+    def model_key(self) -> tuple[Any, ...]:
+        """The fields whose change requires loading the model again."""
+        return (self.model, self.backend, self.quantization, self.device, self.threads,
+                self.cache_dir)
+
+
+# Setting names as clients send them (camelCase, as VS Code settings are spelled).
+_ALIASES: dict[str, str] = {
+    "model": "model",
+    "backend": "backend",
+    "quantization": "quantization",
+    "device": "device",
+    "threads": "threads",
+    "contextTokens": "context_tokens",
+    "prefixShare": "prefix_share",
+    "maxTokensSingleLine": "max_tokens_single_line",
+    "maxTokensMultiLine": "max_tokens_multi_line",
+    "temperature": "temperature",
+    "topP": "top_p",
+    "seed": "seed",
+    "cacheEntries": "cache_entries",
+    "cacheDir": "cache_dir",
+    "logLevel": "log_level",
+    "fakeTokenDelay": "fake_token_delay",
+}
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "threads": (0, 256),
+    "context_tokens": (64, 32768),
+    "prefix_share": (0.1, 1.0),
+    "max_tokens_single_line": (1, 1024),
+    "max_tokens_multi_line": (1, 4096),
+    "temperature": (0.0, 2.0),
+    "top_p": (0.01, 1.0),
+    "seed": (0, 2**31 - 1),
+    "cache_entries": (0, 100_000),
+    "fake_token_delay": (0.0, 10.0),
+}
+
+
+def _coerce(name: str, ftype: Any, value: Any) -> Any:
+    """Convert one raw JSON value to the field's type, or raise ValueError with a reason."""
+    if isinstance(ftype, type) and issubclass(ftype, enum.Enum):
+        if not isinstance(value, str):
+            raise ValueError(f"expected one of {[m.value for m in ftype]}")
+        try:
+            return ftype(value.strip().lower())
+        except ValueError:
+            raise ValueError(f"expected one of {[m.value for m in ftype]}") from None
+    if ftype is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ValueError("expected an integer")
+        value = int(value)
+    elif ftype is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("expected a number")
+        value = float(value)
+    elif ftype in (str, "str | None"):
+        if value is None and ftype != str:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected a non-empty string")
+        value = value.strip()
+    if name in _RANGES:
+        lo, hi = _RANGES[name]
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a value between {lo} and {hi}")
+    return value
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    "model": str,
+    "backend": Backend,
+    "quantization": Quantization,
+    "device": Device,
+    "threads": int,
+    "context_tokens": int,
+    "prefix_share": float,
+    "max_tokens_single_line": int,
+    "max_tokens_multi_line": int,
+    "temperature": float,
+    "top_p": float,
+    "seed": int,
+    "cache_entries": int,
+    "cache_dir": "str | None",
+    "log_level": LogLevel,
+    "fake_token_delay": float,
+}
+assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Config)}
+
+
+@dataclass(frozen=True)
+class ParsedSettings:
+    config: Config
+    # Human-readable problems, one per rejected or unknown setting.
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_settings(raw: Any, base: Config | None = None) -> ParsedSettings:
+    """Merge raw client settings over ``base`` (default: a fresh :class:`Config`).
+
+    Unknown keys and invalid values are reported and ignored; the rest applies.
+    """
+    base = base or Config()
+    errors: list[str] = []
+    if raw is None:
+        return ParsedSettings(base, errors)
+    if not isinstance(raw, Mapping):
+        return ParsedSettings(base, [f"pingti settings must be an object, got {type(raw).__name__}"])
+    if isinstance(raw.get("pingti"), Mapping):
+        raw = raw["pingti"]
+    updates: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _ALIASES.get(key) or (key if key in _FIELD_TYPES else None)
+        if name is None:
+            errors.append(f"Unknown pingti setting {key!r} ignored.")
+            continue
+        try:
+            updates[name] = _coerce(name, _FIELD_TYPES[name], value)
+        except ValueError as exc:
+            default = getattr(Config(), name)
+            shown = default.value if isinstance(default, enum.Enum) else default
+            errors.append(
+                f"Invalid value {value!r} for pingti setting {key!r}: {exc}; "
+                f"using the default {shown!r}."
+            )
+            updates[name] = default
+    return ParsedSettings(dataclasses.replace(base, **updates), errors)
+
+
+def config_from_environment() -> ParsedSettings:
+    """Settings a user can give before any client does: ``PINGTI_MODEL`` etc."""
+    raw: dict[str, Any] = {}
+    for env, key in (("PINGTI_MODEL", "model"), ("PINGTI_BACKEND", "backend"),
+                     ("PINGTI_QUANTIZATION", "quantization"), ("PINGTI_DEVICE", "device")):
+        if os.environ.get(env):
+            raw[key] = os.environ[env]
+    if os.environ.get("PINGTI_THREADS"):
+        try:
+            raw["threads"] = int(os.environ["PINGTI_THREADS"])
+        except ValueError:
+            raw["threads"] = os.environ["PINGTI_THREADS"]
+    return parse_settings(raw)
+
+
+def force_offline() -> None:
+    """Pingti never downloads from a model hub: make the HF libraries refuse to try."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
