@@ -1,0 +1,3 @@
+"""pingti: a local, quantized code-completion language server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,76 @@
+"""Command line: ``pingti-ls`` (stdio), ``--tcp HOST:PORT``, ``--selftest``, ``--version``.
+
+Nothing here writes to stdout while serving: stdout is the LSP transport. Logs go to stderr or
+to ``--log-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from server import __version__
+from server.config import force_offline
+
+
+def _setup_logging(log_file: str | None, level: str) -> None:
+    handler: logging.Handler = (logging.FileHandler(log_file, encoding="utf-8") if log_file
+                                else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("server").setLevel(level.upper())
+    # Progress bars and chatter from the ML libraries would only clutter the log.
+    for name in ("transformers", "accelerate", "huggingface_hub", "bitsandbytes"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _parse_tcp(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pingti-ls", description="pingti language server: local code completions over LSP")
+    parser.add_argument("--version", action="version", version=f"pingti-ls {__version__}")
+    parser.add_argument("--tcp", type=_parse_tcp, metavar="HOST:PORT",
+                        help="serve over TCP instead of stdio")
+    parser.add_argument("--log-file", help="write logs here instead of stderr")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--selftest", action="store_true",
+                        help="load the model, complete a sample function through the real LSP "
+                             "path, print the completion and timings, and exit")
+    parser.add_argument("--model", help="model for --selftest (default: the packaged model)")
+    args = parser.parse_args(argv)
+
+    force_offline()
+    _setup_logging(args.log_file, args.log_level)
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    if args.selftest:
+        from server.selftest import run_selftest
+
+        return run_selftest(model=args.model)
+
+    from server.lsp import server
+
+    if args.tcp:
+        server.start_tcp(*args.tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

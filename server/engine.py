@@ -1,0 +1,131 @@
+"""The completion path, from document text to suggestion, with no LSP in it.
+
+document → context and mode (tree-sitter) → cache → FIM prompt within the token budget →
+generate (stopping at the end of the line/block, cancellable every step) → post-process → cache.
+
+:class:`CompletionEngine` is not thread-safe by design: the server runs it on one worker thread,
+which is also the only place the model runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.backends.base import CancelledError, CancelToken, GenerationRequest, ModelBackend
+from server.cache import CompletionCache, request_key
+from server.config import Backend, Config
+from server.context import CompletionMode, build_context
+from server.model_assets import cache_root, resolve_model
+from server.postprocess import postprocess, should_stop
+from server.prompt import build_prompt
+
+logger = logging.getLogger(__name__)
+
+
+class Source(enum.Enum):
+    MODEL = "model"
+    CACHE = "cache"
+    TYPED_THROUGH = "typed_through"
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    suggestion: str  # '' when there is nothing worth showing
+    mode: CompletionMode
+    source: Source
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    total_s: float = 0.0
+    finish: str = ""
+
+
+def load_backend(config: Config, progress: Callable[[str], None] | None = None) -> ModelBackend:
+    """Build the backend the config asks for. Raises ModelError with a user-facing message."""
+    if config.backend is Backend.FAKE:
+        from server.backends.fake import FakeBackend
+
+        return FakeBackend(token_delay=config.fake_token_delay)
+    from server.backends.transformers_backend import TransformersBackend
+
+    cache_dir = cache_root(config.cache_dir)
+    source = resolve_model(config.model, cache_dir, progress)
+    return TransformersBackend.load(source, config, cache_dir, progress)
+
+
+class CompletionEngine:
+    def __init__(self, backend: ModelBackend, config: Config) -> None:
+        self.backend = backend
+        self.config = config
+        self.cache = CompletionCache(config.cache_entries)
+        fim = backend.info.fim
+        ids = None
+        if fim is not None:
+            parts = (backend.token_id(fim.prefix), backend.token_id(fim.suffix),
+                     backend.token_id(fim.middle))
+            if all(p is not None for p in parts):
+                ids = (parts[0], parts[1], parts[2])
+        self._fim_ids: tuple[int, int, int] | None = ids  # type: ignore[assignment]
+        self._specials = sorted(backend.info.special_tokens, key=len, reverse=True)
+
+    def update_config(self, config: Config) -> None:
+        """Apply settings that do not need a reload (token budgets, sampling, cache size)."""
+        self.config = config
+        self.cache.max_entries = config.cache_entries
+        self.cache.clear()
+
+    def _settings_key(self) -> str:
+        c = self.config
+        return repr((c.context_tokens, c.prefix_share, c.max_tokens_single_line,
+                     c.max_tokens_multi_line, c.temperature, c.top_p, c.seed))
+
+    def complete(self, uri: str, text: str, offset: int, language: str,
+                 cancel: CancelToken) -> CompletionOutcome:
+        t0 = time.perf_counter()
+        ctx = build_context(text, offset, language)
+        skey = self._settings_key()
+        rest = self.cache.typed_through(uri, ctx.prefix, ctx.suffix, skey)
+        if rest is not None:
+            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, rest, skey)
+            return CompletionOutcome(rest, ctx.mode, Source.TYPED_THROUGH,
+                                     total_s=time.perf_counter() - t0)
+        key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit, skey)
+            return CompletionOutcome(hit, ctx.mode, Source.CACHE,
+                                     total_s=time.perf_counter() - t0)
+        cfg = self.config
+        prompt = build_prompt(ctx.prefix, ctx.suffix, self.backend.encode, self.backend.info.fim,
+                              self._fim_ids, cfg.context_tokens, cfg.prefix_share)
+        max_new = (cfg.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
+                   else cfg.max_tokens_multi_line)
+        result = self.backend.generate(
+            GenerationRequest(prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
+                              stop=lambda generated: should_stop(generated, ctx)),
+            cancel,
+        )
+        if cancel.cancelled:
+            raise CancelledError(cancel.reason)
+        suggestion = postprocess(result.text, ctx, self._specials)
+        self.cache.put(key, suggestion)
+        self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, skey)
+        outcome = CompletionOutcome(
+            suggestion, ctx.mode, Source.MODEL, prompt.n_tokens, len(result.token_ids),
+            result.prefill_s, result.decode_s, time.perf_counter() - t0, result.finish.value)
+        logger.info(
+            "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
+            "decode=%.3fs total=%.3fs finish=%s chars=%d", uri, ctx.mode.value,
+            outcome.prompt_tokens, outcome.generated_tokens, outcome.prefill_s,
+            outcome.decode_s, outcome.total_s, outcome.finish, len(suggestion))
+        return outcome
+
+
+def default_cache_dir(config: Config) -> Path:
+    return cache_root(config.cache_dir)

@@ -1,0 +1,329 @@
+"""pingti-ls: the language server. Thin handlers over :mod:`server.engine`.
+
+Life of a completion request: the handler snapshots the document, cancels any older request for
+the same document, and runs :meth:`CompletionEngine.complete` on the single model worker thread.
+If the client sends ``$/cancelRequest``, pygls cancels the handler's task; the handler then sets
+the request's :class:`CancelToken`, which the decoding loop checks after every step.
+
+The model loads on the same worker when the client says ``initialized`` (with work-done
+progress), and again when a model-affecting setting changes. Requests that arrive meanwhile
+wait for it; if loading failed they get an error that says why, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter
+from pygls.lsp.server import LanguageServer
+
+from server import __version__
+from server.backends.base import CancelledError, CancelToken
+from server.config import Config, config_from_environment, parse_settings
+from server.engine import CompletionEngine, CompletionOutcome, load_backend
+from server.model_assets import ModelError
+from server.protocol import PingtiProtocol, read_messages
+
+logger = logging.getLogger(__name__)
+
+# LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
+REQUEST_FAILED = -32803
+_WORD_TAIL = re.compile(r"[A-Za-z0-9_]+$")
+
+
+class ModelState(enum.Enum):
+    NOT_LOADED = "not_loaded"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class RequestFailed(JsonRpcException):
+    CODE = REQUEST_FAILED
+    MESSAGE = "Request failed"
+
+
+class PingtiServer(LanguageServer):
+    def __init__(self, base_config: Config | None = None) -> None:
+        super().__init__("pingti-ls", __version__, protocol_cls=PingtiProtocol)
+        env = config_from_environment()
+        self.config = base_config or env.config
+        self.pending_messages: list[str] = list(env.errors)
+        # One worker: the model is neither thread-safe nor worth sharing 2 cores between runs.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pingti-model")
+        self.engine: CompletionEngine | None = None
+        self.state = ModelState.NOT_LOADED
+        self.load_error = ""
+        self._load_task: asyncio.Task[CompletionEngine | None] | None = None
+        self.inflight: dict[str, CancelToken] = {}
+
+    @property
+    def pingti_protocol(self) -> PingtiProtocol:
+        assert isinstance(self.protocol, PingtiProtocol)
+        return self.protocol
+
+    # --- transport: pygls' loop, swapped for the tolerant one ------------------------------
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        import sys
+
+        self._stop_event = threading.Event()
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_messages(reader, self.pingti_protocol, self._stop_event))
+        except (KeyboardInterrupt, SystemExit, BrokenPipeError):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+            await read_messages(reader, self.pingti_protocol, stop)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            logger.info("serving on %s:%s", host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            pass
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # Errors are logged; requests already get their own error response.
+        logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    # --- messages to the user --------------------------------------------------------------
+
+    def notify_user(self, message: str, kind: types.MessageType = types.MessageType.Warning
+                    ) -> None:
+        logger.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING,
+                   "%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"pingti: {message}"))
+
+    def apply_settings(self, raw: Any) -> None:
+        parsed = parse_settings(raw, self.config)
+        for err in parsed.errors:
+            self.notify_user(err)
+        old, self.config = self.config, parsed.config
+        logging.getLogger("server").setLevel(self.config.log_level.value.upper())
+        if self.state is ModelState.NOT_LOADED:
+            return
+        if old.model_key() != self.config.model_key() or self.state is ModelState.FAILED:
+            self.start_loading()
+        elif self.engine is not None:
+            engine, cfg = self.engine, self.config
+            self.worker.submit(engine.update_config, cfg)
+
+    # --- model lifecycle -------------------------------------------------------------------
+
+    def _supports_progress(self) -> bool:
+        caps = self.pingti_protocol.client_capabilities
+        return bool(caps and caps.window and caps.window.work_done_progress)
+
+    def start_loading(self) -> None:
+        for token in self.inflight.values():
+            token.cancel("model reload")
+        self.state = ModelState.LOADING
+        self._load_task = asyncio.ensure_future(self._load(self.config))
+
+    async def _load(self, config: Config) -> CompletionEngine | None:
+        loop = asyncio.get_running_loop()
+        token = f"pingti-load-{uuid.uuid4().hex[:8]}"
+        progress_ok = False
+        if self._supports_progress():
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), 10)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title="pingti: loading model", message=config.model, cancellable=False))
+                progress_ok = True
+            except Exception as exc:  # a client may refuse; loading goes on without progress
+                logger.info("work-done progress unavailable: %s", exc)
+
+        def report(message: str) -> None:
+            logger.info("loading: %s", message)
+            if progress_ok:
+                loop.call_soon_threadsafe(self.work_done_progress.report, token,
+                                          types.WorkDoneProgressReport(message=message))
+
+        def build() -> CompletionEngine:
+            if self.engine is not None:
+                self.engine.backend.close()
+                self.engine = None
+            backend = load_backend(config, report)
+            return CompletionEngine(backend, config)
+
+        try:
+            engine = await loop.run_in_executor(self.worker, build)
+        except ModelError as exc:
+            self.state, self.load_error = ModelState.FAILED, str(exc)
+            self.notify_user(f"model not available: {exc}", types.MessageType.Error)
+            engine = None
+        except Exception as exc:
+            logger.exception("model load failed")
+            self.state = ModelState.FAILED
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            self.notify_user(f"model failed to load: {self.load_error}", types.MessageType.Error)
+            engine = None
+        else:
+            if config is self.config:
+                self.engine, self.state, self.load_error = engine, ModelState.READY, ""
+            info = engine.backend.info
+            logger.info("model ready: %s on %s (%s, %s) in %.1fs", info.name, info.device,
+                        info.quantization, info.dtype, info.load_s)
+        finally:
+            if progress_ok:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(
+                    message=self.state.value))
+        return engine
+
+    async def ready_engine(self) -> CompletionEngine:
+        if self._load_task is None:
+            self.start_loading()
+        assert self._load_task is not None
+        while True:
+            task = self._load_task
+            await asyncio.shield(task)
+            if task is self._load_task:  # not replaced by a reload meanwhile
+                break
+        if self.engine is None:
+            raise RequestFailed(message=f"pingti: model not available: {self.load_error}")
+        return self.engine
+
+    # --- completion ------------------------------------------------------------------------
+
+    async def complete_at(self, uri: str, position: types.Position
+                          ) -> tuple[CompletionOutcome | None, int]:
+        doc = self.pingti_protocol.documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(message=f"document is not open: {uri}")
+        offset = doc.offset_at(position.line, position.character,
+                               self.pingti_protocol.position_encoding)
+        text, language = doc.text, doc.language_id or _language_from_uri(uri)
+        engine = await self.ready_engine()
+        token = CancelToken()
+        if (older := self.inflight.get(uri)) is not None:
+            older.cancel("superseded by a newer request")
+        self.inflight[uri] = token
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(
+                self.worker, _run_complete, engine, uri, text, offset, language, token)
+        except asyncio.CancelledError:
+            token.cancel("$/cancelRequest")
+            raise
+        except CancelledError:
+            return None, offset  # superseded: the newer request answers
+        except MemoryError as exc:
+            raise RequestFailed(message="pingti: out of memory while generating; lower "
+                                "contextTokens or use quantization") from exc
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise RequestFailed(message="pingti: out of memory while generating; lower "
+                                    "contextTokens or use quantization") from exc
+            logger.exception("generation failed")
+            raise RequestFailed(message=f"pingti: generation failed: {exc}") from exc
+        finally:
+            if self.inflight.get(uri) is token:
+                del self.inflight[uri]
+        return outcome, offset
+
+
+def _run_complete(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
+                  token: CancelToken) -> CompletionOutcome:
+    if token.cancelled:  # cancelled while queued behind another request
+        raise CancelledError(token.reason)
+    return engine.complete(uri, text, offset, language, token)
+
+
+_EXT_LANG = {".py": "python", ".pyi": "python", ".js": "javascript", ".ts": "typescript",
+             ".go": "go", ".rs": "rust", ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp"}
+
+
+def _language_from_uri(uri: str) -> str:
+    for ext, lang in _EXT_LANG.items():
+        if uri.endswith(ext):
+            return lang
+    return ""
+
+
+server = PingtiServer()
+
+
+@server.feature(types.INITIALIZE)
+def on_initialize(ls: PingtiServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def on_initialized(ls: PingtiServer, params: types.InitializedParams) -> None:
+    for msg in ls.pending_messages:
+        ls.notify_user(msg)
+    ls.pending_messages.clear()
+    ls.start_loading()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def on_config(ls: PingtiServer, params: types.DidChangeConfigurationParams) -> None:
+    ls.apply_settings(params.settings)
+
+
+@server.feature(types.SHUTDOWN)
+def on_shutdown(ls: PingtiServer, *args: Any) -> None:
+    for token in ls.inflight.values():
+        token.cancel("shutdown")
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+async def inline_completion(ls: PingtiServer, params: types.InlineCompletionParams
+                            ) -> types.InlineCompletionList:
+    outcome, _ = await ls.complete_at(params.text_document.uri, params.position)
+    if outcome is None or not outcome.suggestion:
+        return types.InlineCompletionList(items=[])
+    pos = params.position
+    return types.InlineCompletionList(items=[types.InlineCompletionItem(
+        insert_text=outcome.suggestion, range=types.Range(start=pos, end=pos))])
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION)
+async def completion(ls: PingtiServer, params: types.CompletionParams) -> types.CompletionList:
+    outcome, offset = await ls.complete_at(params.text_document.uri, params.position)
+    if outcome is None or not outcome.suggestion:
+        return types.CompletionList(is_incomplete=True, items=[])
+    doc = ls.pingti_protocol.documents.get(params.text_document.uri)
+    assert doc is not None
+    # Replace the word being typed so clients that filter by it keep the item visible.
+    m = _WORD_TAIL.search(doc.text[max(0, offset - 200):offset])
+    word = m.group(0) if m else ""
+    line, col = doc.position_at(offset - len(word), ls.pingti_protocol.position_encoding)
+    start = types.Position(line=line, character=col)
+    text = word + outcome.suggestion
+    first_line = text.split("\n", 1)[0].strip() or text.strip().split("\n", 1)[0]
+    return types.CompletionList(is_incomplete=True, items=[types.CompletionItem(
+        label=first_line[:80] + ("…" if "\n" in text.strip() else ""),
+        kind=types.CompletionItemKind.Snippet,
+        detail="pingti",
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown,
+                                          value=f"```{doc.language_id}\n{text}\n```"),
+        filter_text=text,
+        sort_text="0000",
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=types.Range(start=start, end=params.position),
+                                 new_text=text),
+    )])

@@ -1,0 +1,166 @@
+"""Turn raw model output into a suggestion the user would accept.
+
+A small instruct model given a FIM prompt rarely stops at the end of the hole: it goes on to
+rewrite the suffix, add tests or prose. Knowing where to stop is this module's job:
+
+- cut at any special-token text that slipped through;
+- single-line mode: keep the first line;
+- multi-line mode: keep the block the cursor is in (stop at the first line indented less than
+  the block), and stop where the model starts repeating the first line of the suffix;
+- drop closing brackets the line after the cursor already has;
+- never return whitespace only.
+
+The same rules drive early stopping during generation (:func:`should_stop`), so the model is not
+run past the point where its output would be cut anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from server.context import CompletionMode, CursorContext
+from server.documents import split_lines
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+# Lines that continue a statement at a lower indentation rather than ending the block.
+_CONTINUATIONS = (")", "]", "}")
+
+
+def _indent_width(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def cut_special(text: str, specials: Iterable[str]) -> str:
+    cut = len(text)
+    for tok in specials:
+        if tok:
+            idx = text.find(tok)
+            if idx != -1:
+                cut = min(cut, idx)
+    return text[:cut]
+
+
+def _bracket_excess(text: str) -> int:
+    """Closers without an opener in ``text`` (ignores strings; good enough for a line)."""
+    depth = 0
+    excess = 0
+    for ch in text:
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            if depth:
+                depth -= 1
+            else:
+                excess += 1
+    return excess
+
+
+def drop_suffix_overlap(completion: str, ctx: CursorContext) -> str:
+    """Remove closing characters at the end of the completion that the line already has.
+
+    ``foo(|)`` completed with ``a, b)`` becomes ``a, b``: only while the joined line would have
+    more closers than openers, so ``foo(|)`` + ``bar(x)`` is kept as is.
+    """
+    line_suffix = ctx.line_suffix.strip()
+    if not line_suffix:
+        return completion
+    last_nl = completion.rfind("\n")
+    head, tail = completion[: last_nl + 1], completion[last_nl + 1:]
+    line_head = ctx.line_prefix if last_nl == -1 else ""
+    stripped = tail.rstrip()
+    # The whole rest of the line repeated: drop it.
+    if len(line_suffix) > 1 and stripped.endswith(line_suffix):
+        candidate = stripped[: -len(line_suffix)]
+        if _bracket_excess(line_head + candidate + ctx.line_suffix) <= _bracket_excess(
+                line_head + stripped + ctx.line_suffix):
+            return head + candidate
+    while stripped and _bracket_excess(line_head + stripped + ctx.line_suffix) > \
+            _bracket_excess(line_head + ctx.line_suffix):
+        k = next((k for k in range(min(len(stripped), len(line_suffix)), 0, -1)
+                  if stripped.endswith(line_suffix[:k])), 0)
+        if k == 0:
+            break
+        stripped = stripped[:-k].rstrip()
+    return head + stripped
+
+
+def _first_suffix_line(ctx: CursorContext) -> str:
+    for line in split_lines(ctx.suffix)[1:]:
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
+    """Keep the block; return (kept text, whether something was cut)."""
+    lines = text.split("\n")
+    cursor_blank = not ctx.line_prefix.strip()
+    # The block's indentation: the cursor's, if it sits on a blank indented line; else what the
+    # first body line the model writes uses (it must be deeper than the current line).
+    base: int | None = _indent_width(ctx.line_prefix) if cursor_blank and ctx.line_prefix \
+        else None
+    current = _indent_width(ctx.line_prefix)
+    suffix_line = _first_suffix_line(ctx)
+    seen_blank = False
+    for i, line in enumerate(lines):
+        if i == 0:
+            continue
+        if not line.strip():
+            seen_blank = True
+            continue
+        is_last_partial = i == len(lines) - 1
+        width = _indent_width(line)
+        if base is None:
+            if cursor_blank:
+                base = width  # cursor at column 0 of an empty body: the model sets the indent
+            elif width <= current:
+                return "\n".join(lines[:i]), True
+            else:
+                base = width
+        stripped = line.strip()
+        if width < base and not stripped.startswith(_CONTINUATIONS):
+            return "\n".join(lines[:i]), True
+        if base == 0 and width == 0 and seen_blank:
+            # Top level: one unit (a statement or a definition) per suggestion.
+            return "\n".join(lines[:i]), True
+        if suffix_line and stripped == suffix_line and len(suffix_line) > 2 and \
+                not is_last_partial:
+            return "\n".join(lines[:i]), True
+    return text, False
+
+
+def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tuple[str, bool]:
+    """Cut raw output to what should be shown; second value: whether anything was cut."""
+    clean = cut_special(text, specials)
+    cut = len(clean) < len(text)
+    if ctx.mode is CompletionMode.SINGLE_LINE:
+        nl = clean.find("\n")
+        if nl != -1:
+            return clean[:nl], True
+        return clean, cut
+    kept, was_cut = _multi_line_cut(clean, ctx)
+    return kept, cut or was_cut
+
+
+def should_stop(text: str, ctx: CursorContext) -> bool:
+    """True once generation has produced everything the suggestion will keep."""
+    if ctx.mode is CompletionMode.SINGLE_LINE:
+        # The first line is complete. (A leading newline alone does not count: see postprocess.)
+        return "\n" in text
+    return _multi_line_cut(text, ctx)[1]
+
+
+def postprocess(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> str:
+    """The suggestion to show, or '' for none."""
+    kept, _ = truncate(text, ctx, specials)
+    if ctx.mode is CompletionMode.MULTI_LINE:
+        kept = "\n".join(line.rstrip() for line in kept.split("\n")).rstrip()
+        if not ctx.line_prefix.strip() and kept.startswith("\n"):
+            kept = kept.lstrip("\n")
+    else:
+        kept = kept.rstrip()
+    kept = drop_suffix_overlap(kept, ctx)
+    if not kept.strip():
+        return ""
+    return kept

@@ -1,0 +1,108 @@
+"""Fill-in-the-middle prompts within a token budget.
+
+The prompt is ``<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>`` with the model's own
+marker tokens (PSM order, as Qwen2.5-Coder, StarCoder and DeepSeek-Coder were trained). The prefix
+gets ``prefix_share`` of the budget and the suffix what is left. Both are cut at line
+boundaries, the prefix from the front and the suffix from the back, so that a keystroke changes
+only the end of the prefix (which keeps a backend's prefix cache useful).
+
+A model without FIM tokens gets the prefix alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.backends.base import FimTokens
+from server.documents import line_starts
+
+Encode = Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    ids: list[int]
+    prefix_text: str  # the part of the document's prefix that made it into the prompt
+    suffix_text: str
+    prefix_tokens: int
+    suffix_tokens: int
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+# A generous upper bound of characters per token for code, used only to avoid tokenizing a whole
+# large file on every keystroke before trimming it.
+_CHARS_PER_TOKEN = 8
+
+
+def tail_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]:
+    """The longest tail of ``text`` that starts at a line start (or is the whole current line)
+    and encodes to at most ``budget`` tokens."""
+    if budget <= 0 or not text:
+        return "", []
+    window = text[-budget * _CHARS_PER_TOKEN:]
+    starts = [s for s in line_starts(window)]
+    if len(window) < len(text):
+        starts = starts[1:] or [0]  # the window's first line is probably cut: skip it
+    # Binary search for the earliest line start whose tail fits.
+    lo, hi = 0, len(starts) - 1
+    best: tuple[str, list[int]] | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        piece = window[starts[mid]:]
+        ids = encode(piece)
+        if len(ids) <= budget:
+            best = (piece, ids)
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    if best is not None:
+        return best
+    # Even the last line is too long: keep its last characters.
+    piece = window[starts[-1]:]
+    ids = encode(piece)
+    return piece, ids[-budget:] if len(ids) > budget else ids
+
+
+def head_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]:
+    """The longest head of ``text`` that ends at a line end and fits in ``budget`` tokens."""
+    if budget <= 0 or not text:
+        return "", []
+    window = text[: budget * _CHARS_PER_TOKEN]
+    ends = [s for s in line_starts(window)[1:]] + [len(window)]
+    lo, hi = 0, len(ends) - 1
+    best: tuple[str, list[int]] | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        piece = window[: ends[mid]]
+        ids = encode(piece)
+        if len(ids) <= budget:
+            best = (piece, ids)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return best if best is not None else ("", [])
+
+
+def build_prompt(
+    prefix: str,
+    suffix: str,
+    encode: Encode,
+    fim: FimTokens | None,
+    fim_ids: tuple[int, int, int] | None,
+    budget: int,
+    prefix_share: float,
+) -> Prompt:
+    if fim is None or fim_ids is None:
+        text, ids = tail_within(prefix, budget, encode)
+        return Prompt(ids, text, "", len(ids), 0)
+    room = max(budget - 3, 1)
+    prefix_budget = max(1, int(room * prefix_share))
+    p_text, p_ids = tail_within(prefix, prefix_budget, encode)
+    s_text, s_ids = head_within(suffix, room - len(p_ids), encode)
+    pre, suf, mid = fim_ids
+    ids = [pre, *p_ids, suf, *s_ids, mid]
+    return Prompt(ids, p_text, s_text, len(p_ids), len(s_ids))
