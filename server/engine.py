@@ -14,14 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from server.backends.base import CancelledError, CancelToken, GenerationRequest, ModelBackend
 from server.cache import CompletionCache, request_key
 from server.config import Backend, Config
 from server.context import CompletionMode, build_context
 from server.model_assets import cache_root, resolve_model
-from server.postprocess import postprocess, should_stop
+from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
 from server.prompt import build_prompt
 
 logger = logging.getLogger(__name__)
@@ -102,18 +101,18 @@ class CompletionEngine:
             return CompletionOutcome(hit, ctx.mode, Source.CACHE,
                                      total_s=time.perf_counter() - t0)
         cfg = self.config
-        prompt = build_prompt(ctx.prefix, ctx.suffix, self.backend.encode, self.backend.info.fim,
+        prompt = build_prompt(prompt_prefix(ctx), ctx.suffix, self.backend.encode, self.backend.info.fim,
                               self._fim_ids, cfg.context_tokens, cfg.prefix_share)
         max_new = (cfg.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
                    else cfg.max_tokens_multi_line)
         result = self.backend.generate(
             GenerationRequest(prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
-                              stop=lambda generated: should_stop(generated, ctx)),
+                              stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx)),
             cancel,
         )
         if cancel.cancelled:
             raise CancelledError(cancel.reason)
-        suggestion = postprocess(result.text, ctx, self._specials)
+        suggestion = postprocess(strip_cursor_indent(result.text, ctx), ctx, self._specials)
         self.cache.put(key, suggestion)
         self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, skey)
         outcome = CompletionOutcome(
@@ -126,6 +125,3 @@ class CompletionEngine:
             outcome.decode_s, outcome.total_s, outcome.finish, len(suggestion))
         return outcome
 
-
-def default_cache_dir(config: Config) -> Path:
-    return cache_root(config.cache_dir)

@@ -130,6 +130,33 @@ def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
     return text, False
 
 
+def prompt_prefix(ctx: CursorContext) -> str:
+    """The prefix the model sees. On an indentation-only line the indentation is left out.
+
+    Tokenizers merge indentation with the first word (``"    return"`` is not ``"    "`` +
+    ``"return"``), so a prompt that ends in spaces leaves the model at a token boundary it never
+    saw in training, and it tends to indent again. It writes the indentation itself instead;
+    :func:`strip_cursor_indent` removes it again.
+    """
+    if ctx.line_prefix and not ctx.line_prefix.strip():
+        return ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+    return ctx.prefix
+
+
+def strip_cursor_indent(text: str, ctx: CursorContext) -> str:
+    """Model output for a :func:`prompt_prefix` prompt → text to insert at the cursor."""
+    indent = ctx.line_prefix
+    if not indent or indent.strip():
+        return text
+    if text.startswith(indent):
+        return text[len(indent):]
+    first, nl, rest = text.partition("\n")
+    if not nl and indent.startswith(first):
+        return ""  # the indentation is still being written
+    # The model chose another indentation for this line: the cursor's wins.
+    return first.lstrip(" \t") + nl + rest
+
+
 def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tuple[str, bool]:
     """Cut raw output to what should be shown; second value: whether anything was cut."""
     clean = cut_special(text, specials)
