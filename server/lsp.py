@@ -169,22 +169,28 @@ class PingtiServer(LanguageServer):
             backend = load_backend(config, report)
             return CompletionEngine(backend, config)
 
+        engine: CompletionEngine | None
         try:
-            engine = await loop.run_in_executor(self.worker, build)
-        except ModelError as exc:
-            self.state, self.load_error = ModelState.FAILED, str(exc)
-            self.notify_user(f"model not available: {exc}", types.MessageType.Error)
-            engine = None
+            loaded = await loop.run_in_executor(self.worker, build)
         except Exception as exc:
-            logger.exception("model load failed")
-            self.state = ModelState.FAILED
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            self.notify_user(f"model failed to load: {self.load_error}", types.MessageType.Error)
             engine = None
+            if isinstance(exc, ModelError):
+                error, prefix = str(exc), "model not available"
+            else:
+                logger.exception("model load failed")
+                error, prefix = f"{type(exc).__name__}: {exc}", "model failed to load"
+            self.notify_user(f"{prefix}: {error}", types.MessageType.Error)
+            if config.model_key() == self.config.model_key():  # else a newer load is running
+                self.state, self.load_error = ModelState.FAILED, error
         else:
-            if config is self.config:
-                self.engine, self.state, self.load_error = engine, ModelState.READY, ""
-            info = engine.backend.info
+            engine = loaded
+            # Settings may have changed while loading; only a model-affecting change (which
+            # started another load) makes this engine stale.
+            if config.model_key() == self.config.model_key():
+                if config != self.config:
+                    loaded.update_config(self.config)
+                self.engine, self.state, self.load_error = loaded, ModelState.READY, ""
+            info = loaded.backend.info
             logger.info("model ready: %s on %s (%s, %s) in %.1fs", info.name, info.device,
                         info.quantization, info.dtype, info.load_s)
         finally:

@@ -73,7 +73,7 @@ def cache_root(override: str | None = None) -> Path:
 
 def _part_paths() -> list[Path]:
     paths = []
-    for pkg, dist in zip(DEFAULT_PART_PACKAGES, DEFAULT_PART_DISTRIBUTIONS):
+    for pkg, dist in zip(DEFAULT_PART_PACKAGES, DEFAULT_PART_DISTRIBUTIONS, strict=True):
         try:
             module = importlib.import_module(pkg)
         except ImportError as exc:

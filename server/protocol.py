@@ -182,11 +182,13 @@ async def read_messages(reader: Any, protocol: PingtiProtocol, stop: threading.E
             message = json.loads(body, object_hook=protocol.structure_message)
         except (ValueError, UnicodeDecodeError) as exc:
             logger.warning("unparseable message body: %s", exc)
-            protocol._send_response(None, None, JsonRpcParseError().to_response_error())
+            protocol._send_response(None, None,  # type: ignore[arg-type]  # spec: id null
+                                    JsonRpcParseError().to_response_error())
             continue
         except Exception:
             logger.exception("could not decode a message")
-            protocol._send_response(None, None, JsonRpcInvalidRequest().to_response_error())
+            protocol._send_response(None, None,  # type: ignore[arg-type]  # spec: id null
+                                    JsonRpcInvalidRequest().to_response_error())
             continue
         try:
             protocol.handle_message(message)

@@ -85,7 +85,8 @@ def convert_gguf(source: ModelSource, cache_dir: Path, progress: Progress | None
     folder, name = str(source.path.parent), source.path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
+                                                          dtype=torch.float32)
     except Exception as exc:  # transformers raises many types for an unreadable file
         raise ModelError(f"Could not read GGUF model {source.path}: {exc}") from exc
     # NOTE: a model loaded from GGUF is marked "quantized with gguf" and save_pretrained refuses
@@ -155,7 +156,7 @@ def load_model(folder: Path, quant: Quantization, device: str) -> tuple[Any, Any
         dtype = torch.float32 if device == "cpu" else torch.float16
         kwargs["dtype"] = dtype
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"Could not load model from {folder}: {exc}") from exc
     if quant is Quantization.NONE:

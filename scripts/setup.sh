@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install pingti with its pinned dependencies and test tools.
+# Works offline from the package registries only; no GPU needed. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "pingti needs Python >= 3.10"'
+  "$PY" -m venv .venv
+fi
+# A stamp keyed on pyproject.toml skips the (slow) resolver when nothing changed.
+stamp=.venv/.pingti-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  # torch is pinned in pyproject.toml to the CPU build that pip finds locally; an open range
+  # would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import server, torch, transformers, pygls, tree_sitter_python' 
+  echo "$want" > "$stamp"
+fi

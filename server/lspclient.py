@@ -1,0 +1,127 @@
+"""A small LSP client for driving ``pingti-ls`` headlessly (selftest, benchmarks).
+
+It starts the server as a child process and talks to it over stdio exactly as an editor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+
+@dataclass
+class ClientLog:
+    progress: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    ready_at: float | None = None  # perf_counter() when the load progress ended
+
+
+class PingtiClient:
+    def __init__(self, echo: bool = False) -> None:
+        self.client = LanguageClient("pingti-client", "1")
+        self.log = ClientLog()
+        self._ready = asyncio.Event()
+        self.server_pid: int | None = None
+        self._version: dict[str, int] = {}
+        echo_fn = print if echo else (lambda *a, **k: None)
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def _create(params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def _progress(params: types.ProgressParams) -> None:
+            value = params.value if isinstance(params.value, dict) else {}
+            msg = value.get("message") or value.get("title")
+            if msg:
+                self.log.progress.append(str(msg))
+                echo_fn(f"  [progress] {msg}", flush=True)
+            if value.get("kind") == "end":
+                self.log.ready_at = time.perf_counter()
+                self._ready.set()
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def _show(params: types.ShowMessageParams) -> None:
+            self.log.messages.append(params.message)
+            echo_fn(f"  [server] {params.message}", flush=True)
+
+    async def start(self, options: dict[str, Any] | None = None,
+                    server_cmd: Sequence[str] | None = None,
+                    env: dict[str, str] | None = None) -> types.InitializeResult:
+        cmd = list(server_cmd or [sys.executable, "-m", "server", "--log-level", "warning"])
+        await self.client.start_io(*cmd, env={**os.environ, **(env or {})})
+        server = getattr(self.client, "_server", None)
+        self.server_pid = getattr(server, "pid", None)
+        result = await self.client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                window=types.WindowClientCapabilities(work_done_progress=True),
+                text_document=types.TextDocumentClientCapabilities(
+                    inline_completion=types.InlineCompletionClientCapabilities())),
+            initialization_options=options or {}))
+        self.client.initialized(types.InitializedParams())
+        return result
+
+    async def wait_ready(self, timeout: float = 900) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def open(self, uri: str, text: str, language_id: str = "python") -> None:
+        self._version[uri] = 1
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language_id, version=1,
+                                                 text=text)))
+
+    def replace(self, uri: str, text: str) -> None:
+        self._version[uri] = self._version.get(uri, 1) + 1
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri,
+                                                                version=self._version[uri]),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+
+    async def inline(self, uri: str, line: int, character: int) -> str:
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+        if not items:
+            return ""
+        text = items[0].insert_text
+        return text if isinstance(text, str) else text.value
+
+    def peak_rss_bytes(self) -> int | None:
+        """The server process' peak resident set size (Linux VmHWM)."""
+        if self.server_pid is None:
+            return None
+        try:
+            with open(f"/proc/{self.server_pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 30)
+            self.client.exit(None)
+        except Exception:
+            pass
+        await self.client.stop()
+
+
+def position_of(text: str, offset: int) -> tuple[int, int]:
+    """(line, UTF-16 column) of a code-point offset in ``text`` (LSP line breaks)."""
+    from server.documents import Document, PositionEncoding
+
+    return Document("x", text).position_at(offset, PositionEncoding.UTF16)
