@@ -182,6 +182,10 @@ class TransformersBackend:
              progress: Progress | None = None) -> TransformersBackend:
         import torch
 
+        from transformers.utils import logging as hf_logging
+
+        # Progress bars would only clutter the server's log; progress goes through LSP.
+        hf_logging.disable_progress_bar()
         t0 = time.perf_counter()
         if config.threads > 0:
             torch.set_num_threads(config.threads)
