@@ -130,7 +130,8 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"expected one of {[m.value for m in ftype]}") from None
     if ftype is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not value.is_integer())):  # also inf/nan
             raise ValueError("expected an integer")
         value = int(value)
     elif ftype is float:

@@ -40,7 +40,9 @@ class CursorContext:
 # Text after the cursor that does not make the line "filled in": closers and punctuation that
 # editors auto-insert.
 _TRIVIAL_LINE_SUFFIX = re.compile(r"""^[\s)\]}"'`;:,]*$""")
-_BLOCK_OPENERS = (":", "{", "(", "[", "=>", "->")
+# A line ending in one of these opens a block the user is about to write. An open `(` or `[`
+# does not: `foo(` or `heap[` is usually finished on the same line.
+_BLOCK_OPENERS = (":", "{", "=>")
 _PY_COMPOUND = {
     "function_definition", "class_definition", "if_statement", "elif_clause", "else_clause",
     "for_statement", "while_statement", "with_statement", "try_statement", "except_clause",

@@ -127,6 +127,9 @@ def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
         if suffix_line and stripped == suffix_line and len(suffix_line) > 2 and \
                 not is_last_partial:
             return "\n".join(lines[:i]), True
+        if i >= 2 and not is_last_partial and line == lines[i - 1] == lines[i - 2]:
+            # A degenerate loop (the same line three times): keep one copy.
+            return "\n".join(lines[: i - 1]), True
     return text, False
 
 
