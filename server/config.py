@@ -139,7 +139,7 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
             raise ValueError("expected a number")
         value = float(value)
     elif ftype in (str, "str | None"):
-        if value is None and ftype != str:
+        if value is None and ftype == "str | None":
             return None
         if not isinstance(value, str) or not value.strip():
             raise ValueError("expected a non-empty string")

@@ -88,17 +88,35 @@ def _python_empty_body(prefix: str, suffix: str) -> bool | None:
     tree = parser.parse(source)
     last = len(head.encode("utf-8")) - 1
     node = tree.root_node.descendant_for_byte_range(last, last + 1)
-    while node is not None and node.type not in _PY_COMPOUND:
-        node = node.parent
-    if node is None:
-        return False
+    cursor_byte = len(prefix.encode("utf-8"))
+    line_start = max(prefix.rfind("\n"), prefix.rfind("\r")) + 1
+    cursor_indent = len(prefix) - line_start  # the cursor line is blank here
+    while node is not None:
+        while node is not None and node.type not in _PY_COMPOUND:
+            node = node.parent
+        if node is None:
+            return False
+        body = _body_of(node)
+        if body is None:
+            return head.endswith(":")
+        # A cursor dedented to the header's column (or left of it) has left a body that
+        # already holds something: look at the enclosing statement instead.
+        if cursor_indent <= node.start_point[1] and body.named_child_count > 0:
+            node = node.parent
+            continue
+        return _is_empty_body(body, cursor_byte)
+    return False
+
+
+def _body_of(node: Any) -> Any:
     body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
     if body is None:
         # e.g. `else_clause`, `except_clause` keep their block as a plain child
         body = next((c for c in node.children if c.type == "block"), None)
-    if body is None:
-        return head.endswith(":")
-    cursor_byte = len(prefix.encode("utf-8"))
+    return body
+
+
+def _is_empty_body(body: Any, cursor_byte: int) -> bool:
     for stmt in body.named_children:
         if stmt.type in _PY_FILLER:
             continue

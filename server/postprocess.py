@@ -75,13 +75,20 @@ def drop_suffix_overlap(completion: str, ctx: CursorContext) -> str:
         if _bracket_excess(line_head + candidate + ctx.line_suffix) <= _bracket_excess(
                 line_head + stripped + ctx.line_suffix):
             return head + candidate
-    while stripped and _bracket_excess(line_head + stripped + ctx.line_suffix) > \
-            _bracket_excess(line_head + ctx.line_suffix):
+    base = _bracket_excess(line_head + ctx.line_suffix)
+    while stripped and _bracket_excess(line_head + stripped + ctx.line_suffix) > base:
         k = next((k for k in range(min(len(stripped), len(line_suffix)), 0, -1)
                   if stripped.endswith(line_suffix[:k])), 0)
         if k == 0:
             break
         stripped = stripped[:-k].rstrip()
+    if _bracket_excess(line_head + stripped + ctx.line_suffix) > base and \
+            line_suffix[0] in _CLOSE:
+        # `def f(|)` + `x):` — the closer the line already has, followed by more text: the
+        # suggestion ends where the existing closer takes over.
+        cut = stripped.rfind(line_suffix[0])
+        if cut > 0 and _bracket_excess(line_head + stripped[:cut] + ctx.line_suffix) <= base:
+            stripped = stripped[:cut].rstrip()
     return head + stripped
 
 
@@ -127,7 +134,8 @@ def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
         if suffix_line and stripped == suffix_line and len(suffix_line) > 2 and \
                 not is_last_partial:
             return "\n".join(lines[:i]), True
-        if i >= 2 and not is_last_partial and line == lines[i - 1] == lines[i - 2]:
+        if i >= 2 and not is_last_partial and \
+                stripped == lines[i - 1].strip() == lines[i - 2].strip():
             # A degenerate loop (the same line three times): keep one copy.
             return "\n".join(lines[: i - 1]), True
     return text, False

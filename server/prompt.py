@@ -39,15 +39,44 @@ _CHARS_PER_TOKEN = 8
 
 
 def tail_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]:
-    """The longest tail of ``text`` that starts at a line start (or is the whole current line)
-    and encodes to at most ``budget`` tokens."""
+    """The longest tail of ``text`` that starts at a line start and encodes to at most
+    ``budget`` tokens; if even the last line is too long, the longest tail of that line."""
     if budget <= 0 or not text:
         return "", []
-    window = text[-budget * _CHARS_PER_TOKEN:]
-    starts = [s for s in line_starts(window)]
+    window = _window(text, budget, encode, from_end=True)
+    starts = line_starts(window)
     if len(window) < len(text):
-        starts = starts[1:] or [0]  # the window's first line is probably cut: skip it
-    # Binary search for the earliest line start whose tail fits.
+        starts = starts[1:]  # the window starts mid-line: that line cannot be whole
+    best = _earliest_fitting(window, starts, budget, encode)
+    if best is not None:
+        return best
+    # Even the last line is too long: keep as many of its last characters as fit.
+    line = window[starts[-1]:] if starts else window
+    lo, hi, best = 1, len(line), ("", [])
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ids = encode(line[-mid:])
+        if len(ids) <= budget:
+            best, lo = (line[-mid:], ids), mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _window(text: str, budget: int, encode: Encode, from_end: bool) -> str:
+    """A slice of ``text`` (its end or its start) big enough to hold every candidate: it is
+    either all of ``text`` or more than ``budget`` tokens. Avoids tokenizing a whole large file
+    on every keystroke."""
+    chars = budget * _CHARS_PER_TOKEN
+    while True:
+        window = text[-chars:] if from_end else text[:chars]
+        if len(window) == len(text) or len(encode(window)) > budget:
+            return window
+        chars *= 2  # a tokenizer that packs more characters per token than we assumed
+
+
+def _earliest_fitting(window: str, starts: list[int], budget: int,
+                      encode: Encode) -> tuple[str, list[int]] | None:
     lo, hi = 0, len(starts) - 1
     best: tuple[str, list[int]] | None = None
     while lo <= hi:
@@ -59,20 +88,18 @@ def tail_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]
             hi = mid - 1
         else:
             lo = mid + 1
-    if best is not None:
-        return best
-    # Even the last line is too long: keep its last characters.
-    piece = window[starts[-1]:]
-    ids = encode(piece)
-    return piece, ids[-budget:] if len(ids) > budget else ids
+    return best
 
 
 def head_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]:
     """The longest head of ``text`` that ends at a line end and fits in ``budget`` tokens."""
     if budget <= 0 or not text:
         return "", []
-    window = text[: budget * _CHARS_PER_TOKEN]
-    ends = [s for s in line_starts(window)[1:]] + [len(window)]
+    window = _window(text, budget, encode, from_end=False)
+    # A window shorter than the text ends mid-line: only its line ends are candidates.
+    ends = list(line_starts(window)[1:]) + ([len(window)] if len(window) == len(text) else [])
+    if not ends:
+        return "", []
     lo, hi = 0, len(ends) - 1
     best: tuple[str, list[int]] | None = None
     while lo <= hi:

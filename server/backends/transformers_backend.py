@@ -181,7 +181,6 @@ class TransformersBackend:
     def load(cls, source: ModelSource, config: Config, cache_dir: Path,
              progress: Progress | None = None) -> TransformersBackend:
         import torch
-
         from transformers.utils import logging as hf_logging
 
         # Progress bars would only clutter the server's log; progress goes through LSP.
