@@ -83,7 +83,7 @@ class Config:
     def model_key(self) -> tuple[Any, ...]:
         """The fields whose change requires loading the model again."""
         return (self.model, self.backend, self.quantization, self.device, self.threads,
-                self.cache_dir)
+                self.cache_dir, self.fake_token_delay)
 
 
 # Setting names as clients send them (camelCase, as VS Code settings are spelled).

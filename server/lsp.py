@@ -29,6 +29,7 @@ from pygls.lsp.server import LanguageServer
 from server import __version__
 from server.backends.base import CancelledError, CancelToken
 from server.config import Config, config_from_environment, parse_settings
+from server.documents import Document
 from server.engine import CompletionEngine, CompletionOutcome, load_backend
 from server.model_assets import ModelError
 from server.protocol import PingtiProtocol, read_messages
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
-_WORD_TAIL = re.compile(r"[A-Za-z0-9_]+$")
+_WORD_TAIL = re.compile(r"\w+$")  # identifiers, Unicode ones included
 
 
 class ModelState(enum.Enum):
@@ -65,6 +66,7 @@ class PingtiServer(LanguageServer):
         self.load_error = ""
         self._load_task: asyncio.Task[CompletionEngine | None] | None = None
         self.inflight: dict[str, CancelToken] = {}
+        self.exit_code = 0
 
     @property
     def pingti_protocol(self) -> PingtiProtocol:
@@ -81,7 +83,10 @@ class PingtiServer(LanguageServer):
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
             asyncio.run(read_messages(reader, self.pingti_protocol, self._stop_event))
-        except (KeyboardInterrupt, SystemExit, BrokenPipeError):
+        except SystemExit as exc:
+            # `exit` after `shutdown` is 0, without it 1 (LSP): keep pygls' code.
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except (KeyboardInterrupt, BrokenPipeError):
             pass
         finally:
             self.shutdown()
@@ -215,12 +220,15 @@ class PingtiServer(LanguageServer):
     # --- completion ------------------------------------------------------------------------
 
     async def complete_at(self, uri: str, position: types.Position
-                          ) -> tuple[CompletionOutcome | None, int]:
+                          ) -> tuple[CompletionOutcome | None, Document]:
+        """Complete at ``position``; also returns the document snapshot it completed, so the
+        answer is built on the text the model saw even if edits arrive meanwhile."""
         doc = self.pingti_protocol.documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(message=f"document is not open: {uri}")
         offset = doc.offset_at(position.line, position.character,
                                self.pingti_protocol.position_encoding)
+        snapshot = Document(uri, doc.text, doc.version, doc.language_id)
         text, language = doc.text, doc.language_id or _language_from_uri(uri)
         engine = await self.ready_engine()
         token = CancelToken()
@@ -235,7 +243,7 @@ class PingtiServer(LanguageServer):
             token.cancel("$/cancelRequest")
             raise
         except CancelledError:
-            return None, offset  # superseded: the newer request answers
+            return None, snapshot  # superseded: the newer request answers
         except MemoryError as exc:
             raise RequestFailed(message="pingti: out of memory while generating; lower "
                                 "contextTokens or use quantization") from exc
@@ -248,7 +256,7 @@ class PingtiServer(LanguageServer):
         finally:
             if self.inflight.get(uri) is token:
                 del self.inflight[uri]
-        return outcome, offset
+        return outcome, snapshot
 
 
 def _run_complete(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
@@ -296,7 +304,7 @@ def on_shutdown(ls: PingtiServer, *args: Any) -> None:
         token.cancel("shutdown")
 
 
-@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: PingtiServer, params: types.InlineCompletionParams
                             ) -> types.InlineCompletionList:
     outcome, _ = await ls.complete_at(params.text_document.uri, params.position)
@@ -309,15 +317,15 @@ async def inline_completion(ls: PingtiServer, params: types.InlineCompletionPara
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION)
 async def completion(ls: PingtiServer, params: types.CompletionParams) -> types.CompletionList:
-    outcome, offset = await ls.complete_at(params.text_document.uri, params.position)
+    outcome, doc = await ls.complete_at(params.text_document.uri, params.position)
     if outcome is None or not outcome.suggestion:
         return types.CompletionList(is_incomplete=True, items=[])
-    doc = ls.pingti_protocol.documents.get(params.text_document.uri)
-    assert doc is not None
+    enc = ls.pingti_protocol.position_encoding
+    offset = doc.offset_at(params.position.line, params.position.character, enc)
     # Replace the word being typed so clients that filter by it keep the item visible.
     m = _WORD_TAIL.search(doc.text[max(0, offset - 200):offset])
     word = m.group(0) if m else ""
-    line, col = doc.position_at(offset - len(word), ls.pingti_protocol.position_encoding)
+    line, col = doc.position_at(offset - len(word), enc)
     start = types.Position(line=line, character=col)
     text = word + outcome.suggestion
     first_line = text.split("\n", 1)[0].strip() or text.strip().split("\n", 1)[0]
@@ -325,11 +333,22 @@ async def completion(ls: PingtiServer, params: types.CompletionParams) -> types.
         label=first_line[:80] + ("…" if "\n" in text.strip() else ""),
         kind=types.CompletionItemKind.Snippet,
         detail="pingti",
-        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown,
-                                          value=f"```{doc.language_id}\n{text}\n```"),
+        documentation=_documentation(ls, text, doc.language_id),
         filter_text=text,
         sort_text="0000",
         insert_text_format=types.InsertTextFormat.PlainText,
         text_edit=types.TextEdit(range=types.Range(start=start, end=params.position),
                                  new_text=text),
     )])
+
+
+def _documentation(ls: PingtiServer, text: str, language: str) -> types.MarkupContent:
+    """The full suggestion, as Markdown only if the client said it renders Markdown."""
+    caps = ls.pingti_protocol.client_capabilities
+    item_caps = caps and caps.text_document and caps.text_document.completion and \
+        caps.text_document.completion.completion_item
+    formats = (item_caps and item_caps.documentation_format) or []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown,
+                                   value=f"```{language}\n{text}\n```")
+    return types.MarkupContent(kind=types.MarkupKind.PlainText, value=text)

@@ -16,10 +16,14 @@ run past the point where its output would be cut anyway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from server.context import CompletionMode, CursorContext
-from server.documents import split_lines
+from server.documents import line_starts, split_lines
+
+# The same line breaks as LSP and server.documents: \r\n, \r and \n.
+_BREAK = re.compile(r"\r\n|\r|\n")
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
@@ -65,7 +69,7 @@ def drop_suffix_overlap(completion: str, ctx: CursorContext) -> str:
     line_suffix = ctx.line_suffix.strip()
     if not line_suffix:
         return completion
-    last_nl = completion.rfind("\n")
+    last_nl = max(completion.rfind("\n"), completion.rfind("\r"))
     head, tail = completion[: last_nl + 1], completion[last_nl + 1:]
     line_head = ctx.line_prefix if last_nl == -1 else ""
     stripped = tail.rstrip()
@@ -101,7 +105,14 @@ def _first_suffix_line(ctx: CursorContext) -> str:
 
 def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
     """Keep the block; return (kept text, whether something was cut)."""
-    lines = text.split("\n")
+    lines = split_lines(text)
+    starts = line_starts(text)
+
+    def upto(i: int) -> str:
+        """The text of lines[:i], without the break after the last of them."""
+        end = starts[i]
+        return text[: end - (2 if text[end - 2:end] == "\r\n" else 1)]
+
     cursor_blank = not ctx.line_prefix.strip()
     # The block's indentation: the cursor's, if it sits on a blank indented line; else what the
     # first body line the model writes uses (it must be deeper than the current line).
@@ -122,22 +133,22 @@ def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
             if cursor_blank:
                 base = width  # cursor at column 0 of an empty body: the model sets the indent
             elif width <= current:
-                return "\n".join(lines[:i]), True
+                return upto(i), True
             else:
                 base = width
         stripped = line.strip()
         if width < base and not stripped.startswith(_CONTINUATIONS):
-            return "\n".join(lines[:i]), True
+            return upto(i), True
         if base == 0 and width == 0 and seen_blank:
             # Top level: one unit (a statement or a definition) per suggestion.
-            return "\n".join(lines[:i]), True
+            return upto(i), True
         if suffix_line and stripped == suffix_line and len(suffix_line) > 2 and \
                 not is_last_partial:
-            return "\n".join(lines[:i]), True
+            return upto(i), True
         if i >= 2 and not is_last_partial and \
                 stripped == lines[i - 1].strip() == lines[i - 2].strip():
             # A degenerate loop (the same line three times): keep one copy.
-            return "\n".join(lines[: i - 1]), True
+            return upto(i - 1), True
     return text, False
 
 
@@ -161,11 +172,12 @@ def strip_cursor_indent(text: str, ctx: CursorContext) -> str:
         return text
     if text.startswith(indent):
         return text[len(indent):]
-    first, nl, rest = text.partition("\n")
-    if not nl and indent.startswith(first):
+    m = _BREAK.search(text)
+    first, rest = (text[: m.start()], text[m.start():]) if m else (text, "")
+    if not m and indent.startswith(first):
         return ""  # the indentation is still being written
     # The model chose another indentation for this line: the cursor's wins.
-    return first.lstrip(" \t") + nl + rest
+    return first.lstrip(" \t") + rest
 
 
 def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tuple[str, bool]:
@@ -173,9 +185,9 @@ def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tup
     clean = cut_special(text, specials)
     cut = len(clean) < len(text)
     if ctx.mode is CompletionMode.SINGLE_LINE:
-        nl = clean.find("\n")
-        if nl != -1:
-            return clean[:nl], True
+        m = _BREAK.search(clean)
+        if m:
+            return clean[: m.start()], True
         return clean, cut
     kept, was_cut = _multi_line_cut(clean, ctx)
     return kept, cut or was_cut
@@ -184,8 +196,8 @@ def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tup
 def should_stop(text: str, ctx: CursorContext) -> bool:
     """True once generation has produced everything the suggestion will keep."""
     if ctx.mode is CompletionMode.SINGLE_LINE:
-        # The first line is complete. (A leading newline alone does not count: see postprocess.)
-        return "\n" in text
+        # The first line is complete (a leading line break ends it too: nothing to suggest).
+        return _BREAK.search(text) is not None
     return _multi_line_cut(text, ctx)[1]
 
 
@@ -193,7 +205,7 @@ def postprocess(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> 
     """The suggestion to show, or '' for none."""
     kept, _ = truncate(text, ctx, specials)
     if ctx.mode is CompletionMode.MULTI_LINE:
-        kept = "\n".join(line.rstrip() for line in kept.split("\n")).rstrip()
+        kept = "\n".join(line.rstrip() for line in split_lines(kept)).rstrip()
         if not ctx.line_prefix.strip() and kept.startswith("\n"):
             kept = kept.lstrip("\n")
     else:
@@ -201,4 +213,11 @@ def postprocess(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> 
     kept = drop_suffix_overlap(kept, ctx)
     if not kept.strip():
         return ""
-    return kept
+    eol = _document_eol(ctx)
+    return kept if eol == "\n" else _BREAK.sub(eol, kept)
+
+
+def _document_eol(ctx: CursorContext) -> str:
+    """The line break the document uses (its first one), so suggestions match it."""
+    m = _BREAK.search(ctx.prefix) or _BREAK.search(ctx.suffix)
+    return m.group(0) if m else "\n"

@@ -31,6 +31,7 @@ from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
     JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
@@ -67,6 +68,13 @@ class PingtiProtocol(LanguageServerProtocol):
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data and \
+                    self.get_message_type(str(data["method"])) is None and \
+                    str(data["method"]) not in self.fm.features:
+                # pygls' generic request type requires `params`; an unknown method without
+                # them is still an unknown method.
+                return _Invalid(data.get("id"), str(data["method"]),
+                                JsonRpcMethodNotFound.of(str(data["method"])))
             if isinstance(data, dict) and "id" in data and "method" in data:
                 err = exc if isinstance(exc, JsonRpcInvalidParams) else JsonRpcInvalidParams()
                 err.message = f"Invalid params for {data.get('method')!r}"
@@ -77,7 +85,13 @@ class PingtiProtocol(LanguageServerProtocol):
             raise
 
     def _reply_error(self, msg_id: Any, error: JsonRpcException) -> None:
-        self._send_response(msg_id, None, error.to_response_error())
+        if msg_id is None:
+            # pygls' serializer drops None fields, but JSON-RPC requires `"id": null` when the
+            # id could not be read: write this one by hand.
+            self._send_data({"jsonrpc": self.VERSION, "id": None,
+                             "error": {"code": error.code, "message": error.message}})
+        else:
+            self._send_response(msg_id, None, error.to_response_error())
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Invalid):
@@ -182,13 +196,11 @@ async def read_messages(reader: Any, protocol: PingtiProtocol, stop: threading.E
             message = json.loads(body, object_hook=protocol.structure_message)
         except (ValueError, UnicodeDecodeError) as exc:
             logger.warning("unparseable message body: %s", exc)
-            protocol._send_response(None, None,  # type: ignore[arg-type]  # spec: id null
-                                    JsonRpcParseError().to_response_error())
+            protocol._reply_error(None, JsonRpcParseError())
             continue
         except Exception:
             logger.exception("could not decode a message")
-            protocol._send_response(None, None,  # type: ignore[arg-type]  # spec: id null
-                                    JsonRpcInvalidRequest().to_response_error())
+            protocol._reply_error(None, JsonRpcInvalidRequest())
             continue
         try:
             protocol.handle_message(message)

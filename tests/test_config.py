@@ -355,7 +355,8 @@ def test_explicit_none_cache_dir_clears_base_value():
 # ---------------------------------------------------------------------------------------------
 # model_key
 
-MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir"}
+MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
+                "fake_token_delay"}
 
 
 @pytest.mark.parametrize("key", sorted(VALID))
