@@ -114,19 +114,23 @@ def _multi_line_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
         return text[: end - (2 if text[end - 2:end] == "\r\n" else 1)]
 
     cursor_blank = not ctx.line_prefix.strip()
-    # The block's indentation: the cursor's, if it sits on a blank indented line; else what the
-    # first body line the model writes uses (it must be deeper than the current line).
-    base: int | None = _indent_width(ctx.line_prefix) if cursor_blank and ctx.line_prefix \
-        else None
+    first = lines[0]
+    # The block's indentation: on a blank cursor line, that line's (the cursor's indentation plus
+    # whatever the model indents at the cursor); else what the first body line the model writes
+    # uses (it must be deeper than the current line).
+    base: int | None = _indent_width(ctx.line_prefix + first) \
+        if cursor_blank and (ctx.line_prefix or first.strip()) else None
     current = _indent_width(ctx.line_prefix)
     suffix_line = _first_suffix_line(ctx)
-    seen_blank = False
+    content_seen = bool(first.strip())
+    seen_blank = False  # a blank line after some content
     for i, line in enumerate(lines):
         if i == 0:
             continue
         if not line.strip():
-            seen_blank = True
+            seen_blank = seen_blank or content_seen
             continue
+        content_seen = True
         is_last_partial = i == len(lines) - 1
         width = _indent_width(line)
         if base is None:
@@ -207,7 +211,11 @@ def postprocess(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> 
     if ctx.mode is CompletionMode.MULTI_LINE:
         kept = "\n".join(line.rstrip() for line in split_lines(kept)).rstrip()
         if not ctx.line_prefix.strip() and kept.startswith("\n"):
+            # The model left the cursor line empty: its first line moves up to the cursor,
+            # which already has the line's indentation.
             kept = kept.lstrip("\n")
+            if ctx.line_prefix and kept.startswith(ctx.line_prefix):
+                kept = kept[len(ctx.line_prefix):]
     else:
         kept = kept.rstrip()
     kept = drop_suffix_overlap(kept, ctx)

@@ -335,3 +335,18 @@ def test_postprocess_output_shape(text: str, ctx: CursorContext) -> None:
     if ctx.mode is S:
         assert "\n" not in out
     assert postprocess(out, ctx) == out or ctx.line_suffix.strip()  # idempotent w/o overlap
+
+
+def test_idempotent_when_cursor_line_left_empty_at_top_level() -> None:
+    # Found by hypothesis: the leading break moved the base indentation between passes.
+    ctx = CursorContext(prefix="import os\n", suffix="\n", line_prefix="", line_suffix="",
+                        language="python", mode=CompletionMode.MULTI_LINE)
+    out = postprocess("\nx = 1\n    return y\nx = 1", ctx)
+    assert out == "x = 1\n    return y\nx = 1"
+    assert postprocess(out, ctx) == out
+
+
+def test_empty_cursor_line_then_indented_body_is_not_indented_twice() -> None:
+    ctx = CursorContext(prefix="def f():\n    ", suffix="\n", line_prefix="    ",
+                        line_suffix="", language="python", mode=CompletionMode.MULTI_LINE)
+    assert postprocess("\n    return 1", ctx) == "return 1"
