@@ -132,6 +132,18 @@ class PingtiProtocol(LanguageServerProtocol):
             return
         super().handle_message(message)
 
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Any:
+        # UTF-16 is the default; UTF-8 whenever the client offers it, whatever its order
+        # (cheaper to map, and what most non-JS editors use internally). pygls picks the
+        # client's first supported encoding, so put UTF-8 first.
+        general = params.capabilities.general
+        offered = list(general.position_encodings or []) if general else []
+        if general and types.PositionEncodingKind.Utf8 in offered:
+            general.position_encodings = [types.PositionEncodingKind.Utf8] + [
+                e for e in offered if e != types.PositionEncodingKind.Utf8]
+        return (yield from super().lsp_initialize(params))
+
     # --- documents ------------------------------------------------------------------------
 
     @property

@@ -37,8 +37,9 @@ EMOJI_DOC = f"{EMOJI_LINE0}\n{EMOJI_HEAD}{EMOJI_WORD} or 0\n"
     (["utf-16"], "utf-16"),
     (["utf-8"], "utf-8"),
     (["utf-8", "utf-16"], "utf-8"),
+    (["utf-16", "utf-8"], "utf-8"),  # UTF-8 whenever offered
     (["utf-32"], "utf-32"),
-], ids=["default", "utf16", "utf8", "utf8-preferred", "utf32"])
+], ids=["default", "utf16", "utf8", "utf8-preferred", "utf8-offered-second", "utf32"])
 async def test_columns_follow_negotiated_encoding(raw_client: LanguageClient,
                                                   offered: list[str] | None, negotiated: str):
     result = await start_session(raw_client, encodings=offered)
