@@ -52,8 +52,9 @@ def resolve_device(requested: Device) -> str:
 
 
 def resolve_quantization(requested: Quantization, device: str) -> Quantization:
-    # On CPU, bitsandbytes' 4/8-bit kernels decode slower than fp32 (see BENCHMARKS.md), so AUTO
-    # means full precision there; on CUDA it means NF4 weights with 16-bit compute (W4A16).
+    # On CPU, bitsandbytes NF4 prefills slower than fp32 and single-line latency (prefill-bound)
+    # is worse (see BENCHMARKS.md), so AUTO means full precision there; on CUDA it means NF4
+    # weights with 16-bit compute (W4A16).
     if requested is Quantization.AUTO:
         return Quantization.NF4 if device == "cuda" else Quantization.NONE
     return requested
