@@ -19,8 +19,9 @@ from typing import Any
 
 
 class Backend(enum.Enum):
-    AUTO = "auto"
+    AUTO = "auto"  # transformers on CUDA, llama.cpp on a CPU
     TRANSFORMERS = "transformers"
+    LLAMA_CPP = "llama.cpp"
     # Deterministic, model-free backend for the test-suite only; never a default.
     FAKE = "fake"
 
@@ -65,6 +66,15 @@ class Config:
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
     context_tokens: int = 768
+    # llama.cpp context window (KV cache size) in tokens: bounds memory (about 12 KB a token for
+    # the default model) and must hold the prompt budget plus the longest generation.
+    context_window: int = 2048
+    # The suffix is evaluated after the prefix (FIM order), so every keystroke re-evaluates it:
+    # keep it short (and within the cursor's block) so a cached prefix makes typing cheap.
+    suffix_tokens: int = 64
+    # The prompt may only start at every n-th line of the file, so its beginning (and the KV
+    # cache built on it) stays the same while the user types. 1 = any line.
+    align_lines: int = 32
     # Share of the budget given to the text before the cursor; the rest (at most) to the suffix.
     prefix_share: float = 0.75
     # A single line rarely needs more than ~40 tokens; a block body of a small function ~150.
@@ -85,7 +95,7 @@ class Config:
     def model_key(self) -> tuple[Any, ...]:
         """The fields whose change requires loading the model again."""
         return (self.model, self.backend, self.quantization, self.device, self.threads,
-                self.cache_dir, self.fake_token_delay)
+                self.cache_dir, self.fake_token_delay, self.context_window)
 
 
 # Setting names as clients send them (camelCase, as VS Code settings are spelled).
@@ -96,6 +106,9 @@ _ALIASES: dict[str, str] = {
     "device": "device",
     "threads": "threads",
     "contextTokens": "context_tokens",
+    "contextWindow": "context_window",
+    "suffixTokens": "suffix_tokens",
+    "alignLines": "align_lines",
     "prefixShare": "prefix_share",
     "maxTokensSingleLine": "max_tokens_single_line",
     "maxTokensMultiLine": "max_tokens_multi_line",
@@ -111,6 +124,9 @@ _ALIASES: dict[str, str] = {
 _RANGES: dict[str, tuple[float, float]] = {
     "threads": (0, 256),
     "context_tokens": (64, 32768),
+    "context_window": (256, 32768),
+    "suffix_tokens": (0, 32768),
+    "align_lines": (1, 4096),
     "prefix_share": (0.1, 1.0),
     "max_tokens_single_line": (1, 1024),
     "max_tokens_multi_line": (1, 4096),
@@ -160,6 +176,9 @@ _FIELD_TYPES: dict[str, Any] = {
     "device": Device,
     "threads": int,
     "context_tokens": int,
+    "context_window": int,
+    "suffix_tokens": int,
+    "align_lines": int,
     "prefix_share": float,
     "max_tokens_single_line": int,
     "max_tokens_multi_line": int,

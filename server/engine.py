@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from server.backends.base import CancelledError, CancelToken, GenerationRequest, ModelBackend
 from server.cache import CompletionCache, request_key
-from server.config import Backend, Config
+from server.config import Backend, Config, Device
 from server.context import CompletionMode, build_context
-from server.model_assets import cache_root, resolve_model
+from server.model_assets import ModelFormat, ModelSource, cache_root, resolve_model
 from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
-from server.prompt import build_prompt
+from server.prompt import block_suffix, build_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class CompletionOutcome:
     decode_s: float = 0.0
     total_s: float = 0.0
     finish: str = ""
+    # Prompt tokens served from the backend's KV cache instead of being evaluated again.
+    reused_tokens: int = 0
 
 
 def load_backend(config: Config, progress: Callable[[str], None] | None = None) -> ModelBackend:
@@ -51,11 +53,40 @@ def load_backend(config: Config, progress: Callable[[str], None] | None = None) 
         from server.backends.fake import FakeBackend
 
         return FakeBackend(token_delay=config.fake_token_delay)
-    from server.backends.transformers_backend import TransformersBackend
-
     cache_dir = cache_root(config.cache_dir)
     source = resolve_model(config.model, cache_dir, progress)
+    if resolve_backend(config, source) is Backend.LLAMA_CPP:
+        from server.backends.llamacpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend.load(source, config, cache_dir, progress)
+    from server.backends.transformers_backend import TransformersBackend
+
     return TransformersBackend.load(source, config, cache_dir, progress)
+
+
+def resolve_backend(config: Config, source: ModelSource) -> Backend:
+    """AUTO: transformers (bitsandbytes 4-bit) on CUDA; llama.cpp on a CPU for a GGUF model."""
+    if config.backend is not Backend.AUTO:
+        return config.backend
+    if config.device is Device.CUDA or (config.device is Device.AUTO and _cuda_available()):
+        return Backend.TRANSFORMERS
+    if source.format is ModelFormat.GGUF and _llama_cpp_available():
+        return Backend.LLAMA_CPP
+    return Backend.TRANSFORMERS
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _llama_cpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 class CompletionEngine:
@@ -82,7 +113,8 @@ class CompletionEngine:
     def _settings_key(self) -> str:
         c = self.config
         return repr((c.context_tokens, c.prefix_share, c.max_tokens_single_line,
-                     c.max_tokens_multi_line, c.temperature, c.top_p, c.seed))
+                     c.max_tokens_multi_line, c.temperature, c.top_p, c.seed,
+                     c.suffix_tokens, c.align_lines))
 
     def complete(self, uri: str, text: str, offset: int, language: str,
                  cancel: CancelToken) -> CompletionOutcome:
@@ -101,8 +133,11 @@ class CompletionEngine:
             return CompletionOutcome(hit, ctx.mode, Source.CACHE,
                                      total_s=time.perf_counter() - t0)
         cfg = self.config
-        prompt = build_prompt(prompt_prefix(ctx), ctx.suffix, self.backend.encode, self.backend.info.fim,
-                              self._fim_ids, cfg.context_tokens, cfg.prefix_share)
+        suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
+        prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,
+                              self.backend.info.fim, self._fim_ids, cfg.context_tokens,
+                              cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
+
         max_new = (cfg.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
                    else cfg.max_tokens_multi_line)
         result = self.backend.generate(
@@ -117,11 +152,16 @@ class CompletionEngine:
         self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, skey)
         outcome = CompletionOutcome(
             suggestion, ctx.mode, Source.MODEL, prompt.n_tokens, len(result.token_ids),
-            result.prefill_s, result.decode_s, time.perf_counter() - t0, result.finish.value)
+            result.prefill_s, result.decode_s, time.perf_counter() - t0, result.finish.value,
+            int(result.extra.get("reused_tokens", 0)))
         logger.info(
             "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
-            "decode=%.3fs total=%.3fs finish=%s chars=%d", uri, ctx.mode.value,
+            "decode=%.3fs total=%.3fs finish=%s chars=%d reused_tokens=%d", uri, ctx.mode.value,
             outcome.prompt_tokens, outcome.generated_tokens, outcome.prefill_s,
-            outcome.decode_s, outcome.total_s, outcome.finish, len(suggestion))
+            outcome.decode_s, outcome.total_s, outcome.finish, len(suggestion),
+            outcome.reused_tokens)
         return outcome
 
+
+def _indent(line_prefix: str) -> int:
+    return len(line_prefix) - len(line_prefix.lstrip())

@@ -214,8 +214,8 @@ def postprocess(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> 
             # The model left the cursor line empty: its first line moves up to the cursor,
             # which already has the line's indentation.
             kept = kept.lstrip("\n")
-            if ctx.line_prefix and kept.startswith(ctx.line_prefix):
-                kept = kept[len(ctx.line_prefix):]
+            if ctx.line_prefix:
+                kept = kept.lstrip(" \t")  # the cursor's indentation wins
     else:
         kept = kept.rstrip()
     kept = drop_suffix_overlap(kept, ctx)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.backends.base import FimTokens
-from server.documents import line_starts
+from server.documents import line_starts, split_lines
 
 Encode = Callable[[str], list[int]]
 
@@ -114,6 +114,41 @@ def head_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]
     return best if best is not None else ("", [])
 
 
+def aligned_tail(text: str, budget: int, encode: Encode, align_lines: int
+                 ) -> tuple[str, list[int]]:
+    """Like :func:`tail_within`, but the tail may only start at every ``align_lines``-th line
+    of the document.
+
+    Why: a backend that keeps the KV cache of the previous prompt can only reuse it while the
+    prompt's beginning stays the same. With a start that moves line by line, every new line
+    typed would shift it and throw the cache away; aligned, it stays put until the budget
+    overflows, then jumps ``align_lines`` lines at once (one cold prefill).
+    """
+    if align_lines <= 1 or budget <= 0 or not text:
+        return tail_within(text, budget, encode)
+    window = _window(text, budget, encode, from_end=True)
+    base = len(text) - len(window)
+    candidates = [s - base for i, s in enumerate(line_starts(text))
+                  if i % align_lines == 0 and s >= base]
+    best = _earliest_fitting(window, candidates, budget, encode)
+    return best if best is not None else tail_within(text, budget, encode)
+
+
+def block_suffix(suffix: str, indent: int) -> str:
+    """The suffix up to the end of the cursor's block: stop before the first line after the
+    current one that is indented less than ``indent`` columns. Keeps the suffix short and
+    stable while the user types inside a block."""
+    if indent <= 0:
+        return suffix
+    starts = line_starts(suffix)
+    lines = split_lines(suffix)
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            return suffix[: starts[i]]
+    return suffix
+
+
 def build_prompt(
     prefix: str,
     suffix: str,
@@ -122,14 +157,22 @@ def build_prompt(
     fim_ids: tuple[int, int, int] | None,
     budget: int,
     prefix_share: float,
+    suffix_max_tokens: int | None = None,
+    align_lines: int = 1,
 ) -> Prompt:
+    """The FIM prompt. ``suffix_max_tokens`` caps the suffix below its share of the budget;
+    ``align_lines`` > 1 keeps the prompt's start stable while typing (see :func:`aligned_tail`).
+    """
     if fim is None or fim_ids is None:
-        text, ids = tail_within(prefix, budget, encode)
+        text, ids = aligned_tail(prefix, budget, encode, align_lines)
         return Prompt(ids, text, "", len(ids), 0)
     room = max(budget - 3, 1)
     prefix_budget = max(1, int(room * prefix_share))
-    p_text, p_ids = tail_within(prefix, prefix_budget, encode)
-    s_text, s_ids = head_within(suffix, room - len(p_ids), encode)
+    p_text, p_ids = aligned_tail(prefix, prefix_budget, encode, align_lines)
+    s_room = room - len(p_ids)
+    if suffix_max_tokens is not None:
+        s_room = min(s_room, suffix_max_tokens)
+    s_text, s_ids = head_within(suffix, s_room, encode)
     pre, suf, mid = fim_ids
     ids = [pre, *p_ids, suf, *s_ids, mid]
     return Prompt(ids, p_text, s_text, len(p_ids), len(s_ids))

@@ -41,6 +41,9 @@ VALID = {
     "cacheDir": ("cache_dir", "/tmp/pingti-cache", "/tmp/pingti-cache"),
     "logLevel": ("log_level", "debug", LogLevel.DEBUG),
     "fakeTokenDelay": ("fake_token_delay", 0.25, 0.25),
+    "contextWindow": ("context_window", 4096, 4096),
+    "suffixTokens": ("suffix_tokens", 16, 16),
+    "alignLines": ("align_lines", 8, 8),
 }
 
 
@@ -356,7 +359,7 @@ def test_explicit_none_cache_dir_clears_base_value():
 # model_key
 
 MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
-                "fake_token_delay"}
+                "fake_token_delay", "context_window"}
 
 
 @pytest.mark.parametrize("key", sorted(VALID))

@@ -32,16 +32,18 @@ SUFFIX = textwrap.dedent('''\
     ''')
 
 
-async def _session() -> PingtiClient:
+async def _session(options: dict[str, str]) -> PingtiClient:
     client = PingtiClient()
-    await client.start({})
+    await client.start(options)
     await client.wait_ready(timeout=900)
     return client
 
 
-def test_real_model_completes_a_function_through_lsp() -> None:
+@pytest.mark.parametrize("options", [{}, {"backend": "transformers"}],
+                         ids=["default-backend", "transformers"])
+def test_real_model_completes_a_function_through_lsp(options: dict[str, str]) -> None:
     async def run() -> None:
-        client = await _session()
+        client = await _session(options)
         try:
             uri = "file:///real/running_max.py"
             client.open(uri, PREFIX + "        " + SUFFIX)

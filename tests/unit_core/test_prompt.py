@@ -250,3 +250,36 @@ def test_cursor_keystroke_changes_only_end_of_prefix_ids() -> None:
     b = build_prompt(lines + "x = fo", "\n", ENC, FIM, FIM_IDS, 300, 0.75)
     n = a.prefix_tokens
     assert b.ids[1:1 + n] == a.ids[1:1 + n]
+
+
+# --- cache-friendly prompts ---------------------------------------------------------------------
+
+def test_aligned_tail_start_stays_put_while_typing() -> None:
+    from server.prompt import aligned_tail
+
+    doc = "".join(f"line_{i} = {i}\n" for i in range(200))
+    first, _ = aligned_tail(doc, 400, ENC, 16)
+    assert len(first) <= 400 - 5, "test needs headroom for the typed text"
+    start = len(doc) - len(first)
+    # The start is a line whose index is a multiple of 16.
+    assert doc[:start].count("\n") % 16 == 0
+    typed = doc + "x = 1"
+    second, _ = aligned_tail(typed, 400, ENC, 16)
+    assert len(typed) - len(second) == start, "one keystroke moved the prompt start"
+
+
+def test_aligned_tail_falls_back_when_no_aligned_start_fits() -> None:
+    from server.prompt import aligned_tail
+
+    doc = "a = 1\n" * 40
+    piece, ids = aligned_tail(doc, 10, ENC, 32)
+    assert len(ids) <= 10 and piece and doc.endswith(piece)
+
+
+def test_block_suffix_stops_at_the_end_of_the_block() -> None:
+    from server.prompt import block_suffix
+
+    suffix = "\n        return x\n    y = 2\n\ndef g():\n    pass\n"
+    assert block_suffix(suffix, 8) == "\n        return x\n"
+    assert block_suffix(suffix, 4) == "\n        return x\n    y = 2\n\n"
+    assert block_suffix(suffix, 0) == suffix
