@@ -124,12 +124,14 @@ class CompletionEngine:
         rest = self.cache.typed_through(uri, ctx.prefix, ctx.suffix, skey)
         if rest is not None:
             self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, rest, skey)
+            logger.info("completion uri=%s source=typed_through chars=%d", uri, len(rest))
             return CompletionOutcome(rest, ctx.mode, Source.TYPED_THROUGH,
                                      total_s=time.perf_counter() - t0)
         key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
         hit = self.cache.get(key)
         if hit is not None:
             self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit, skey)
+            logger.info("completion uri=%s source=cache chars=%d", uri, len(hit))
             return CompletionOutcome(hit, ctx.mode, Source.CACHE,
                                      total_s=time.perf_counter() - t0)
         cfg = self.config

@@ -1,0 +1,223 @@
+"""Latency while typing: a replayed keystroke sequence through the real LSP server.
+
+    .venv/bin/python benchmarks/keystrokes.py --repeats 3 --out benchmarks/out/keystrokes.json
+
+An editor-like client opens a ~2,000-token Python file (the start of the standard library's
+``textwrap.py``) and types new code into it character by character, with seeded, realistic
+pauses (60–220 ms between keys, longer after words and at line ends). After every keystroke it
+sends the incremental ``didChange`` and an automatic ``textDocument/inlineCompletion``; when the
+next key comes before the answer, it cancels the outstanding request (``$/cancelRequest``), as
+VS Code does. Reported: latency of every request that was answered (p50/p95), the first (cold)
+request separately, how many were answered vs cancelled, and the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lsprotocol import types  # noqa: E402
+
+from server.lspclient import PingtiClient, position_of  # noqa: E402
+
+# What the user types, at the end of a function body in the file (lines of a new helper).
+TYPED = (
+    "\n\ndef count_words(text):\n"
+    "    words = text.split()\n"
+    "    return len(words)\n"
+)
+
+
+def base_document(target_tokens: int = 2000) -> str:
+    import textwrap as tw
+
+    source = Path(tw.__file__).read_text(encoding="utf-8")
+    # ~3.6 characters per token for this file with the Qwen tokenizer.
+    cut = source.rfind("\n\n", 0, int(target_tokens * 3.6))
+    return source[:cut] + "\n"
+
+
+def keystroke_delays(text: str, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    delays = []
+    for ch in text:
+        d = rng.uniform(0.06, 0.22)
+        if ch in " (":
+            d += rng.uniform(0.1, 0.4)  # between words
+        if ch == "\n":
+            d += rng.uniform(0.4, 1.0)  # reading the line, thinking
+        delays.append(d)
+    return delays
+
+
+async def replay(options: dict[str, object], seed: int, env: dict[str, str],
+                 log_file: str) -> dict[str, object]:
+    client = PingtiClient()
+    cmd = [sys.executable, "-m", "server", "--log-level", "info", "--log-file", log_file]
+    await client.start(options, server_cmd=cmd, env=env)
+    await client.wait_ready()
+    uri = "file:///bench/typing.py"
+    doc = base_document()
+    client.open(uri, doc)
+    lc = client.client
+    version = 1
+    answered: list[float] = []
+    cancelled = 0
+    pending: tuple[str, asyncio.Future[object], float] | None = None
+    done_at: dict[str, float] = {}
+
+    async def request(i: int) -> tuple[str, asyncio.Future[object], float]:
+        line, col = position_of(doc, len(doc))
+        msg_id = f"k{seed}-{i}"
+        fut = asyncio.wrap_future(lc.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=col),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic)),
+            msg_id=msg_id))
+        def _done(f: asyncio.Future[object]) -> None:
+            done_at[msg_id] = time.perf_counter()
+            if not f.cancelled():
+                f.exception()  # a cancelled request's error is expected: mark it retrieved
+
+        fut.add_done_callback(_done)
+        return msg_id, fut, time.perf_counter()
+
+    # Cold: the first request on the freshly opened file.
+    first_id, fut, t = await request(-1)
+    await fut
+    cold = done_at.get(first_id, time.perf_counter()) - t
+    delays = keystroke_delays(TYPED, seed)
+    for i, ch in enumerate(TYPED):
+        line, col = position_of(doc, len(doc))
+        doc += ch
+        version += 1
+        lc.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=types.Position(line=line, character=col),
+                                  end=types.Position(line=line, character=col)),
+                text=ch)]))
+        if pending is not None and not pending[1].done():
+            lc.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=pending[0]))
+            cancelled += 1
+        pending = await request(i)
+        sent_at = pending[2]
+        try:
+            await asyncio.wait_for(asyncio.shield(pending[1]), delays[i])
+        except (asyncio.TimeoutError, Exception):
+            pass
+        fut = pending[1]
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            # Answered before the next key: its latency is what the user waited.
+            answered.append(done_at[pending[0]] - sent_at)
+        else:
+            await asyncio.sleep(max(0.0, delays[i] - (time.perf_counter() - sent_at)))
+    if pending is not None:
+        try:
+            await asyncio.wait_for(pending[1], 60)
+            answered.append(done_at[pending[0]] - pending[2])
+        except Exception:
+            pass
+    rss = client.peak_rss_bytes()
+    await client.stop()
+    return {"cold_s": cold, "answered": answered, "cancelled": cancelled, "peak_rss": rss,
+            "keys": len(TYPED)}
+
+
+_CALL = re.compile(r"prompt_tokens=(\d+) .*total=([\d.]+)s finish=(\w+) .*reused_tokens=(\d+)")
+
+
+def _model_calls(log: str) -> list[tuple[float, int]]:
+    """(total seconds, prompt tokens evaluated) of each finished model call in a server log."""
+    calls = []
+    for line in Path(log).read_text().splitlines():
+        m = _CALL.search(line)
+        if m and m.group(3) != "cancelled":
+            calls.append((float(m.group(2)), int(m.group(1)) - int(m.group(4))))
+    return calls
+
+
+def _cache_answers(log: str) -> int:
+    text = Path(log).read_text()
+    return text.count("source=typed_through") + text.count("source=cache")
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value) if value[:1] in "0123456789[{\"tf-" else value
+    env = {"PINGTI_CACHE_DIR": args.cache_dir} if args.cache_dir else {}
+    tmp = tempfile.mkdtemp(prefix="pingti-keys-")
+    logs = [os.path.join(tmp, f"server-{seed}.log") for seed in range(args.repeats)]
+    runs = [await replay(options, seed, env, log) for seed, log in zip(
+        range(args.repeats), logs, strict=True)]
+    model_calls = [m for log in logs for m in _model_calls(log)]
+    lat = [x for r in runs for x in r["answered"]]  # type: ignore[attr-defined]
+    rss = [int(r["peak_rss"]) for r in runs if r["peak_rss"]]  # type: ignore[call-overload]
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "options": options,
+        "keystrokes_per_run": runs[0]["keys"],
+        "runs": len(runs),
+        "cold_first_request_s_median": round(statistics.median(
+            float(r["cold_s"]) for r in runs), 3),  # type: ignore[arg-type]
+        "answered": len(lat),
+        "cancelled_by_next_key": sum(int(r["cancelled"]) for r in runs),  # type: ignore[call-overload]
+        "p50_s": round(_pct(lat, 0.5), 3) if lat else None,
+        "p95_s": round(_pct(lat, 0.95), 3) if lat else None,
+        "served_from_cache": sum(_cache_answers(log) for log in logs),
+        "model_calls": len(model_calls),
+        "model_call_total_s_p50": round(_pct([m[0] for m in model_calls], 0.5), 3)
+        if model_calls else None,
+        "model_call_total_s_p95": round(_pct([m[0] for m in model_calls], 0.95), 3)
+        if model_calls else None,
+        "prompt_tokens_evaluated_median": statistics.median(m[1] for m in model_calls)
+        if model_calls else None,
+        "peak_rss_mb_max": round(max(rss) / 2**20) if rss else None,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE")
+    ap.add_argument("--cache-dir")
+    ap.add_argument("--out", default="benchmarks/out/keystrokes.json")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    report = asyncio.run(main_async(args))
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print("| metric | value |\n|---|---|")
+    for k, v in report.items():
+        print(f"| {k} | {v} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
