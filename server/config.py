@@ -84,6 +84,9 @@ class Config:
     temperature: float = 0.0
     top_p: float = 0.95
     seed: int = 0
+    # Longest wait before running the model for an automatic request while the user types fast
+    # (adaptive: a bit longer than their recent gap between keys; 0 turns debouncing off).
+    debounce_ms: int = 150
     # Completions kept by the request cache (identical requests, typed-through suggestions).
     cache_entries: int = 256
     # Overrides the XDG cache dir for assembled/converted models.
@@ -116,6 +119,7 @@ _ALIASES: dict[str, str] = {
     "topP": "top_p",
     "seed": "seed",
     "cacheEntries": "cache_entries",
+    "debounceMs": "debounce_ms",
     "cacheDir": "cache_dir",
     "logLevel": "log_level",
     "fakeTokenDelay": "fake_token_delay",
@@ -134,6 +138,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "top_p": (0.01, 1.0),
     "seed": (0, 2**31 - 1),
     "cache_entries": (0, 100_000),
+    "debounce_ms": (0, 5000),
     "fake_token_delay": (0.0, 10.0),
 }
 
@@ -186,6 +191,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "top_p": float,
     "seed": int,
     "cache_entries": int,
+    "debounce_ms": int,
     "cache_dir": "str | None",
     "log_level": LogLevel,
     "fake_token_delay": float,

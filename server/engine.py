@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from server.backends.base import CancelledError, CancelToken, GenerationRequest, ModelBackend
 from server.cache import CompletionCache, request_key
 from server.config import Backend, Config, Device
-from server.context import CompletionMode, build_context
+from server.context import CompletionMode, CursorContext, build_context
 from server.model_assets import ModelFormat, ModelSource, cache_root, resolve_model
 from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
 from server.prompt import block_suffix, build_prompt
@@ -116,11 +116,18 @@ class CompletionEngine:
                      c.max_tokens_multi_line, c.temperature, c.top_p, c.seed,
                      c.suffix_tokens, c.align_lines))
 
-    def complete(self, uri: str, text: str, offset: int, language: str,
-                 cancel: CancelToken) -> CompletionOutcome:
+    def cached(self, uri: str, text: str, offset: int, language: str) -> CompletionOutcome | None:
+        """The answer if it needs no model call (typed-through or identical request), else None.
+
+        NOTE: called on the event loop while the worker may be inside :meth:`complete`; it only
+        reads and updates the cache's dicts, whose single operations are atomic under the GIL.
+        """
         t0 = time.perf_counter()
         ctx = build_context(text, offset, language)
-        skey = self._settings_key()
+        return self._from_cache(uri, ctx, self._settings_key(), t0)
+
+    def _from_cache(self, uri: str, ctx: CursorContext, skey: str, t0: float
+                    ) -> CompletionOutcome | None:
         rest = self.cache.typed_through(uri, ctx.prefix, ctx.suffix, skey)
         if rest is not None:
             self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, rest, skey)
@@ -134,6 +141,17 @@ class CompletionEngine:
             logger.info("completion uri=%s source=cache chars=%d", uri, len(hit))
             return CompletionOutcome(hit, ctx.mode, Source.CACHE,
                                      total_s=time.perf_counter() - t0)
+        return None
+
+    def complete(self, uri: str, text: str, offset: int, language: str,
+                 cancel: CancelToken) -> CompletionOutcome:
+        t0 = time.perf_counter()
+        ctx = build_context(text, offset, language)
+        skey = self._settings_key()
+        cached = self._from_cache(uri, ctx, skey, t0)
+        if cached is not None:
+            return cached
+        key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
         cfg = self.config
         suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
         prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,

@@ -29,6 +29,7 @@ from pygls.lsp.server import LanguageServer
 from server import __version__
 from server.backends.base import CancelledError, CancelToken
 from server.config import Config, config_from_environment, parse_settings
+from server.debounce import Debouncer
 from server.documents import Document
 from server.engine import CompletionEngine, CompletionOutcome, load_backend
 from server.model_assets import ModelError
@@ -67,6 +68,7 @@ class PingtiServer(LanguageServer):
         self._load_task: asyncio.Task[CompletionEngine | None] | None = None
         self.inflight: dict[str, CancelToken] = {}
         self.exit_code = 0
+        self.debouncer = Debouncer(self.config.debounce_ms / 1000)
 
     @property
     def pingti_protocol(self) -> PingtiProtocol:
@@ -127,14 +129,17 @@ class PingtiServer(LanguageServer):
         for err in parsed.errors:
             self.notify_user(err)
         old, self.config = self.config, parsed.config
+        self.debouncer.max_delay_s = self.config.debounce_ms / 1000
         logging.getLogger("server").setLevel(self.config.log_level.value.upper())
         if self.state is ModelState.NOT_LOADED:
             return
         if old.model_key() != self.config.model_key() or self.state is ModelState.FAILED:
             self.start_loading()
         elif self.engine is not None:
-            engine, cfg = self.engine, self.config
-            self.worker.submit(engine.update_config, cfg)
+            # Applied right away (not queued behind the worker): the cache fast path runs on
+            # the event loop and must not answer with the old settings. Cache entries are keyed
+            # by the settings, so a generation still running with the old ones cannot leak.
+            self.engine.update_config(self.config)
 
     # --- model lifecycle -------------------------------------------------------------------
 
@@ -219,7 +224,7 @@ class PingtiServer(LanguageServer):
 
     # --- completion ------------------------------------------------------------------------
 
-    async def complete_at(self, uri: str, position: types.Position
+    async def complete_at(self, uri: str, position: types.Position, automatic: bool = False
                           ) -> tuple[CompletionOutcome | None, Document]:
         """Complete at ``position``; also returns the document snapshot it completed, so the
         answer is built on the text the model saw even if edits arrive meanwhile."""
@@ -236,7 +241,15 @@ class PingtiServer(LanguageServer):
             older.cancel("superseded by a newer request")
         self.inflight[uri] = token
         loop = asyncio.get_running_loop()
+        delay = self.debouncer.delay(uri, loop.time()) if automatic else 0.0
         try:
+            # Answers that need no model skip the worker queue and the debounce.
+            if (quick := engine.cached(uri, text, offset, language)) is not None:
+                return quick, snapshot
+            if delay > 0:
+                await asyncio.sleep(delay)
+                if token.cancelled:  # the user typed on: the newer request answers
+                    return None, snapshot
             outcome = await loop.run_in_executor(
                 self.worker, _run_complete, engine, uri, text, offset, language, token)
         except asyncio.CancelledError:
@@ -307,7 +320,8 @@ def on_shutdown(ls: PingtiServer, *args: Any) -> None:
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: PingtiServer, params: types.InlineCompletionParams
                             ) -> types.InlineCompletionList:
-    outcome, _ = await ls.complete_at(params.text_document.uri, params.position)
+    automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+    outcome, _ = await ls.complete_at(params.text_document.uri, params.position, automatic)
     if outcome is None or not outcome.suggestion:
         return types.InlineCompletionList(items=[])
     pos = params.position
@@ -317,7 +331,9 @@ async def inline_completion(ls: PingtiServer, params: types.InlineCompletionPara
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION)
 async def completion(ls: PingtiServer, params: types.CompletionParams) -> types.CompletionList:
-    outcome, doc = await ls.complete_at(params.text_document.uri, params.position)
+    automatic = params.context is not None and \
+        params.context.trigger_kind != types.CompletionTriggerKind.Invoked
+    outcome, doc = await ls.complete_at(params.text_document.uri, params.position, automatic)
     if outcome is None or not outcome.suggestion:
         return types.CompletionList(is_incomplete=True, items=[])
     enc = ls.pingti_protocol.position_encoding

@@ -44,6 +44,7 @@ VALID = {
     "contextWindow": ("context_window", 4096, 4096),
     "suffixTokens": ("suffix_tokens", 16, 16),
     "alignLines": ("align_lines", 8, 8),
+    "debounceMs": ("debounce_ms", 50, 50),
 }
 
 
