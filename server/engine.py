@@ -154,12 +154,16 @@ class CompletionEngine:
         key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
         cfg = self.config
         suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
-        prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,
-                              self.backend.info.fim, self._fim_ids, cfg.context_tokens,
-                              cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
-
         max_new = (cfg.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
                    else cfg.max_tokens_multi_line)
+        # Memory guard: a backend with a fixed context (llama.cpp's KV cache) must hold the
+        # prompt and the generation; the prompt budget shrinks to fit instead of failing.
+        budget = cfg.context_tokens
+        if self.backend.info.context_window:
+            budget = max(16, min(budget, self.backend.info.context_window - max_new))
+        prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,
+                              self.backend.info.fim, self._fim_ids, budget,
+                              cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
         result = self.backend.generate(
             GenerationRequest(prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
                               stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx)),

@@ -108,6 +108,8 @@ class ModelInfo:
     special_tokens: frozenset[str]
     load_s: float = 0.0
     weight_bytes: int = 0
+    # Tokens the backend can hold for prompt + generation (0 = limited by memory only).
+    context_window: int = 0
 
 
 class ModelBackend(Protocol):

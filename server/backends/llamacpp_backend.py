@@ -90,6 +90,7 @@ class LlamaCppBackend:
             special_tokens=frozenset(specials),
             load_s=time.perf_counter() - t0,
             weight_bytes=source.path.stat().st_size,
+            context_window=int(llm.n_ctx()),
         )
         logger.info("llama.cpp model ready: %s (%d threads)", info, threads)
         return cls(llm, info, frozenset(special_ids))

@@ -209,3 +209,20 @@ def test_settings_change_is_part_of_the_cache_key() -> None:
     engine.config = dataclasses.replace(engine.config, max_tokens_single_line=4)
     out = complete(engine, LINE_DOC)
     assert out.source is Source.MODEL and out.suggestion == "valu"
+
+
+def test_prompt_budget_shrinks_to_the_backend_context_window() -> None:
+    import dataclasses
+
+    from server.backends.base import CancelToken
+    from server.backends.fake import FakeBackend
+    from server.config import Config
+    from server.engine import CompletionEngine
+
+    backend = FakeBackend()
+    backend.info = dataclasses.replace(backend.info, context_window=300)
+    config = Config(context_tokens=2000, max_tokens_multi_line=100, max_tokens_single_line=100)
+    engine = CompletionEngine(backend, config)
+    text = "".join(f"value_{i} = {i}\n" for i in range(400)) + "x = "
+    out = engine.complete("file:///w.py", text, len(text), "python", CancelToken())
+    assert out.prompt_tokens + 100 <= 300
