@@ -166,7 +166,8 @@ class CompletionEngine:
                               cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
         result = self.backend.generate(
             GenerationRequest(prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
-                              stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx)),
+                              stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx),
+                              cache_key=uri),
             cancel,
         )
         if cancel.cancelled:

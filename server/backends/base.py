@@ -51,6 +51,9 @@ class GenerationRequest:
     seed: int = 0
     # Called with the text generated so far after each step; True ends generation (STOP).
     stop: Callable[[str], bool] | None = None
+    # Whose KV cache this prompt extends (the document URI): backends that keep caches per
+    # document use it to pick the right one.
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)

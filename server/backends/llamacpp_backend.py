@@ -6,8 +6,10 @@ KV cache of the previous prompt, so a request whose prompt starts with the previ
 user typed a few characters) only evaluates the new tokens. On a CPU that reuse decides latency:
 a cold 750-token prefill takes seconds, a reused one tens of milliseconds.
 
-NOTE: llama.cpp holds one KV cache per context. The cache therefore belongs to the most recent
-prompt, whichever document it came from; switching documents costs one cold prefill.
+llama.cpp holds one KV cache per context. When a request comes for another document, the KV
+state of the current one is copied out (about 12 KB a token for the default model) into a small
+LRU of per-document states, and the new document's saved state, if any, is copied back in: going
+back to a file you were typing in costs a copy, not a cold prefill.
 
 llama_cpp is imported lazily: importing this module is cheap.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,16 @@ logger = logging.getLogger(__name__)
 
 
 class LlamaCppBackend:
+    # Saved per-document KV states; 8 documents x ~5 MB for a 400-token prompt.
+    MAX_SAVED_STATES = 8
+
     def __init__(self, llm: Any, info: ModelInfo, special_ids: frozenset[int]) -> None:
         self._llm = llm
         self.info = info
         self._special_ids = special_ids
         self._stop_ids = special_ids
+        self._owner: str | None = None  # cache_key of the prompt now in the KV cache
+        self._states: OrderedDict[str, tuple[list[int], bytes]] = OrderedDict()
         self.last_reused_tokens = 0  # prompt tokens served from the KV cache by the last call
 
     @classmethod
@@ -109,13 +117,44 @@ class LlamaCppBackend:
 
     def cached_prefix(self, prompt_ids: Sequence[int]) -> int:
         """How many leading prompt tokens are already in the KV cache."""
-        n = 0
-        cached = self._llm._input_ids
-        for a, b in zip(cached, prompt_ids, strict=False):
-            if a != b:
-                break
-            n += 1
+        n = _common_prefix(self._llm._input_ids, prompt_ids)
         return min(n, len(prompt_ids) - 1) if prompt_ids else 0
+
+    def _switch_document(self, key: str | None, prompt: Sequence[int]) -> None:
+        """Make the KV cache the one of document ``key`` (saving the current one)."""
+        if key is None or key == self._owner:
+            return
+        import ctypes
+
+        import llama_cpp
+
+        llm = self._llm
+        ctx = llm._ctx.ctx
+        if self._owner is not None and llm.n_tokens > 0:
+            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+            self._states[self._owner] = (list(llm._input_ids), bytes(buf)[:written])
+            self._states.move_to_end(self._owner)
+            while len(self._states) > self.MAX_SAVED_STATES:
+                self._states.popitem(last=False)
+        self._owner = key
+        saved = self._states.pop(key, None)
+        if saved is None:
+            return
+        tokens, data = saved
+        if _common_prefix(tokens, prompt) <= _common_prefix(llm._input_ids, prompt):
+            return  # what is in the cache now serves this prompt at least as well
+        llm._ctx.kv_cache_clear()
+        src = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_seq_set_data(ctx, src, len(data), 0) != len(data):
+            logger.warning("could not restore the KV cache of %s; evaluating afresh", key)
+            llm._ctx.kv_cache_clear()
+            llm.n_tokens = 0
+            return
+        llm.input_ids[: len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+        llm._requires_eval = True
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
         llm = self._llm
@@ -124,6 +163,7 @@ class LlamaCppBackend:
             raise ModelError(
                 f"prompt of {len(prompt)} tokens + {request.max_new_tokens} new tokens does not "
                 f"fit the context window of {llm.n_ctx()} tokens")
+        self._switch_document(request.cache_key, prompt)
         reused = self.cached_prefix(prompt)
         self.last_reused_tokens = reused
         out: list[int] = []
@@ -168,6 +208,16 @@ class LlamaCppBackend:
         return self.decode([i for i in ids if i not in self._special_ids])
 
     def close(self) -> None:
+        self._states.clear()
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -54,3 +54,28 @@ def test_cancel_stops_llamacpp_generation(engine: CompletionEngine) -> None:
 
     with pytest.raises(CancelledError):
         engine.complete("file:///d.py", "def f():\n    ", 13, "python", token)
+
+
+OTHER = textwrap.dedent('''\
+    def greet(name: str) -> str:
+        """Say hello."""
+        return "Hello, " + name
+
+
+    def shout(text: str) -> str:
+        return text.
+    ''')
+
+
+def test_switching_documents_keeps_each_documents_cache() -> None:
+    # An engine of its own, without the request cache: every request here must reach the model.
+    config = Config(backend=Backend.LLAMA_CPP, cache_entries=0)
+    engine = CompletionEngine(load_backend(config), config)
+    a_cursor = DOC.index("2 * math.pi * ") + len("2 * math.pi * ")
+    engine.complete("file:///a.py", DOC, a_cursor, "python", CancelToken())
+    b_cursor = OTHER.index("return text.") + len("return text.")
+    other = engine.complete("file:///b.py", OTHER, b_cursor, "python", CancelToken())
+    assert other.reused_tokens < 5  # a different file: nothing to reuse
+    typed = DOC[:a_cursor] + "(" + DOC[a_cursor:]
+    back = engine.complete("file:///a.py", typed, a_cursor + 1, "python", CancelToken())
+    assert back.reused_tokens > 0.8 * back.prompt_tokens, back
