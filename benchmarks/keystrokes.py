@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lsprotocol import types  # noqa: E402
 
+from benchmarks._common import parse_settings, pct, write_report  # noqa: E402
 from server.lspclient import PingtiClient, position_of  # noqa: E402
 
 # What the user types, at the end of a function body in the file (lines of a new helper).
@@ -157,18 +157,8 @@ def _cache_answers(log: str) -> int:
     return text.count("source=typed_through") + text.count("source=cache")
 
 
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
-    options: dict[str, object] = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        options[key] = json.loads(value) if value[:1] in "0123456789[{\"tf-" else value
+    options = parse_settings(args.set)
     env = {"PINGTI_CACHE_DIR": args.cache_dir} if args.cache_dir else {}
     tmp = tempfile.mkdtemp(prefix="pingti-keys-")
     logs = [os.path.join(tmp, f"server-{seed}.log") for seed in range(args.repeats)]
@@ -186,13 +176,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             float(r["cold_s"]) for r in runs), 3),  # type: ignore[arg-type]
         "answered": len(lat),
         "cancelled_by_next_key": sum(int(r["cancelled"]) for r in runs),  # type: ignore[call-overload]
-        "p50_s": round(_pct(lat, 0.5), 3) if lat else None,
-        "p95_s": round(_pct(lat, 0.95), 3) if lat else None,
+        "p50_s": round(pct(lat, 0.5), 3) if lat else None,
+        "p95_s": round(pct(lat, 0.95), 3) if lat else None,
         "served_from_cache": sum(_cache_answers(log) for log in logs),
         "model_calls": len(model_calls),
-        "model_call_total_s_p50": round(_pct([m[0] for m in model_calls], 0.5), 3)
+        "model_call_total_s_p50": round(pct([m[0] for m in model_calls], 0.5), 3)
         if model_calls else None,
-        "model_call_total_s_p95": round(_pct([m[0] for m in model_calls], 0.95), 3)
+        "model_call_total_s_p95": round(pct([m[0] for m in model_calls], 0.95), 3)
         if model_calls else None,
         "prompt_tokens_evaluated_median": statistics.median(m[1] for m in model_calls)
         if model_calls else None,
@@ -211,11 +201,7 @@ def main() -> int:
     t0 = time.perf_counter()
     report = asyncio.run(main_async(args))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print("| metric | value |\n|---|---|")
-    for k, v in report.items():
-        print(f"| {k} | {v} |")
+    write_report(report, args.out, hide=())
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
-import json
 import os
 import platform
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import parse_settings, pct, write_report  # noqa: E402
 from server.lspclient import PingtiClient, position_of  # noqa: E402
 
 SOURCES = ["textwrap", "heapq", "bisect", "colorsys", "fnmatch", "shlex", "glob", "calendar"]
@@ -110,15 +110,6 @@ def build_holes(n_single: int, n_multi: int) -> list[Hole]:
     return singles[:n_single] + multis[:n_multi]
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
 async def one_run(holes: list[Hole], cache_dir: str, log_file: str,
                   options: dict[str, object]) -> dict[str, object]:
     client = PingtiClient()
@@ -159,10 +150,7 @@ def parse_log(path: str) -> list[dict[str, float | str]]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     holes = build_holes(args.single, args.multi)
-    options: dict[str, object] = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        options[key] = json.loads(value) if value[:1] in "0123456789[{\"tf-" else value
+    options = parse_settings(args.set)
     report: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "options": options, "holes": {"single_line": sum(h.mode == "single_line" for h in holes),
@@ -197,8 +185,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     report["warm_start_s_median"] = round(statistics.median(warm), 2)
     report["warm_start_s"] = [round(w, 2) for w in warm]
     for mode, vals in all_lat.items():
-        report[f"{mode}_p50_s"] = round(_pct(vals, 0.5), 3)
-        report[f"{mode}_p95_s"] = round(_pct(vals, 0.95), 3)
+        report[f"{mode}_p50_s"] = round(pct(vals, 0.5), 3)
+        report[f"{mode}_p95_s"] = round(pct(vals, 0.95), 3)
         report[f"{mode}_n"] = len(vals)
         rows = [x for x in log_rows if x["mode"] == mode]
         tps = [(float(x["gen_tokens"]) - 1) / float(x["decode_s"]) for x in rows
@@ -227,12 +215,7 @@ def main() -> int:
     t0 = time.perf_counter()
     report = asyncio.run(main_async(args))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print("| metric | value |\n|---|---|")
-    for k, v in report.items():
-        if k != "per_request":
-            print(f"| {k} | {v} |")
+    write_report(report, args.out, hide=("per_request",))
     return 0
 
 
