@@ -15,7 +15,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   # torch is pinned in pyproject.toml to the CPU build that pip finds locally; an open range
   # would pull a multi-GB CUDA build.
+  # llama.cpp is compiled by pip. A native build (-march=native) crashes with SIGSEGV on this
+  # project's machines (their CPUs report AMX/AVX-512 FP16); the portable build is what was
+  # tested and measured.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
   .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c 'import server, torch, transformers, pygls, tree_sitter_python' 
+  .venv/bin/python -c 'import server, torch, transformers, pygls, tree_sitter_python, llama_cpp'
   echo "$want" > "$stamp"
 fi
