@@ -173,9 +173,7 @@ class TransformersBackend:
         self._tok = tokenizer
         self._model = model
         self.info = info
-        specials = set(tokenizer.all_special_tokens) | {
-            t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
-        self._special_ids = {tokenizer.convert_tokens_to_ids(t) for t in specials}
+        self._special_ids = {tokenizer.convert_tokens_to_ids(t) for t in info.special_tokens}
         self._stop_ids = sorted(i for i in self._special_ids if isinstance(i, int))
 
     @classmethod
@@ -196,8 +194,7 @@ class TransformersBackend:
         if progress:
             progress(f"Loading {source.display_name} on {device} ({quant.value})")
         tokenizer, model, dtype = load_model(folder, quant, device)
-        specials = set(tokenizer.all_special_tokens) | {
-            t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+        specials = _special_tokens(tokenizer)
         info = ModelInfo(
             name=source.display_name,
             backend="transformers",
@@ -286,3 +283,9 @@ class TransformersBackend:
 
     def close(self) -> None:
         self._model = None
+
+
+def _special_tokens(tokenizer: Any) -> set[str]:
+    """Every special token of the tokenizer: they end generation and never reach the user."""
+    return set(tokenizer.all_special_tokens) | {
+        t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
