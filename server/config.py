@@ -66,8 +66,8 @@ class Config:
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
     context_tokens: int = 768
-    # llama.cpp context window (KV cache size) in tokens: bounds memory (about 12 KB a token for
-    # the default model) and must hold the prompt budget plus the longest generation.
+    # Longest sequence (prompt + generation) one request may use, in tokens; the prompt budget
+    # shrinks to fit it. The memory of all sequences together is bounded by kv_cache_tokens.
     context_window: int = 2048
     # The suffix is evaluated after the prefix (FIM order), so every keystroke re-evaluates it:
     # keep it short (and within the cursor's block) so a cached prefix makes typing cheap.
@@ -89,6 +89,21 @@ class Config:
     debounce_ms: int = 150
     # Completions kept by the request cache (identical requests, typed-through suggestions).
     cache_entries: int = 256
+    # Dynamic batching: up to this many sequences (requests from several documents, or the
+    # candidates of one request) decode together, one token each per model step. 1 = one at a
+    # time. On 2 cores 4 sequences step in ~1.7x the time of one (BENCHMARKS.md).
+    max_batch_size: int = 4
+    # When the model is idle, how long the first request waits for others to share its batch.
+    # Requests that arrive while a batch is decoding join it at the next step without waiting.
+    batch_timeout_ms: int = 5
+    # KV cache bound in tokens, shared by all cached documents and running sequences (about
+    # 12 KB a token for the default model: 8192 tokens is 96 MB). When it is full the least
+    # recently used document's cached prompt is dropped.
+    kv_cache_tokens: int = 8192
+    # Documents whose prompt's KV cache is kept, so switching files does not mean a cold prefill
+    # (llama.cpp: sequences of the shared cache; transformers: separate caches). Also bounds how
+    # many sequences can decode at once.
+    kv_cache_documents: int = 8
     # Overrides the XDG cache dir for assembled/converted models.
     cache_dir: str | None = None
     log_level: LogLevel = LogLevel.INFO
@@ -98,7 +113,8 @@ class Config:
     def model_key(self) -> tuple[Any, ...]:
         """The fields whose change requires loading the model again."""
         return (self.model, self.backend, self.quantization, self.device, self.threads,
-                self.cache_dir, self.fake_token_delay, self.context_window)
+                self.cache_dir, self.fake_token_delay, self.context_window,
+                self.kv_cache_tokens, self.kv_cache_documents)
 
 
 # Setting names as clients send them (camelCase, as VS Code settings are spelled).
@@ -119,6 +135,10 @@ _ALIASES: dict[str, str] = {
     "topP": "top_p",
     "seed": "seed",
     "cacheEntries": "cache_entries",
+    "maxBatchSize": "max_batch_size",
+    "batchTimeoutMs": "batch_timeout_ms",
+    "kvCacheTokens": "kv_cache_tokens",
+    "kvCacheDocuments": "kv_cache_documents",
     "debounceMs": "debounce_ms",
     "cacheDir": "cache_dir",
     "logLevel": "log_level",
@@ -138,6 +158,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "top_p": (0.01, 1.0),
     "seed": (0, 2**31 - 1),
     "cache_entries": (0, 100_000),
+    "max_batch_size": (1, 64),
+    "batch_timeout_ms": (0, 1000),
+    "kv_cache_tokens": (256, 1_048_576),
+    "kv_cache_documents": (1, 64),
     "debounce_ms": (0, 5000),
     "fake_token_delay": (0.0, 10.0),
 }
@@ -191,6 +215,10 @@ _FIELD_TYPES: dict[str, Any] = {
     "top_p": float,
     "seed": int,
     "cache_entries": int,
+    "max_batch_size": int,
+    "batch_timeout_ms": int,
+    "kv_cache_tokens": int,
+    "kv_cache_documents": int,
     "debounce_ms": int,
     "cache_dir": "str | None",
     "log_level": LogLevel,

@@ -3,8 +3,9 @@
 document → context and mode (tree-sitter) → cache → FIM prompt within the token budget →
 generate (stopping at the end of the line/block, cancellable every step) → post-process → cache.
 
-:class:`CompletionEngine` is not thread-safe by design: the server runs it on one worker thread,
-which is also the only place the model runs.
+:class:`CompletionEngine` is not thread-safe by design: the server calls :meth:`prepare` and
+:meth:`finish` on one worker thread; the model itself runs on the batch scheduler's thread
+(``server/batching.py``), so requests for several documents decode together.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.backends.base import CancelledError, CancelToken, GenerationRequest, ModelBackend
+from server.backends.base import (
+    CancelledError,
+    CancelToken,
+    GenerationRequest,
+    GenerationResult,
+    ModelBackend,
+)
+from server.batching import BatchScheduler
 from server.cache import CompletionCache, request_key
 from server.config import Backend, Config, Device
 from server.context import CompletionMode, CursorContext, build_context
@@ -45,6 +53,18 @@ class CompletionOutcome:
     finish: str = ""
     # Prompt tokens served from the backend's KV cache instead of being evaluated again.
     reused_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class PreparedCompletion:
+    """A completion that needs the model: its request, and what finishing it needs."""
+
+    uri: str
+    ctx: CursorContext
+    key: str  # request-cache key
+    settings_key: str
+    request: GenerationRequest
+    t0: float
 
 
 def load_backend(config: Config, progress: Callable[[str], None] | None = None) -> ModelBackend:
@@ -90,9 +110,15 @@ def _llama_cpp_available() -> bool:
 
 
 class CompletionEngine:
-    def __init__(self, backend: ModelBackend, config: Config) -> None:
+    def __init__(self, backend: ModelBackend, config: Config, batching: bool = False) -> None:
         self.backend = backend
         self.config = config
+        # The model thread that batches requests (the server's path); None: complete() runs
+        # the model on the calling thread (benchmarks, selftest).
+        self.scheduler: BatchScheduler | None = None
+        if batching:
+            self.scheduler = BatchScheduler(backend.decoder, config.max_batch_size,
+                                            config.batch_timeout_ms / 1000)
         self.cache = CompletionCache(config.cache_entries)
         fim = backend.info.fim
         ids = None
@@ -109,6 +135,14 @@ class CompletionEngine:
         self.config = config
         self.cache.max_entries = config.cache_entries
         self.cache.clear()
+        if self.scheduler is not None:
+            self.scheduler.configure(config.max_batch_size, config.batch_timeout_ms / 1000)
+
+    def close(self) -> None:
+        """Stop the model thread (running requests are cancelled), then free the model."""
+        if self.scheduler is not None:
+            self.scheduler.close()
+        self.backend.close()
 
     def _settings_key(self) -> str:
         c = self.config
@@ -143,42 +177,43 @@ class CompletionEngine:
                                      total_s=time.perf_counter() - t0)
         return None
 
-    def complete(self, uri: str, text: str, offset: int, language: str,
-                 cancel: CancelToken) -> CompletionOutcome:
+    def prepare(self, uri: str, text: str, offset: int, language: str
+                ) -> CompletionOutcome | PreparedCompletion:
+        """Everything before the model: the cached answer if there is one, else the request."""
         t0 = time.perf_counter()
         ctx = build_context(text, offset, language)
         skey = self._settings_key()
         cached = self._from_cache(uri, ctx, skey, t0)
         if cached is not None:
             return cached
-        key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
         cfg = self.config
         suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
         max_new = (cfg.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
                    else cfg.max_tokens_multi_line)
-        # Memory guard: a backend with a fixed context (llama.cpp's KV cache) must hold the
-        # prompt and the generation; the prompt budget shrinks to fit instead of failing.
+        # Memory guard: the prompt and the generation must fit the context window; the prompt
+        # budget shrinks to fit instead of failing.
         budget = cfg.context_tokens
         if self.backend.info.context_window:
             budget = max(16, min(budget, self.backend.info.context_window - max_new))
         prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,
                               self.backend.info.fim, self._fim_ids, budget,
                               cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
-        result = self.backend.generate(
-            GenerationRequest(prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
-                              stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx),
-                              cache_key=uri),
-            cancel,
-        )
-        if cancel.cancelled:
-            raise CancelledError(cancel.reason)
+        request = GenerationRequest(
+            prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
+            stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri)
+        key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
+        return PreparedCompletion(uri, ctx, key, skey, request, t0)
+
+    def finish(self, prepared: PreparedCompletion, result: GenerationResult) -> CompletionOutcome:
+        """Everything after the model: post-process, cache, log."""
+        ctx, uri = prepared.ctx, prepared.uri
         suggestion = postprocess(strip_cursor_indent(result.text, ctx), ctx, self._specials)
-        self.cache.put(key, suggestion)
-        self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, skey)
+        self.cache.put(prepared.key, suggestion)
+        self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, prepared.settings_key)
         outcome = CompletionOutcome(
-            suggestion, ctx.mode, Source.MODEL, prompt.n_tokens, len(result.token_ids),
-            result.prefill_s, result.decode_s, time.perf_counter() - t0, result.finish.value,
-            int(result.extra.get("reused_tokens", 0)))
+            suggestion, ctx.mode, Source.MODEL, result.prompt_tokens, len(result.token_ids),
+            result.prefill_s, result.decode_s, time.perf_counter() - prepared.t0,
+            result.finish.value, int(result.extra.get("reused_tokens", 0)))
         logger.info(
             "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
             "decode=%.3fs total=%.3fs finish=%s chars=%d reused_tokens=%d", uri, ctx.mode.value,
@@ -186,6 +221,17 @@ class CompletionEngine:
             outcome.decode_s, outcome.total_s, outcome.finish, len(suggestion),
             outcome.reused_tokens)
         return outcome
+
+    def complete(self, uri: str, text: str, offset: int, language: str,
+                 cancel: CancelToken) -> CompletionOutcome:
+        """One completion on the calling thread (the server batches through prepare/finish)."""
+        prepared = self.prepare(uri, text, offset, language)
+        if isinstance(prepared, CompletionOutcome):
+            return prepared
+        result = self.backend.generate(prepared.request, cancel)
+        if cancel.cancelled:
+            raise CancelledError(cancel.reason)
+        return self.finish(prepared, result)
 
 
 def _indent(line_prefix: str) -> int:

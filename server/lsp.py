@@ -1,9 +1,11 @@
 """pingti-ls: the language server. Thin handlers over :mod:`server.engine`.
 
 Life of a completion request: the handler snapshots the document, cancels any older request for
-the same document, and runs :meth:`CompletionEngine.complete` on the single model worker thread.
-If the client sends ``$/cancelRequest``, pygls cancels the handler's task; the handler then sets
-the request's :class:`CancelToken`, which the decoding loop checks after every step.
+the same document, builds the prompt on the worker thread (:meth:`CompletionEngine.prepare`) and
+submits it to the model thread (``server/batching.py``), which decodes it together with the
+requests of other documents. If the client sends ``$/cancelRequest``, pygls cancels the handler's
+task; the handler then sets the request's :class:`CancelToken`, which the decoding loop checks
+after every step.
 
 The model loads on the same worker when the client says ``initialized`` (with work-done
 progress), and again when a model-affecting setting changes. Requests that arrive meanwhile
@@ -31,7 +33,7 @@ from server.backends.base import CancelledError, CancelToken
 from server.config import Config, config_from_environment, parse_settings
 from server.debounce import Debouncer
 from server.documents import Document
-from server.engine import CompletionEngine, CompletionOutcome, load_backend
+from server.engine import CompletionEngine, CompletionOutcome, PreparedCompletion, load_backend
 from server.model_assets import ModelError
 from server.protocol import PingtiProtocol, read_messages
 
@@ -174,10 +176,10 @@ class PingtiServer(LanguageServer):
 
         def build() -> CompletionEngine:
             if self.engine is not None:
-                self.engine.backend.close()
+                self.engine.close()
                 self.engine = None
             backend = load_backend(config, report)
-            return CompletionEngine(backend, config)
+            return CompletionEngine(backend, config, batching=True)
 
         engine: CompletionEngine | None
         try:
@@ -250,8 +252,16 @@ class PingtiServer(LanguageServer):
                 await asyncio.sleep(delay)
                 if token.cancelled:  # the user typed on: the newer request answers
                     return None, snapshot
-            outcome = await loop.run_in_executor(
-                self.worker, _run_complete, engine, uri, text, offset, language, token)
+            prepared = await loop.run_in_executor(
+                self.worker, _prepare, engine, uri, text, offset, language, token)
+            if isinstance(prepared, CompletionOutcome):
+                return prepared, snapshot
+            assert engine.scheduler is not None
+            # The model thread batches this request with those of other documents.
+            result = await asyncio.wrap_future(engine.scheduler.submit(prepared.request, token))
+            if token.cancelled:
+                raise CancelledError(token.reason)
+            outcome = await loop.run_in_executor(self.worker, engine.finish, prepared, result)
         except asyncio.CancelledError:
             token.cancel("$/cancelRequest")
             raise
@@ -272,11 +282,11 @@ class PingtiServer(LanguageServer):
         return outcome, snapshot
 
 
-def _run_complete(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
-                  token: CancelToken) -> CompletionOutcome:
+def _prepare(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
+             token: CancelToken) -> CompletionOutcome | PreparedCompletion:
     if token.cancelled:  # cancelled while queued behind another request
         raise CancelledError(token.reason)
-    return engine.complete(uri, text, offset, language, token)
+    return engine.prepare(uri, text, offset, language)
 
 
 _EXT_LANG = {".py": "python", ".pyi": "python", ".js": "javascript", ".ts": "typescript",

@@ -38,6 +38,10 @@ VALID = {
     "topP": ("top_p", 0.5, 0.5),
     "seed": ("seed", 42, 42),
     "cacheEntries": ("cache_entries", 10, 10),
+    "maxBatchSize": ("max_batch_size", 2, 2),
+    "batchTimeoutMs": ("batch_timeout_ms", 0, 0),
+    "kvCacheTokens": ("kv_cache_tokens", 4096, 4096),
+    "kvCacheDocuments": ("kv_cache_documents", 3, 3),
     "cacheDir": ("cache_dir", "/tmp/pingti-cache", "/tmp/pingti-cache"),
     "logLevel": ("log_level", "debug", LogLevel.DEBUG),
     "fakeTokenDelay": ("fake_token_delay", 0.25, 0.25),
@@ -360,7 +364,7 @@ def test_explicit_none_cache_dir_clears_base_value():
 # model_key
 
 MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
-                "fake_token_delay", "context_window"}
+                "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents"}
 
 
 @pytest.mark.parametrize("key", sorted(VALID))

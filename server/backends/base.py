@@ -11,7 +11,7 @@ import enum
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class CancelledError(Exception):
@@ -54,6 +54,9 @@ class GenerationRequest:
     # Whose KV cache this prompt extends (the document URI): backends that keep caches per
     # document use it to pick the right one.
     cache_key: str | None = None
+    # Run on each step's next-token logits before sampling, in order (see
+    # server.backends.decoding.LogitsProcessor): the syntax constraint plugs in here.
+    logits_processors: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class GenerationResult:
     # Time to the first generated token (prefill + one step) and the rest of decoding.
     prefill_s: float
     decode_s: float
+    # log P(token) of each generated token under the (processed) distribution it was chosen from.
+    logprobs: list[float] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -125,5 +130,10 @@ class ModelBackend(Protocol):
     def token_id(self, token: str) -> int | None: ...
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult: ...
+
+    # The backend's batch decoder (server.backends.decoding.BatchDecoder), driven by the
+    # server's model thread for continuous batching; generate() is one request on it.
+    @property
+    def decoder(self) -> Any: ...
 
     def close(self) -> None: ...

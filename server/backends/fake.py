@@ -12,18 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from server.backends.base import (
     CancelToken,
     FimTokens,
-    FinishReason,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
 )
+from server.backends.decoding import BatchDecoder, Logits, SeqState, generate_one
 
 _SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 _OFFSET = 16  # ids below this are special tokens
 _FALLBACK = "pass"
+_MAX_CHAR = 0x2FFFF  # characters above this (rare) all become one token: the vocabulary stays small
+_N_VOCAB = _OFFSET + _MAX_CHAR + 1
 
 
 class FakeBackend:
@@ -39,9 +43,10 @@ class FakeBackend:
             fim=FimTokens(*_SPECIALS[1:]),
             special_tokens=frozenset(_SPECIALS),
         )
+        self._decoder = BatchDecoder(_FakeRunner(self), frozenset({0}), self.decode)
 
     def encode(self, text: str) -> list[int]:
-        return [ord(c) + _OFFSET for c in text]
+        return [min(ord(c), _MAX_CHAR) + _OFFSET for c in text]
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(_SPECIALS[i] if i < len(_SPECIALS) else chr(i - _OFFSET)
@@ -70,41 +75,49 @@ class FakeBackend:
                     return follow
         return _FALLBACK
 
+    @property
+    def decoder(self) -> BatchDecoder:
+        return self._decoder
+
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
-        t0 = time.perf_counter()
-        plan = self._plan(request.prompt_ids)
-        out: list[int] = []
-        first = None
-        finish = FinishReason.LENGTH
-        i = 0
-        while len(out) < request.max_new_tokens:
-            if cancel.cancelled:
-                finish = FinishReason.CANCELLED
-                break
-            if self.token_delay:
-                time.sleep(self.token_delay)
-            self.steps_run += 1
-            if i >= len(plan):
-                out.append(0)  # <|endoftext|>
-                finish = FinishReason.EOS
-                break
-            out.append(ord(plan[i]) + _OFFSET)
-            i += 1
-            if first is None:
-                first = time.perf_counter()
-            if request.stop is not None and request.stop(self.decode(out)):
-                finish = FinishReason.STOP
-                break
-        t_end = time.perf_counter()
-        first = first or t_end
-        return GenerationResult(
-            token_ids=out,
-            text=self.decode([t for t in out if t >= _OFFSET]),
-            finish=finish,
-            prompt_tokens=len(request.prompt_ids),
-            prefill_s=first - t0,
-            decode_s=t_end - first,
-        )
+        return generate_one(self._decoder, request, cancel)
 
     def close(self) -> None:
+        pass
+
+
+class _FakeRunner:
+    """Logits that put all weight on the planned next character (or end of text after it).
+
+    Like a real model it is batched: one step costs one ``token_delay`` however many sequences
+    it advances, so tests can observe batching as well as cancellation.
+    """
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self._backend = backend
+        self.prefilled_tokens = 0  # prompt tokens "evaluated", for tests
+
+    def _logits(self, s: SeqState) -> Logits:
+        plan: str = s.handle
+        i = len(s.out)
+        logits = np.full(_N_VOCAB, -30.0, dtype=np.float32)
+        logits[ord(plan[i]) + _OFFSET if i < len(plan) else 0] = 0.0
+        return logits
+
+    def prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
+        for s in seqs:
+            s.handle = self._backend._plan(s.request.prompt_ids)
+            self.prefilled_tokens += len(s.request.prompt_ids)
+        return [self._logits(s) for s in seqs]
+
+    def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
+        if self._backend.token_delay:
+            time.sleep(self._backend.token_delay)
+        self._backend.steps_run += 1
+        return [self._logits(s) for s in seqs]
+
+    def release(self, seqs: Sequence[SeqState]) -> None:
+        pass
+
+    def reset(self) -> None:
         pass

@@ -17,16 +17,24 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.backends.base import (
     CancelToken,
-    FinishReason,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
     detect_fim,
+)
+from server.backends.decoding import (
+    BatchDecoder,
+    Logits,
+    SeqState,
+    common_prefix,
+    generate_one,
+    slot_rank,
 )
 from server.config import Config, Device, Quantization
 from server.model_assets import ModelError, ModelFormat, ModelSource
@@ -169,12 +177,17 @@ def load_model(folder: Path, quant: Quantization, device: str) -> tuple[Any, Any
 class TransformersBackend:
     """A causal LM from transformers behind :class:`~server.backends.base.ModelBackend`."""
 
-    def __init__(self, tokenizer: Any, model: Any, info: ModelInfo) -> None:
+    def __init__(self, tokenizer: Any, model: Any, info: ModelInfo, config: Config | None = None
+                 ) -> None:
         self._tok = tokenizer
         self._model = model
         self.info = info
-        self._special_ids = {tokenizer.convert_tokens_to_ids(t) for t in info.special_tokens}
-        self._stop_ids = sorted(i for i in self._special_ids if isinstance(i, int))
+        self._special_ids = frozenset(
+            i for i in (tokenizer.convert_tokens_to_ids(t) for t in info.special_tokens)
+            if isinstance(i, int))
+        cfg = config or Config()
+        self.runner = TorchRunner(model, cfg.kv_cache_documents, cfg.kv_cache_tokens)
+        self._decoder = BatchDecoder(self.runner, self._special_ids, self.decode)
 
     @classmethod
     def load(cls, source: ModelSource, config: Config, cache_dir: Path,
@@ -205,9 +218,14 @@ class TransformersBackend:
             special_tokens=frozenset(specials),
             load_s=time.perf_counter() - t0,
             weight_bytes=int(model.get_memory_footprint()),
+            context_window=config.context_window,
         )
         logger.info("model ready: %s", info)
-        return cls(tokenizer, model, info)
+        return cls(tokenizer, model, info, config)
+
+    @property
+    def decoder(self) -> BatchDecoder:
+        return self._decoder
 
     def encode(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False))
@@ -220,69 +238,205 @@ class TransformersBackend:
         return tid if isinstance(tid, int) and tid != self._tok.unk_token_id else None
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        prompt_len = len(request.prompt_ids)
-        state: dict[str, Any] = {"first": None, "stopped": False}
-        tok = self._tok
-        special_ids = self._special_ids
-
-        class _Stop(StoppingCriteria):
-            # Runs after every decoding step: this is where cancellation takes effect.
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                if state["first"] is None:
-                    state["first"] = time.perf_counter()
-                done = cancel.cancelled
-                if not done and request.stop is not None:
-                    new = [i for i in input_ids[0, prompt_len:].tolist() if i not in special_ids]
-                    if request.stop(tok.decode(new, skip_special_tokens=False)):
-                        state["stopped"] = True
-                        done = True
-                return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
-                                  device=input_ids.device)
-
-        device = self._model.device
-        input_ids = torch.tensor([list(request.prompt_ids)], dtype=torch.long, device=device)
-        sampling: dict[str, Any] = {"do_sample": False}
-        if request.temperature > 0:
-            torch.manual_seed(request.seed)
-            sampling = {"do_sample": True, "temperature": request.temperature,
-                        "top_p": request.top_p, "top_k": 0}
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = self._model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=request.max_new_tokens,
-                stopping_criteria=StoppingCriteriaList([_Stop()]),
-                eos_token_id=self._stop_ids,
-                pad_token_id=self._tok.pad_token_id or self._stop_ids[0],
-                **sampling,
-            )
-        t_end = time.perf_counter()
-        new_ids = out[0, prompt_len:].tolist()
-        first = state["first"] or t_end
-        if cancel.cancelled:
-            finish = FinishReason.CANCELLED
-        elif new_ids and new_ids[-1] in special_ids:
-            finish = FinishReason.EOS
-        elif state["stopped"]:
-            finish = FinishReason.STOP
-        else:
-            finish = FinishReason.LENGTH
-        visible = [i for i in new_ids if i not in special_ids]
-        return GenerationResult(
-            token_ids=new_ids,
-            text=tok.decode(visible, skip_special_tokens=False),
-            finish=finish,
-            prompt_tokens=prompt_len,
-            prefill_s=first - t0,
-            decode_s=t_end - first,
-        )
+        return generate_one(self._decoder, request, cancel)
 
     def close(self) -> None:
+        self.runner.reset()
         self._model = None
+
+
+@dataclass(eq=False)
+class _TorchSlot:
+    """One document's cached prompt: its tokens and their per-layer (key, value) tensors."""
+
+    tokens: list[int] = field(default_factory=list)
+    kv: list[tuple[Any, Any]] = field(default_factory=list)  # [layer] -> (k, v): (1, H, T, D)
+    cache_key: str | None = None
+    last_used: float = 0.0
+    busy: bool = False
+
+
+class TorchRunner:
+    """The :class:`~server.backends.decoding.KVRunner` over a transformers causal LM.
+
+    Each running sequence owns a KV cache (a slot, kept after it finishes for the next prompt
+    of the same document: a prompt reuses the longest common prefix of an idle slot, so typing
+    only evaluates new tokens). Sequences of different lengths step together in one forward
+    pass: their caches are left-padded into one batch, masked, with explicit positions; the
+    padded batch is kept while the set of sequences does not change.
+    """
+
+    def __init__(self, model: Any, max_slots: int, max_tokens: int) -> None:
+        self._model = model
+        self.max_slots = max(1, max_slots)
+        self.max_tokens = max_tokens
+        self.slots: list[_TorchSlot] = []
+        self._stack: dict[str, Any] | None = None  # the padded batch of the last step
+        self.evaluated_tokens = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.max_slots
+
+    def _make_cache(self, kv: list[tuple[Any, Any]]) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=kv, config=self._model.config) if kv \
+            else DynamicCache(config=self._model.config)
+
+    @staticmethod
+    def _kv_of(cache: Any) -> list[tuple[Any, Any]]:
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _pick_slot(self, prompt: list[int], key: str | None) -> _TorchSlot:
+        free = [s for s in self.slots if not s.busy]
+        if len(self.slots) < self.max_slots:
+            free.append(_TorchSlot())
+        if not free:
+            raise ModelError("pingti: more concurrent sequences than KV slots; lower maxBatchSize "
+                             "or raise kvCacheDocuments")
+        slot = max(free, key=lambda s: slot_rank(s.tokens, prompt,
+                                                 key is not None and s.cache_key == key,
+                                                 s.last_used))
+        if slot not in self.slots:
+            self.slots.append(slot)
+        return slot
+
+    def _bound_memory(self) -> None:
+        """Drop idle slots' caches (least recently used first) beyond kvCacheTokens."""
+        total = sum(len(s.tokens) for s in self.slots)
+        for s in sorted((s for s in self.slots if not s.busy), key=lambda s: s.last_used):
+            if total <= self.max_tokens:
+                break
+            total -= len(s.tokens)
+            s.tokens, s.kv = [], []
+
+    def prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
+        import torch
+
+        self._unstack()
+        out: list[Logits] = []
+        now = time.perf_counter()
+        device = self._model.device
+        picked: list[_TorchSlot] = []
+        try:
+            for s in seqs:
+                prompt = list(s.request.prompt_ids)
+                if not prompt:
+                    raise ModelError("pingti: empty prompt")
+                slot = self._pick_slot(prompt, s.request.cache_key)
+                # Also reuse a prompt just evaluated in this batch (the n candidates of one
+                # request): tensors are shared, never written in place, so a slice is a copy.
+                src = max([slot, *picked], key=lambda o: common_prefix(o.tokens, prompt))
+                slot.busy, slot.last_used = True, now
+                picked.append(slot)
+                slot.cache_key = s.request.cache_key or slot.cache_key
+                s.handle = slot
+                n = min(common_prefix(src.tokens, prompt), len(prompt) - 1)
+                slot.kv = [(k[:, :, :n], v[:, :, :n]) for k, v in src.kv] if n else []
+                slot.tokens = prompt[:n]
+                s.reused = n
+                cache = self._make_cache(slot.kv)
+                ids = torch.tensor([prompt[n:]], dtype=torch.long, device=device)
+                with torch.inference_mode():
+                    res = self._model(input_ids=ids, past_key_values=cache, use_cache=True,
+                                      logits_to_keep=1)
+                self.evaluated_tokens += len(prompt) - n
+                slot.kv = self._kv_of(res.past_key_values)
+                slot.tokens = prompt
+                out.append(res.logits[0, -1].float().cpu().numpy())
+        except BaseException:
+            for slot in picked:
+                slot.busy = False
+            raise
+        self._bound_memory()
+        return out
+
+    def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
+        import torch
+
+        slots: list[_TorchSlot] = [s.handle for s in seqs]
+        device = self._model.device
+        if len(slots) == 1:
+            self._unstack()
+            slot = slots[0]
+            cache = self._make_cache(slot.kv)
+            ids = torch.tensor([[tokens[0]]], dtype=torch.long, device=device)
+            with torch.inference_mode():
+                res = self._model(input_ids=ids, past_key_values=cache, use_cache=True)
+            slot.kv = self._kv_of(res.past_key_values)
+            slot.tokens.append(tokens[0])
+            return [res.logits[0, -1].float().cpu().numpy()]
+        stack = self._stack
+        if stack is None or stack["slots"] != slots:
+            self._unstack()
+            stack = self._build_stack(slots)
+        pos = torch.tensor([[len(s.tokens)] for s in slots], dtype=torch.long, device=device)
+        mask = torch.cat([stack["mask"], torch.ones((len(slots), 1), dtype=stack["mask"].dtype,
+                                                    device=device)], dim=1)
+        ids = torch.tensor([[t] for t in tokens], dtype=torch.long, device=device)
+        with torch.inference_mode():
+            res = self._model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                              past_key_values=stack["cache"], use_cache=True)
+        stack["cache"], stack["mask"] = res.past_key_values, mask
+        for slot, tok in zip(slots, tokens, strict=True):
+            slot.tokens.append(tok)
+        logits = res.logits[:, -1].float().cpu().numpy()
+        return [logits[i] for i in range(len(slots))]
+
+    def _build_stack(self, slots: list[_TorchSlot]) -> dict[str, Any]:
+        """Left-pad the slots' caches into one batch (padding masked out of attention)."""
+        import torch
+
+        longest = max(len(s.tokens) for s in slots)
+        n_layers = len(slots[0].kv)
+        kv = []
+        for layer in range(n_layers):
+            ks, vs = [], []
+            for s in slots:
+                k, v = s.kv[layer]
+                pad = longest - k.shape[2]
+                ks.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
+                vs.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+            kv.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
+        device = self._model.device
+        mask = torch.zeros((len(slots), longest), dtype=torch.long, device=device)
+        for i, s in enumerate(slots):
+            mask[i, longest - len(s.tokens):] = 1
+        stack = {"slots": list(slots), "cache": self._make_cache(kv), "mask": mask}
+        self._stack = stack
+        return stack
+
+    def _unstack(self) -> None:
+        """Give each slot of the padded batch its own cache back (without the padding)."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        kv = self._kv_of(stack["cache"])
+        total = stack["mask"].shape[1]
+        for i, slot in enumerate(stack["slots"]):
+            start = total - len(slot.tokens)
+            slot.kv = [(k[i:i + 1, :, start:], v[i:i + 1, :, start:]) for k, v in kv]
+
+    def release(self, seqs: Sequence[SeqState]) -> None:
+        self._unstack()
+        now = time.perf_counter()
+        for s in seqs:
+            if isinstance(s.handle, _TorchSlot):
+                s.handle.busy = False
+                s.handle.last_used = now
+        self._bound_memory()
+
+    def reset(self) -> None:
+        self._stack = None
+        self.slots.clear()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # after an out-of-memory error, give the memory back
+        except ImportError:
+            pass
 
 
 def _special_tokens(tokenizer: Any) -> set[str]:

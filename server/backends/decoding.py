@@ -1,0 +1,261 @@
+"""Step-by-step, batched decoding shared by every backend.
+
+A backend only implements a :class:`KVRunner`: evaluate the prompts of some sequences (reusing
+whatever KV cache it holds) and then one token per sequence per step, returning next-token
+logits. Everything else lives here once, for all backends:
+
+- logits processors (the syntax constraint) run on every step's logits, in Python, so an
+  exception in one is a real exception (not a message printed by a C callback);
+- sampling (greedy, or temperature/top-p with a per-request seeded generator) and the
+  log-probability of each chosen token;
+- stopping: end-of-generation tokens, the request's stop predicate, ``max_new_tokens``, and the
+  cancel token, checked after every step, so a cancelled request stops within one step;
+- continuous batching: sequences are admitted whenever there is room and leave as soon as they
+  finish, so one long generation never holds back a short one (see ``server/batching.py``).
+
+A :class:`BatchDecoder` is not thread-safe: one thread (the model thread) drives it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from server.backends.base import CancelToken, FinishReason, GenerationRequest, GenerationResult
+
+Logits = np.ndarray
+
+
+class LogitsProcessor(Protocol):
+    """Called before each sampling step with the ids generated so far and the next-token logits
+    (a float32 array the processor may change in place); returns the logits to sample from."""
+
+    def __call__(self, generated: Sequence[int], logits: Logits) -> Logits: ...
+
+
+@dataclass(eq=False)
+class SeqState:
+    """One sequence being decoded: its request and everything the decoder knows about it."""
+
+    request: GenerationRequest
+    cancel: CancelToken
+    out: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish: FinishReason | None = None
+    reused: int = 0  # prompt tokens the runner took from its KV cache
+    t_start: float = 0.0
+    t_first: float | None = None
+    t_end: float = 0.0
+    handle: Any = None  # the runner's own bookkeeping (its KV slot)
+    rng: np.random.Generator | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None
+
+
+class KVRunner(Protocol):
+    """What a backend implements. Called from one thread only."""
+
+    def prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
+        """Evaluate each sequence's prompt (reusing cached tokens; set ``seq.reused``) and
+        return the logits of the token after each prompt."""
+        ...
+
+    def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
+        """Append ``tokens[i]`` to sequence ``i`` and return the logits of the token after it."""
+        ...
+
+    def release(self, seqs: Sequence[SeqState]) -> None:
+        """The sequences are finished; their KV stays cached for later prompts."""
+        ...
+
+    def reset(self) -> None:
+        """Forget every cached sequence (after an error, the cache may be inconsistent)."""
+        ...
+
+
+def sample(logits: Logits, temperature: float, top_p: float,
+           rng: np.random.Generator | None) -> int:
+    """Greedy at temperature 0, else nucleus sampling from ``softmax(logits / temperature)``."""
+    if temperature <= 0 or rng is None:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    if top_p < 1.0:
+        # Only the head of the distribution can be in the nucleus: sort candidates, not the
+        # whole vocabulary.
+        cand = np.flatnonzero(p >= 1e-7) if np.count_nonzero(p >= 1e-7) else np.arange(len(p))
+        order = cand[np.argsort(-p[cand], kind="stable")]
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p * cum[-1])) + 1]
+        q = p[keep] / p[keep].sum()
+        return int(keep[rng.choice(len(keep), p=q)])
+    return int(rng.choice(len(p), p=p))
+
+
+def logprob(logits: Logits, token: int) -> float:
+    """log softmax(logits)[token], computed stably."""
+    m = float(np.max(logits))
+    if not np.isfinite(m):
+        return float("-inf")
+    return float(logits[token] - m - np.log(np.sum(np.exp(logits - m, dtype=np.float64))))
+
+
+class BatchDecoder:
+    """Drives a :class:`KVRunner`: admit sequences, step them together, finish them."""
+
+    def __init__(self, runner: KVRunner, stop_ids: frozenset[int],
+                 detokenize: Callable[[Sequence[int]], str]) -> None:
+        self.runner = runner
+        self._stop_ids = stop_ids
+        self._detok = detokenize
+        self.active: list[SeqState] = []
+        # Counters for benchmarks and tests: how wide the steps really were.
+        self.steps = 0
+        self.stepped_sequences = 0
+        self.max_width = 0
+
+    @property
+    def capacity(self) -> int:
+        """The most sequences the runner can hold at once."""
+        return int(getattr(self.runner, "capacity", 1 << 20))
+
+    def visible_text(self, ids: Sequence[int]) -> str:
+        return self._detok([i for i in ids if i not in self._stop_ids])
+
+    def admit(self, jobs: Sequence[tuple[GenerationRequest, CancelToken]]) -> list[SeqState]:
+        """Prefill the jobs' prompts and choose their first tokens. Returns every job's state;
+        those already finished (cancelled while queued, one-token answers) are released."""
+        now = time.perf_counter()
+        seqs = [SeqState(req, cancel, t_start=now,
+                         rng=np.random.default_rng(req.seed) if req.temperature > 0 else None)
+                for req, cancel in jobs]
+        live = []
+        for s in seqs:
+            if s.cancel.cancelled:
+                s.finish, s.t_end = FinishReason.CANCELLED, now
+            else:
+                live.append(s)
+        if live:
+            logits = self.runner.prefill(live)
+            for s, lg in zip(live, logits, strict=True):
+                self._advance(s, lg)
+            self.active.extend(s for s in live if not s.done)
+            self._release([s for s in live if s.done])
+        return seqs
+
+    def step(self) -> list[SeqState]:
+        """One decoding step for every active sequence; returns those that finished."""
+        live = [s for s in self.active if not s.done]
+        done_now: list[SeqState] = []
+        if live:
+            self.steps += 1
+            self.stepped_sequences += len(live)
+            self.max_width = max(self.max_width, len(live))
+            logits = self.runner.step(live, [s.out[-1] for s in live])
+            for s, lg in zip(live, logits, strict=True):
+                self._advance(s, lg)
+        done_now = [s for s in self.active if s.done]
+        self.active = [s for s in self.active if not s.done]
+        self._release(done_now)
+        return done_now
+
+    def abort(self, exc: BaseException) -> list[SeqState]:
+        """Drop every active sequence after ``exc`` broke a step; the caches are reset."""
+        dropped, self.active = self.active, []
+        self.runner.reset()
+        return dropped
+
+    def _release(self, seqs: list[SeqState]) -> None:
+        if seqs:
+            self.runner.release(seqs)
+
+    def _advance(self, s: SeqState, logits: Logits) -> None:
+        """Choose the next token of ``s`` from ``logits`` and decide whether it is finished."""
+        req = s.request
+        if s.t_first is None:
+            s.t_first = time.perf_counter()
+        if s.cancel.cancelled:
+            self._finish(s, FinishReason.CANCELLED)
+            return
+        if req.logits_processors:
+            logits = np.array(logits, dtype=np.float32, copy=True)
+            for proc in req.logits_processors:
+                logits = proc(s.out, logits)
+        tok = sample(logits, req.temperature, req.top_p, s.rng)
+        s.out.append(tok)
+        s.logprobs.append(logprob(logits, tok))
+        if tok in self._stop_ids:
+            self._finish(s, FinishReason.EOS)
+        elif s.cancel.cancelled:
+            self._finish(s, FinishReason.CANCELLED)
+        elif len(s.out) >= req.max_new_tokens:
+            self._finish(s, FinishReason.LENGTH)
+        elif req.stop is not None and req.stop(self.visible_text(s.out)):
+            self._finish(s, FinishReason.STOP)
+
+    @staticmethod
+    def _finish(s: SeqState, reason: FinishReason) -> None:
+        s.finish = reason
+        s.t_end = time.perf_counter()
+
+    def result(self, s: SeqState) -> GenerationResult:
+        first = s.t_first or s.t_end
+        return GenerationResult(
+            token_ids=list(s.out),
+            text=self.visible_text(s.out),
+            finish=s.finish or FinishReason.CANCELLED,
+            prompt_tokens=len(s.request.prompt_ids),
+            prefill_s=max(0.0, first - s.t_start),
+            decode_s=max(0.0, s.t_end - first),
+            logprobs=list(s.logprobs),
+            extra={"reused_tokens": float(s.reused)},
+        )
+
+
+def generate_one(decoder: BatchDecoder, request: GenerationRequest,
+                 cancel: CancelToken) -> GenerationResult:
+    """Run one request to the end on ``decoder`` (which must have nothing else active)."""
+    (seq,) = decoder.admit([(request, cancel)])
+    try:
+        while not seq.done:
+            decoder.step()
+    except BaseException as exc:
+        decoder.abort(exc)
+        raise
+    return decoder.result(seq)
+
+
+# A cached prefix shorter than this is not worth taking another document's slot for: every
+# FIM prompt starts with the same marker token, and files often share their first imports.
+REUSE_MIN_TOKENS = 32
+
+
+def slot_rank(cached: Sequence[int], prompt: Sequence[int], same_document: bool,
+              last_used: float) -> tuple[int, int, int, float]:
+    """How good a KV slot holding ``cached`` is for ``prompt`` (higher is better): the longest
+    worthwhile reusable prefix, then the same document's slot, then an empty slot, then the
+    least recently used one (it is the cheapest to lose)."""
+    n = common_prefix(cached, prompt)
+    return (n if n >= min(REUSE_MIN_TOKENS, len(prompt) - 1) else 0, int(same_document),
+            int(not cached), -last_used)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    a, b = list(a), list(b)  # a tuple never equals a list slice
+    n = min(len(a), len(b))
+    i = 0
+    # Compare in chunks first: prompts share hundreds of tokens, lists compare fast in C.
+    step = 64
+    while i + step <= n and a[i:i + step] == b[i:i + step]:
+        i += step
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
