@@ -63,6 +63,19 @@ class BatchScheduler:
     def capacity(self) -> int:
         return max(1, min(self.max_batch_size, self.decoder.capacity))
 
+    def stats(self) -> dict[str, float]:
+        """Counters for the status request, benchmarks and tests."""
+        d = self.decoder
+        return {
+            "maxBatchSize": self.max_batch_size,
+            "steps": d.steps,
+            "maxWidth": d.max_width,
+            "meanWidth": round(d.stepped_sequences / d.steps, 3) if d.steps else 0.0,
+            "queued": len(self._queue),
+            "running": len(d.active),
+            "evaluatedPromptTokens": int(getattr(d.runner, "evaluated_tokens", 0)),
+        }
+
     def submit(self, request: GenerationRequest, cancel: CancelToken) -> Future[GenerationResult]:
         job = _Job(request, cancel)
         with self._cond:
@@ -149,8 +162,13 @@ class BatchScheduler:
 
     def _resolve(self, seq: SeqState, job: _Job) -> None:
         try:
+            result = self.decoder.result(seq)
+        except Exception as exc:  # noqa: BLE001 - this request's own processor failed
+            _fail(job.future, exc)
+            return
+        try:
             if not job.future.done():
-                job.future.set_result(self.decoder.result(seq))
+                job.future.set_result(result)
         except Exception:  # noqa: BLE001 - cancelled by the waiting side meanwhile
             pass
 

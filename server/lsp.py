@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 # LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
+STATUS_REQUEST = "pingti/status"
 _WORD_TAIL = re.compile(r"\w+$")  # identifiers, Unicode ones included
 
 
@@ -325,6 +326,22 @@ def on_config(ls: PingtiServer, params: types.DidChangeConfigurationParams) -> N
 def on_shutdown(ls: PingtiServer, *args: Any) -> None:
     for token in ls.inflight.values():
         token.cancel("shutdown")
+
+
+@server.feature(STATUS_REQUEST)
+def status(ls: PingtiServer, *args: Any) -> dict[str, Any]:
+    """``pingti/status``: what is loaded and how the model thread is doing (for editors' status
+    lines, benchmarks and tests)."""
+    out: dict[str, Any] = {"state": ls.state.value, "version": __version__}
+    if ls.load_error:
+        out["error"] = ls.load_error
+    if ls.engine is not None:
+        info = ls.engine.backend.info
+        out["model"] = {"name": info.name, "backend": info.backend, "device": info.device,
+                        "quantization": info.quantization, "contextWindow": info.context_window}
+        if ls.engine.scheduler is not None:
+            out["batching"] = ls.engine.scheduler.stats()
+    return out
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

@@ -98,6 +98,11 @@ class PingtiClient:
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
 
+    async def status(self) -> dict[str, Any]:
+        """The server's ``pingti/status`` answer (model, batching counters)."""
+        result = await self.client.protocol.send_request_async("pingti/status", None)
+        return _plain(result)
+
     def peak_rss_bytes(self) -> int | None:
         """The server process' peak resident set size (Linux VmHWM)."""
         if self.server_pid is None:
@@ -125,3 +130,16 @@ def position_of(text: str, offset: int) -> tuple[int, int]:
     from server.documents import Document, PositionEncoding
 
     return Document("x", text).position_at(offset, PositionEncoding.UTF16)
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands back untyped results as namespaces: make them plain dicts and lists."""
+    if hasattr(value, "_asdict"):  # namedtuple-like objects
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "__dict__"):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    return value

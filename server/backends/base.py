@@ -40,6 +40,7 @@ class FinishReason(enum.Enum):
     STOP = "stop"  # the stop predicate (end of line/block) said enough
     LENGTH = "length"  # max_new_tokens reached
     CANCELLED = "cancelled"
+    ERROR = "error"  # a logits processor or stop predicate of this request raised
 
 
 @dataclass(frozen=True)

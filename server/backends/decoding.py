@@ -51,6 +51,7 @@ class SeqState:
     t_first: float | None = None
     t_end: float = 0.0
     handle: Any = None  # the runner's own bookkeeping (its KV slot)
+    error: Exception | None = None  # what its own processor or stop predicate raised
     rng: np.random.Generator | None = None
 
     @property
@@ -185,21 +186,25 @@ class BatchDecoder:
         if s.cancel.cancelled:
             self._finish(s, FinishReason.CANCELLED)
             return
-        if req.logits_processors:
-            logits = np.array(logits, dtype=np.float32, copy=True)
-            for proc in req.logits_processors:
-                logits = proc(s.out, logits)
-        tok = sample(logits, req.temperature, req.top_p, s.rng)
-        s.out.append(tok)
-        s.logprobs.append(logprob(logits, tok))
-        if tok in self._stop_ids:
-            self._finish(s, FinishReason.EOS)
-        elif s.cancel.cancelled:
-            self._finish(s, FinishReason.CANCELLED)
-        elif len(s.out) >= req.max_new_tokens:
-            self._finish(s, FinishReason.LENGTH)
-        elif req.stop is not None and req.stop(self.visible_text(s.out)):
-            self._finish(s, FinishReason.STOP)
+        try:
+            if req.logits_processors:
+                logits = np.array(logits, dtype=np.float32, copy=True)
+                for proc in req.logits_processors:
+                    logits = proc(s.out, logits)
+            tok = sample(logits, req.temperature, req.top_p, s.rng)
+            s.out.append(tok)
+            s.logprobs.append(logprob(logits, tok))
+            if tok in self._stop_ids:
+                self._finish(s, FinishReason.EOS)
+            elif s.cancel.cancelled:
+                self._finish(s, FinishReason.CANCELLED)
+            elif len(s.out) >= req.max_new_tokens:
+                self._finish(s, FinishReason.LENGTH)
+            elif req.stop is not None and req.stop(self.visible_text(s.out)):
+                self._finish(s, FinishReason.STOP)
+        except Exception as exc:  # noqa: BLE001 - this request fails, the batch goes on
+            s.error = exc
+            self._finish(s, FinishReason.ERROR)
 
     @staticmethod
     def _finish(s: SeqState, reason: FinishReason) -> None:
@@ -207,6 +212,9 @@ class BatchDecoder:
         s.t_end = time.perf_counter()
 
     def result(self, s: SeqState) -> GenerationResult:
+        """The sequence's result; raises what its processor or stop predicate raised."""
+        if s.error is not None:
+            raise s.error
         first = s.t_first or s.t_end
         return GenerationResult(
             token_ids=list(s.out),
