@@ -252,8 +252,10 @@ def slot_rank(cached: Sequence[int], prompt: Sequence[int], same_document: bool,
     worthwhile reusable prefix, then the same document's slot, then an empty slot, then the
     least recently used one (it is the cheapest to lose)."""
     n = common_prefix(cached, prompt)
-    return (n if n >= min(REUSE_MIN_TOKENS, len(prompt) - 1) else 0, int(same_document),
-            int(not cached), -last_used)
+    # Worthwhile: a long shared prefix, or all of the prompt, or all the slot holds (taking it
+    # loses nothing).
+    useful = n >= min(REUSE_MIN_TOKENS, len(prompt) - 1) or (n > 0 and n == len(cached))
+    return (n if useful else 0, int(same_document), int(not cached), -last_used)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -149,6 +149,17 @@ class LlamaCppRunner:
                     f"new tokens does not fit the context window of {self.context_window} tokens")
         now = time.perf_counter()
         taken: set[int] = set()
+        try:
+            return self._prefill(seqs, now, taken)
+        except BaseException:
+            # Whatever these prompts left half-evaluated is dropped; the slots are free again.
+            for slot in self.slots:
+                if slot.seq_id in taken:
+                    self._truncate(slot, 0)
+                    slot.busy = False
+            raise
+
+    def _prefill(self, seqs: Sequence[SeqState], now: float, taken: set[int]) -> list[Logits]:
         prompts = [list(s.request.prompt_ids) for s in seqs]
         leaders: list[int] = []
         followers: list[tuple[int, int]] = []  # (seq index, leader index)

@@ -182,6 +182,30 @@ async def suggestion(lsp_client: LanguageClient, uri: str, line: int, character:
     return text
 
 
+async def status(lsp_client: LanguageClient) -> dict[str, Any]:
+    """The server's ``pingti/status`` answer as plain dicts."""
+    from server.lspclient import _plain
+
+    result = await asyncio.wait_for(
+        lsp_client.protocol.send_request_async("pingti/status", None), TIMEOUT)
+    plain = _plain(result)
+    assert isinstance(plain, dict), plain
+    return plain
+
+
+async def model_idle(lsp_client: LanguageClient, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """Wait until no sequence is decoding or queued on the model thread; its status then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await status(lsp_client)
+        b = st.get("batching", {})
+        if b.get("running") == 0 and b.get("queued") == 0:
+            return st
+        if time.monotonic() > deadline:
+            raise AssertionError(f"model still busy after {timeout}s: {st}")
+        await asyncio.sleep(0.02)
+
+
 def configure(lsp_client: LanguageClient, settings: Any) -> None:
     lsp_client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings=settings))

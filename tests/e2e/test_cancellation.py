@@ -1,8 +1,10 @@
-"""$/cancelRequest and superseded requests stop the model worker within a decoding step.
+"""$/cancelRequest and superseded requests stop the model within a decoding step.
 
-The fake backend sleeps ``fakeTokenDelay`` seconds per token. LONG_DOC makes it copy a body of
-about a thousand characters (about 50 s at 0.05 s per token), so a following request that is
-answered within a couple of seconds proves the worker stopped instead of finishing the plan.
+The fake backend sleeps ``fakeTokenDelay`` seconds per step. LONG_DOC makes it copy a body of
+about a thousand characters (about 50 s at 0.05 s per token), so the model thread reporting no
+running sequence (``pingti/status``) within a couple of seconds proves the generation stopped
+instead of finishing the plan. (A following request being quick proves less: with batching it
+would join the running sequence anyway.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from .conftest import inline_params, open_doc, start_session, suggestion
+from .conftest import inline_params, model_idle, open_doc, start_session, status, suggestion
 
 DELAY = 0.05
 BODY_LINES = 100
@@ -65,6 +67,9 @@ async def test_cancel_request_stops_the_worker(raw_client: LanguageClient):
         await asyncio.wait_for(long, QUICK)
     assert exc.value.code == types.LSPErrorCodes.RequestCancelled  # -32800
     assert time.monotonic() - t0 < QUICK
+    await model_idle(raw_client, QUICK)  # the sequence left the model, it did not run on
+    steps = (await status(raw_client))["batching"]["steps"]
+    assert steps < 100, steps  # the plan is ~1000 steps long
 
     # The worker is free again: a new request (another document, not cached) is quick.
     open_doc(raw_client, "file:///tmp/pingti-e2e/short2.py", "xyz = 2\nxy")
@@ -75,8 +80,9 @@ async def test_cancel_request_stops_the_worker(raw_client: LanguageClient):
 
 
 async def test_cancel_while_queued_behind_another_request(raw_client: LanguageClient):
-    """A cancelled request that never reached the worker does not run at all."""
-    await start_session(raw_client, LONG_OPTIONS)
+    """A cancelled request that never reached the model does not run at all."""
+    # One at a time, so the second request really waits in the queue.
+    await start_session(raw_client, {**LONG_OPTIONS, "maxBatchSize": 1})
     open_doc(raw_client, URI, LONG_DOC)
     other = "file:///tmp/pingti-e2e/long2.py"
     open_doc(raw_client, other, LONG_DOC)
@@ -89,6 +95,8 @@ async def test_cancel_while_queued_behind_another_request(raw_client: LanguageCl
         with pytest.raises(JsonRpcException) as exc:
             await asyncio.wait_for(fut, QUICK)
         assert exc.value.code == types.LSPErrorCodes.RequestCancelled
+    st = await model_idle(raw_client, QUICK)
+    assert st["batching"]["maxWidth"] == 1  # q-2 never decoded beside q-1
     open_doc(raw_client, SHORT_URI, SHORT_DOC)
     assert await suggestion(raw_client, SHORT_URI, 1, 2, timeout=QUICK) == "c = 1"
 
@@ -111,6 +119,7 @@ async def test_newer_request_supersedes_older(raw_client: LanguageClient):
     assert len(old_result.items) == 0
     new_result = await asyncio.wait_for(newer, QUICK)
     assert [i.insert_text for i in new_result.items] == ["c = 1"]
+    await model_idle(raw_client, QUICK)
 
 
 async def test_cancel_of_a_finished_request_is_harmless(client: LanguageClient):
