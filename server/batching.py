@@ -51,6 +51,7 @@ class BatchScheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._jobs: dict[int, _Job] = {}  # id(SeqState) -> job, for the running sequences
+        self._admitting: list[_Job] = []  # taken from the queue, being prefilled
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -90,10 +91,11 @@ class BatchScheduler:
         """Stop the thread; queued and running requests are cancelled."""
         with self._cond:
             self._closed = True
-            for job in self._queue:
+            for job in [*self._queue, *self._admitting]:
                 job.cancel.cancel("server shutting down")
             self._cond.notify_all()
-        for job in list(self._jobs.values()):
+            running = list(self._jobs.values())
+        for job in running:
             job.cancel.cancel("server shutting down")
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -119,6 +121,7 @@ class BatchScheduler:
             taken: list[_Job] = []
             while self._queue and len(taken) < room:
                 taken.append(self._queue.popleft())
+            self._admitting = taken  # close() must reach these too while they are prefilled
             return taken
 
     def _loop(self) -> None:
@@ -136,14 +139,19 @@ class BatchScheduler:
             seqs = self.decoder.admit([(j.request, j.cancel) for j in jobs])
         except Exception as exc:  # noqa: BLE001 - the requests fail, the thread serves on
             logger.warning("could not start %d request(s): %s", len(jobs), exc)
+            with self._cond:
+                self._admitting = []
             for j in jobs:
                 _fail(j.future, exc)
             return
+        with self._cond:
+            for seq, job in zip(seqs, jobs, strict=True):
+                if not seq.done:
+                    self._jobs[id(seq)] = job
+            self._admitting = []
         for seq, job in zip(seqs, jobs, strict=True):
             if seq.done:
                 self._resolve(seq, job)
-            else:
-                self._jobs[id(seq)] = job
 
     def _step(self) -> None:
         try:

@@ -191,6 +191,11 @@ class BatchDecoder:
                 logits = np.array(logits, dtype=np.float32, copy=True)
                 for proc in req.logits_processors:
                     logits = proc(s.out, logits)
+                if not np.isfinite(logits).any():
+                    # The processors allow no token at all (a constraint with no way on):
+                    # the sequence ends with what it has.
+                    self._finish(s, FinishReason.STOP)
+                    return
             tok = sample(logits, req.temperature, req.top_p, s.rng)
             s.out.append(tok)
             s.logprobs.append(logprob(logits, tok))
