@@ -20,6 +20,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # tested and measured.
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
   .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c 'import server, torch, transformers, pygls, tree_sitter_python, llama_cpp'
+  .venv/bin/python -c 'import server, testgen, torch, transformers, pygls, tree_sitter_python, llama_cpp, coverage, landlock, pyseccomp'
   echo "$want" > "$stamp"
+fi
+# The sandbox for generated tests needs bubblewrap (Debian package). Installed when missing and
+# we may (root with apt); otherwise `pingti-ls --check-sandbox` says what is missing and
+# generated tests are refused unless the user sets sandbox to "none".
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }) \
+      || echo "setup: could not install bubblewrap; generated tests will be refused" >&2
+  else
+    echo "setup: bubblewrap (bwrap) not found; install it to run generated tests" >&2
+  fi
 fi

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selftest", action="store_true",
                         help="load the model, complete a sample function through the real LSP "
                              "path, print the completion and timings, and exit")
+    parser.add_argument("--check-sandbox", action="store_true",
+                        help="say which isolation layers for generated tests work here, run a "
+                             "probe in the sandbox, and exit (0: usable)")
     parser.add_argument("--model", help="model for --selftest (default: the packaged model)")
     args = parser.parse_args(argv)
 
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
 
+    if args.check_sandbox:
+        return _check_sandbox()
     if args.selftest:
         from server.selftest import run_selftest
 
@@ -74,3 +79,24 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _check_sandbox() -> int:
+    from testgen.sandbox import Sandbox, check_report_text
+
+    sandbox = Sandbox()
+    print(check_report_text(sandbox.report))
+    if not sandbox.report.usable:
+        return 1
+    import shutil
+
+    workdir = sandbox.make_workdir()
+    try:
+        probe = sandbox.run(["python", "-c", "import os, socket\n"
+                             "try:\n    socket.socket()\n    print('network: OPEN')\n"
+                             "except OSError:\n    print('network: denied')\n"
+                             "print('uid:', os.getuid())"], workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"probe: {probe.verdict.value} {probe.stdout.strip()} {probe.detail}".rstrip())
+    return 0 if probe.ok and "network: denied" in probe.stdout else 1

@@ -47,6 +47,14 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class SandboxMode(enum.Enum):
+    """How generated tests are isolated (testgen/sandbox.py, SECURITY.md)."""
+
+    AUTO = "auto"  # bubblewrap; refuse to run generated code without it
+    BWRAP = "bwrap"
+    NONE = "none"  # the user accepts running generated code without namespaces
+
+
 class LogLevel(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
@@ -107,6 +115,11 @@ class Config:
     # Overrides the XDG cache dir for assembled/converted models.
     cache_dir: str | None = None
     log_level: LogLevel = LogLevel.INFO
+    # "Generate tests": isolation of the generated tests, the time a generation may take (a
+    # second round only starts in the first half of it), and the length of each model answer.
+    sandbox: SandboxMode = SandboxMode.AUTO
+    testgen_time_budget_s: int = 300
+    testgen_max_tokens: int = 768
     # Fake backend only: seconds per generated token, so tests can observe cancellation.
     fake_token_delay: float = 0.0
 
@@ -142,6 +155,9 @@ _ALIASES: dict[str, str] = {
     "debounceMs": "debounce_ms",
     "cacheDir": "cache_dir",
     "logLevel": "log_level",
+    "sandbox": "sandbox",
+    "testgenTimeBudgetS": "testgen_time_budget_s",
+    "testgenMaxTokens": "testgen_max_tokens",
     "fakeTokenDelay": "fake_token_delay",
 }
 
@@ -162,6 +178,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "batch_timeout_ms": (0, 1000),
     "kv_cache_tokens": (256, 1_048_576),
     "kv_cache_documents": (1, 64),
+    "testgen_time_budget_s": (10, 3600),
+    "testgen_max_tokens": (64, 4096),
     "debounce_ms": (0, 5000),
     "fake_token_delay": (0.0, 10.0),
 }
@@ -222,6 +240,9 @@ _FIELD_TYPES: dict[str, Any] = {
     "debounce_ms": int,
     "cache_dir": "str | None",
     "log_level": LogLevel,
+    "sandbox": SandboxMode,
+    "testgen_time_budget_s": int,
+    "testgen_max_tokens": int,
     "fake_token_delay": float,
 }
 assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Config)}

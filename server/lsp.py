@@ -21,6 +21,7 @@ import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -28,7 +29,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
 
-from server import __version__
+from server import __version__, testgen_lsp
 from server.backends.base import CancelledError, CancelToken
 from server.config import Config, config_from_environment, parse_settings
 from server.debounce import Debouncer
@@ -120,6 +121,16 @@ class PingtiServer(LanguageServer):
         logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     # --- messages to the user --------------------------------------------------------------
+
+    def workspace_root(self) -> Path | None:
+        """The client's workspace folder (rootUri/first folder), if it is a local directory."""
+        try:
+            root = self.workspace.root_path
+        except (RuntimeError, AttributeError):
+            root = None
+        if root and Path(root).is_dir():
+            return Path(root)
+        return None
 
     def notify_user(self, message: str, kind: types.MessageType = types.MessageType.Warning
                     ) -> None:
@@ -326,6 +337,17 @@ def on_config(ls: PingtiServer, params: types.DidChangeConfigurationParams) -> N
 def on_shutdown(ls: PingtiServer, *args: Any) -> None:
     for token in ls.inflight.values():
         token.cancel("shutdown")
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[testgen_lsp.ACTION_KIND]))
+def code_action(ls: PingtiServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    return testgen_lsp.code_actions(ls, params)
+
+
+@server.command(testgen_lsp.COMMAND)
+async def generate_tests(ls: PingtiServer, *args: Any) -> dict[str, Any]:
+    return await testgen_lsp.generate_tests_command(ls, *args)
 
 
 @server.feature(STATUS_REQUEST)

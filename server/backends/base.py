@@ -124,7 +124,9 @@ class ModelInfo:
 class ModelBackend(Protocol):
     info: ModelInfo
 
-    def encode(self, text: str) -> list[int]: ...
+    # special=True: special-token text in ``text`` (e.g. a chat template's <|im_start|>) becomes
+    # those tokens; False (completions): it is ordinary text.
+    def encode(self, text: str, special: bool = False) -> list[int]: ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
 

@@ -9,6 +9,7 @@ can be observed; the decode loop checks the cancel token every step, like the re
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ from server.backends.decoding import BatchDecoder, Logits, SeqState, generate_on
 _SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 _OFFSET = 16  # ids below this are special tokens
 _FALLBACK = "pass"
+_CHAT_TURN = "### Assistant\n"  # the end of a chat prompt (testgen.pipeline.format_chat)
 _MAX_CHAR = 0x2FFFF  # characters above this (rare) all become one token: the vocabulary stays small
 _N_VOCAB = _OFFSET + _MAX_CHAR + 1
 
@@ -45,7 +47,7 @@ class FakeBackend:
         )
         self._decoder = BatchDecoder(_FakeRunner(self), frozenset({0}), self.decode)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, special: bool = False) -> list[int]:
         return [min(ord(c), _MAX_CHAR) + _OFFSET for c in text]
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -58,6 +60,8 @@ class FakeBackend:
     def _plan(self, prompt_ids: Sequence[int]) -> str:
         fim = [i for i in prompt_ids if i < _OFFSET]
         text = self.decode(prompt_ids)
+        if text.endswith(_CHAT_TURN):
+            return _doctest_answer(text)
         if len(fim) == 3:
             # FIM: predict from the prefix, looking things up in prefix + suffix.
             pre = text.split(_SPECIALS[1], 1)[1]
@@ -84,6 +88,21 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+_DOCTEST = re.compile(r"^[ \t]*>>> (.+)\n[ \t]*(?!>>>)(\S.*)$", re.M)
+_IMPORT_HINT = re.compile(r"Import it with `(from [\w.]+ import \w+)`")
+
+
+def _doctest_answer(prompt: str) -> str:
+    """A chat answer for "write tests": the doctest examples in the prompt as pytest tests
+    (the wrong ones included: the sandbox filter must drop them)."""
+    imp = _IMPORT_HINT.search(prompt)
+    lines = ["```python", imp.group(1) if imp else "", ""]
+    for i, (expr, expected) in enumerate(_DOCTEST.findall(prompt)):
+        lines += [f"def test_example_{i}():", f"    assert {expr} == {expected.strip()}", ""]
+    lines.append("```")
+    return "\n".join(lines)
 
 
 class _FakeRunner:

@@ -320,10 +320,10 @@ class LlamaCppBackend:
     def decoder(self) -> BatchDecoder:
         return self._decoder
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, special: bool = False) -> list[int]:
         if not text:
             return []
-        return list(self._model.tokenize(text.encode("utf-8"), False, False))
+        return list(self._model.tokenize(text.encode("utf-8"), False, special))
 
     def decode(self, ids: Sequence[int]) -> str:
         pieces = self._pieces

@@ -227,8 +227,11 @@ class TransformersBackend:
     def decoder(self) -> BatchDecoder:
         return self._decoder
 
-    def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, add_special_tokens=False))
+    def encode(self, text: str, special: bool = False) -> list[int]:
+        if special:
+            return list(self._tok.encode(text, add_special_tokens=False))
+        # Special-token text typed in a document is just text to a completion prompt.
+        return list(self._tok.encode(text, add_special_tokens=False, split_special_tokens=True))
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tok.decode(list(ids), skip_special_tokens=False))

@@ -1,0 +1,347 @@
+"""Generate tests for one target: prompt → split → run → keep the reliable ones → cover more.
+
+No LSP here: the server passes a ``generate`` callable (prompt text → model answer), a sandbox,
+a progress callback and a cancel event, and gets a :class:`TestGenResult` whose ``new_text``
+is what to write (a new test module, or the text to append to an existing one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testgen.extract import Target, find_target, import_root, module_name
+from testgen.runner import Coverage, TestRunner
+from testgen.sandbox import Sandbox, Verdict
+from testgen.split import (
+    ParsedTests,
+    TestCase,
+    defined_names,
+    rename_colliding,
+    render_module,
+    split_tests,
+)
+
+logger = logging.getLogger(__name__)
+
+Generate = Callable[[str, int], str]  # (prompt, max_new_tokens) -> answer text
+Progress = Callable[[str, int], None]  # (message, percent)
+
+# Re-runs of the passing tests; a test must pass every time to be kept (flaky tests are worse
+# than none).
+FLAKE_RUNS = 3
+
+
+class TestGenError(Exception):
+    """Nothing can be generated; the message is for the user and nothing is written."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TestGenSettings:
+    max_new_tokens: int = 768
+    time_budget_s: float = 300.0
+    rounds: int = 2  # the first, and one more that shows failures and uncovered lines
+    ghostwriter: bool = True
+
+
+@dataclass
+class TestGenResult:
+    target: Target
+    module: str
+    test_path: Path
+    append: bool  # True: new_text goes at the end of an existing test file
+    new_text: str
+    kept: list[str] = field(default_factory=list)
+    generated: int = 0  # test functions in the model's answers (parsing or not)
+    parsed: int = 0
+    passed: int = 0
+    ghostwritten_kept: int = 0
+    coverage_before: float = 0.0
+    coverage_after: float = 0.0
+    rounds: int = 0
+    seconds: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        return (f"kept {len(self.kept)} of {self.generated} generated tests for "
+                f"{self.target.qualname} ({self.parsed} parsed, {self.passed} passed, "
+                f"{len(self.kept)} passed {FLAKE_RUNS} more runs"
+                + (f", {self.ghostwritten_kept} Hypothesis property tests" if
+                   self.ghostwritten_kept else "")
+                + f"); coverage of {self.target.qualname}: {self.coverage_before:.0f}% → "
+                f"{self.coverage_after:.0f}% (lines + branches) in {self.seconds:.0f} s; "
+                f"{'appended to' if self.append else 'new file'} {self.test_path}")
+
+
+# --- prompting -----------------------------------------------------------------------------
+
+
+def format_chat(messages: list[tuple[str, str]], special_tokens: frozenset[str] | set[str]) -> str:
+    """The model's chat format for (role, text) messages, ending where the assistant speaks.
+    ChatML (Qwen, many others) when the model has its tokens; else a plain instruction format."""
+    if "<|im_start|>" in special_tokens:
+        body = "".join(f"<|im_start|>{role}\n{text}<|im_end|>\n" for role, text in messages)
+        return body + "<|im_start|>assistant\n"
+    parts = [f"### {role.capitalize()}\n{text}\n" for role, text in messages]
+    return "\n".join(parts) + "\n### Assistant\n"
+
+
+SYSTEM = ("You are an expert Python developer. You write correct, deterministic pytest unit "
+          "tests with plain assert statements. You reply with one Python code block.")
+
+
+def first_prompt(target: Target, module: str) -> list[tuple[str, str]]:
+    importable = target.enclosing_class or target.name
+    what = {"method": f"the method `{target.qualname}`", "class": f"the class `{target.name}`",
+            "function": f"the function `{target.name}`"}[target.kind]
+    context = target.imports + "\n\n" if target.imports else ""
+    async_note = (" It is async: call it with asyncio.run(...) inside a normal test function."
+                  if target.is_async else "")
+    user = (f"Here is {what} from the Python module `{module}`:\n\n```python\n{context}"
+            f"{target.source}\n```\n\n"
+            f"Write pytest tests for it. Import it with `from {module} import {importable}`."
+            f"{async_note} Test typical inputs, edge cases and the errors it raises. Write each "
+            "test as a separate top-level function named test_<something>, with concrete "
+            "expected values you are sure of. No explanations, only the code.")
+    return [("system", SYSTEM), ("user", user)]
+
+
+def repair_prompt(target: Target, module: str, failures: dict[str, str],
+                  uncovered: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    messages = first_prompt(target, module)
+    notes = []
+    if failures:
+        listed = "\n".join(f"- {name}: {why.splitlines()[0][:200]}"
+                           for name, why in list(failures.items())[:8])
+        notes.append("These tests failed, so their expectations were wrong; do not repeat "
+                     f"them:\n{listed}")
+    if uncovered:
+        listed = "\n".join(f"{n}: {text}" for n, text in uncovered[:20])
+        notes.append("These lines are not run by any test yet; write tests that reach them:\n"
+                     f"```\n{listed}\n```")
+    messages.append(("user", "\n\n".join(notes) + "\n\nWrite new test functions (new names)."))
+    return messages
+
+
+# --- the pipeline --------------------------------------------------------------------------
+
+
+def test_file_for(module: str, workspace: Path, module_file: Path) -> Path:
+    """Where the tests go: the workspace's tests folder (``tests/`` or ``test/``), else a new
+    ``tests/``; ``test_<module>.py`` after the module's last name."""
+    short = module.rsplit(".", 1)[-1] or module_file.stem
+    for folder in ("tests", "test"):
+        if (workspace / folder).is_dir():
+            return workspace / folder / f"test_{short}.py"
+    return workspace / "tests" / f"test_{short}.py"
+
+
+def generate_tests(path: Path, text: str, line: int, character: int | None,
+                   workspace: Path | None, generate: Generate, special_tokens: frozenset[str],
+                   sandbox: Sandbox, settings: TestGenSettings | None = None,
+                   progress: Progress | None = None,
+                   cancel: threading.Event | None = None) -> TestGenResult:
+    cfg = settings or TestGenSettings()
+    t0 = time.monotonic()
+    cancel = cancel or threading.Event()
+
+    def step(message: str, pct: int) -> None:
+        if cancel.is_set():
+            raise Cancelled()
+        logger.info("testgen: %s", message)
+        if progress is not None:
+            progress(message, pct)
+
+    if not sandbox.report.usable:
+        raise TestGenError(sandbox.report.refusal())
+    target = find_target(text, line, character)
+    path = path.resolve()
+    ws = (workspace or path.parent).resolve()
+    root = import_root(path, ws)
+    module = module_name(path, root)
+    try:
+        runner = TestRunner(sandbox, root, path, cancel=cancel, text=text)
+    except OSError as exc:
+        raise TestGenError(f"cannot prepare the sandbox: {exc}") from exc
+    try:
+        return _generate(runner, target, module, path, text, ws, generate, special_tokens,
+                         sandbox, cfg, step, t0)
+    finally:
+        runner.close()
+
+
+def _generate(runner: TestRunner, target: Target, module: str, path: Path, text: str, ws: Path,
+              generate: Generate, special_tokens: frozenset[str], sandbox: Sandbox,
+              cfg: TestGenSettings, step: Callable[[str, int], None], t0: float
+              ) -> TestGenResult:
+    step(f"checking that {module} imports", 5)
+    imported = runner.check_import(module)
+    if imported.verdict is Verdict.REFUSED:
+        raise TestGenError(imported.detail)
+    if not imported.ok:
+        err = (imported.stderr.strip().splitlines() or [imported.detail])[-1]
+        raise TestGenError(f"module {module} does not import in the sandbox: {err}")
+    test_path = test_file_for(module, ws, path)
+    existing = test_path.read_text() if test_path.exists() else ""
+    lines = (target.start_line, target.end_line)
+    before = Coverage()
+    if existing.strip():
+        step("measuring the coverage of the existing tests", 10)
+        before = _existing_coverage(runner, existing, lines)
+
+    importable = target.enclosing_class or target.name
+    base_import = f"from {module} import {importable}"
+    kept: dict[str, TestCase] = {}
+    helpers: list[str] = []
+    imports: list[str] = [base_import]
+    result = TestGenResult(target, module, test_path, bool(existing.strip()), "",
+                           coverage_before=before.percent)
+    failures: dict[str, str] = {}
+    coverage = before
+    for rnd in range(cfg.rounds):
+        if rnd > 0:
+            spent = time.monotonic() - t0
+            if spent > cfg.time_budget_s * 0.5 or (not failures and coverage.percent >= 100):
+                break
+        result.rounds = rnd + 1
+        if rnd == 0:
+            messages = first_prompt(target, module)
+        else:
+            uncovered = [(n, text.split("\n")[n - 1].strip()) for n in coverage.missing_lines]
+            messages = repair_prompt(target, module, failures, uncovered)
+        step(f"round {rnd + 1}: the model is writing tests", 15 + 35 * rnd)
+        answer = generate(format_chat(messages, special_tokens), cfg.max_new_tokens)
+        parsed = split_tests(answer)
+        result.generated += len(parsed.tests) + parsed.dropped
+        result.parsed += len(parsed.tests)
+        new_tests = rename_colliding(parsed.tests, set(kept) | defined_names(existing))
+        if not new_tests:
+            continue
+        for imp in parsed.imports:
+            if imp not in imports:
+                imports.append(imp)
+        new_helpers = [h for h in parsed.preamble if h not in parsed.imports and h not in helpers]
+        step(f"round {rnd + 1}: running {len(new_tests)} tests in the sandbox", 25 + 35 * rnd)
+        kept_now, failed = _filter(runner, imports, helpers + new_helpers, new_tests, step,
+                                   30 + 35 * rnd)
+        result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
+        failures = {k: v for k, v in failed.items() if not k.startswith("flaky:")}
+        if kept_now:
+            helpers += new_helpers
+            kept.update((t.name, t) for t in kept_now)
+            step("measuring coverage", 40 + 35 * rnd)
+            coverage = runner.run(imports, helpers, list(kept.values()), lines).coverage or coverage
+
+    if cfg.ghostwriter and target.kind == "function" and target.has_type_hints \
+            and time.monotonic() - t0 < cfg.time_budget_s:
+        step("Hypothesis ghostwriter: property tests", 85)
+        ghost = _ghostwrite(runner, sandbox, module, target)
+        if ghost is not None and ghost.tests:
+            ghost_tests = rename_colliding(ghost.tests, set(kept) | defined_names(existing))
+            for imp in ghost.imports:
+                if imp not in imports:
+                    imports.append(imp)
+            g_helpers = [h for h in ghost.preamble if h not in ghost.imports]
+            kept_g, _ = _filter(runner, imports, helpers + g_helpers, ghost_tests, step, 90)
+            if kept_g:
+                helpers += g_helpers
+                kept.update((t.name, t) for t in kept_g)
+                result.ghostwritten_kept = len(kept_g)
+                cov = runner.run(imports, helpers, list(kept.values()), lines).coverage
+                coverage = cov or coverage
+
+    if not kept:
+        if result.generated == 0:
+            raise TestGenError(f"the model wrote no tests for {target.qualname}; nothing written")
+        raise TestGenError(
+            f"none of the {result.generated} generated tests for {target.qualname} passed "
+            f"reliably in the sandbox; nothing written")
+    result.kept = list(kept)
+    result.coverage_after = max(coverage.percent, before.percent)
+    tests = list(kept.values())
+    if result.append:
+        missing_imports = [i for i in imports if i not in existing]
+        header = f"# Tests for {target.qualname}, generated by pingti (kept: passed {FLAKE_RUNS}" \
+                 " more runs in the sandbox)."
+        body = render_module(missing_imports, helpers, tests)
+        sep = "" if existing.endswith("\n") else "\n"
+        result.new_text = f"{sep}\n\n{header}\n{body}"
+    else:
+        result.new_text = render_module(sorted(imports, key=_import_order), helpers, tests)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _import_order(line: str) -> tuple[int, str]:
+    return (0 if line.startswith("import ") else 1, line)
+
+
+def _filter(runner: TestRunner, imports: list[str], helpers: list[str], tests: list[TestCase],
+            step: Callable[[str, int], None], pct: int) -> tuple[list[TestCase], dict[str, str]]:
+    """The tests that pass, then pass FLAKE_RUNS more runs; failures by name ('flaky:' for
+    those that passed once and then failed)."""
+    first = runner.run(imports, helpers, tests)
+    failed = dict(first.failed)
+    for t in tests:
+        if t.name not in first.passed and t.name not in failed:
+            failed[t.name] = "did not run"
+    passing = [t for t in tests if t.name in first.passed]
+    for k in range(FLAKE_RUNS):
+        if not passing:
+            break
+        step(f"re-running {len(passing)} passing tests ({k + 1}/{FLAKE_RUNS})", pct)
+        again = runner.run(imports, helpers, passing)
+        for t in passing:
+            if t.name not in again.passed:
+                failed["flaky:" + t.name] = again.failed.get(t.name, "failed on a re-run")
+        passing = [t for t in passing if t.name in again.passed]
+    return passing, failed
+
+
+def _existing_coverage(runner: TestRunner, existing: str, lines: tuple[int, int]) -> Coverage:
+    parsed = split_tests(existing)
+    if not parsed.tests:
+        return Coverage()
+    outcome = runner.run(parsed.imports, [p for p in parsed.preamble if p not in parsed.imports],
+                         parsed.tests, lines)
+    return outcome.coverage or Coverage()
+
+
+_GHOST = (
+    "import importlib, sys\n"
+    "from hypothesis.extra import ghostwriter\n"
+    "mod = importlib.import_module(sys.argv[1])\n"
+    "obj = mod\n"
+    "for part in sys.argv[2].split('.'):\n"
+    "    obj = getattr(obj, part)\n"
+    "print(ghostwriter.magic(obj))\n"
+)
+
+
+def _ghostwrite(runner: TestRunner, sandbox: Sandbox, module: str, target: Target
+                ) -> ParsedTests | None:
+    """Hypothesis' ghostwriter's property tests for the target (it imports the module, so it
+    runs in the sandbox too)."""
+    workdir = sandbox.make_workdir()
+    try:
+        (workdir / "ghost.py").write_text(_GHOST)
+        res = sandbox.run(["python", "ghost.py", module, target.qualname], workdir,
+                          env={"PYTHONPATH": str(runner.import_root)}, cancel=runner.cancel,
+                          readonly=[runner.import_root])
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not res.ok:
+        logger.info("ghostwriter failed: %s", res.stderr[-500:])
+        return None
+    parsed = split_tests(res.stdout)
+    return parsed

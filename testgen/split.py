@@ -1,0 +1,163 @@
+"""Turn a model's answer into individual pytest tests (pure, no I/O).
+
+The answer is usually a fenced code block, sometimes several, sometimes with prose around it or
+cut off mid-function at the token limit. Every top-level ``def test_*`` (or ``class Test*``)
+becomes one :class:`TestCase`; imports, fixtures, helpers and constants go to a shared preamble;
+top-level calls (``test_x()``, ``pytest.main()``, ``if __name__ == "__main__":``) are dropped.
+A piece that does not parse on its own is dropped and counted, the others are kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+# A line where a new top-level piece starts (used only when the whole answer does not parse).
+_TOP = re.compile(r"^(?:@|def |async def |class |import |from )", re.M)
+
+
+@dataclass(frozen=True)
+class TestCase:
+    name: str  # test function or class name (what pytest selects with file::name)
+    source: str
+
+
+@dataclass
+class ParsedTests:
+    preamble: list[str] = field(default_factory=list)  # imports first, then helpers/fixtures
+    tests: list[TestCase] = field(default_factory=list)
+    dropped: int = 0  # pieces that did not parse
+
+    @property
+    def imports(self) -> list[str]:
+        return [p for p in self.preamble if p.startswith(("import ", "from "))]
+
+
+def extract_code(answer: str) -> str:
+    """The Python code in ``answer``: its fenced blocks (python or untagged), else all of it."""
+    blocks = [body for lang, body in _FENCE.findall(answer)
+              if lang.lower() in ("", "python", "py", "python3", "pytest")]
+    return "\n\n".join(b.strip("\n") for b in blocks) if blocks else answer
+
+
+def _pieces(code: str) -> tuple[list[tuple[ast.stmt, str]], int]:
+    """Top-level statements with their source; when the whole does not parse, parse it piece by
+    piece (split at lines that start a top-level statement) and count the failures."""
+    try:
+        tree = ast.parse(code)
+        return [(node, ast.get_source_segment(code, node, padded=False) or "")
+                for node in tree.body], 0
+    except SyntaxError:
+        pass
+    starts = [m.start() for m in _TOP.finditer(code)]
+    # Decorators belong to the definition below them.
+    chunks: list[str] = []
+    pending = ""
+    for a, b in zip(starts, starts[1:] + [len(code)], strict=True):
+        chunk = code[a:b]
+        if chunk.startswith("@"):
+            pending += chunk
+            continue
+        chunks.append(pending + chunk)
+        pending = ""
+    if pending:
+        chunks.append(pending)
+    out: list[tuple[ast.stmt, str]] = []
+    dropped = 0
+    for chunk in chunks:
+        text = chunk.rstrip() + "\n"
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            dropped += 1
+            continue
+        out.extend((node, ast.get_source_segment(text, node, padded=False) or "")
+                   for node in tree.body)
+    return out, dropped
+
+
+def split_tests(answer: str) -> ParsedTests:
+    code = extract_code(answer)
+    parsed = ParsedTests()
+    nodes, parsed.dropped = _pieces(code)
+    imports: list[str] = []
+    helpers: list[str] = []
+    seen: set[str] = set()
+    for node, src in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            src = _decorated_source(node, src)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if src not in imports:
+                imports.append(src)
+        elif (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and node.name.startswith("test")) or \
+                (isinstance(node, ast.ClassDef) and node.name.startswith("Test")):
+            new = _unique(node.name, seen)
+            parsed.tests.append(TestCase(new, _rename(src, node.name, new)))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                               ast.Assign, ast.AnnAssign)):
+            helpers.append(src)  # fixtures, helpers, constants
+        # Everything else (calls, `if __name__ == ...`, prints) is not part of a test module.
+    parsed.preamble = imports + helpers
+    return parsed
+
+
+def _decorated_source(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, src: str
+                      ) -> str:
+    if not node.decorator_list or src.lstrip().startswith("@"):
+        return src
+    decos = "".join(f"@{ast.unparse(d)}\n" for d in node.decorator_list)
+    return decos + src
+
+
+def _unique(name: str, seen: set[str]) -> str:
+    new = name
+    k = 2
+    while new in seen:
+        new = f"{name}_{k}"
+        k += 1
+    seen.add(new)
+    return new
+
+
+def _rename(src: str, old: str, new: str) -> str:
+    if old == new:
+        return src
+    return re.sub(rf"^(\s*(?:async\s+)?(?:def|class)\s+){re.escape(old)}\b", rf"\g<1>{new}", src,
+                  count=1, flags=re.M)
+
+
+def rename_colliding(tests: list[TestCase], taken: set[str]) -> list[TestCase]:
+    """Rename tests whose names are already used (e.g. in the file they are appended to), so
+    appending never shadows a user's test."""
+    out = []
+    used = set(taken)
+    for t in tests:
+        new = t.name
+        k = 2
+        while new in used:
+            new = f"{t.name}_{k}"
+            k += 1
+        used.add(new)
+        out.append(TestCase(new, _rename(t.source, t.name, new)))
+    return out
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level function and class names of a (test) module, best effort."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set(re.findall(r"^(?:async\s+)?(?:def|class)\s+(\w+)", code, re.M))
+    return {n.name for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def render_module(imports: list[str], helpers: list[str], tests: list[TestCase]) -> str:
+    """A test module's text: imports, then helpers, then tests, two blank lines apart."""
+    parts = ["\n".join(imports)] if imports else []
+    parts += helpers
+    parts += [t.source for t in tests]
+    return "\n\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"
