@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/llamacpp_parity.py --rounds 5 --out benchmarks/out/llamacpp_parity.json
 
-Same model object, same FIM prompt, greedy, the same number of new tokens (end-of-text is not
-allowed to cut a run short: both run to ``--tokens``), KV cache cleared before every run so each
-pays the same prefill. Decode speed = (tokens - 1) / (time from the first to the last token).
+The same GGUF file loaded twice in one process (pingti's backend, which drives llama.cpp's batch
+API itself, and a plain ``llama_cpp.Llama`` with the same context size and threads), the same
+FIM prompt, greedy, the same number of new tokens (end-of-text does not cut pingti's run short),
+KV cache cleared before every run so each pays the same prefill. Decode speed = (tokens - 1) / (time from the first to the last token).
 The two are interleaved round by round so that machine noise hits both alike; medians reported.
 """
 
@@ -44,18 +45,23 @@ def main() -> int:
     config = Config(backend=Backend.LLAMA_CPP)
     source = resolve_model("default", cache_root())
     backend = LlamaCppBackend.load(source, config, cache_root())
-    llm = backend._llm
+    import os
+
+    import llama_cpp
+
+    threads = config.threads or max(1, os.cpu_count() or 1)
+    llm = llama_cpp.Llama(model_path=str(source.path), n_ctx=config.context_window, n_batch=512,
+                          n_threads=threads, n_threads_batch=threads, verbose=False)
     fim = backend.info.fim
     assert fim is not None
     ids = ([backend.token_id(fim.prefix)] + backend.encode(PREFIX) + [backend.token_id(fim.suffix)]
            + backend.encode(SUFFIX) + [backend.token_id(fim.middle)])
     # Keep both runs going for exactly --tokens: no stop token counts as a stop.
-    backend._stop_ids = frozenset()
+    backend.decoder._stop_ids = frozenset()
     ours, theirs = [], []
     texts = {}
     for _ in range(args.rounds):
-        llm.reset()
-        llm._ctx.kv_cache_clear()
+        backend.runner.reset()
         r = backend.generate(GenerationRequest(ids, args.tokens), CancelToken())
         ours.append((len(r.token_ids) - 1) / r.decode_s)
         texts["ours"] = r.token_ids

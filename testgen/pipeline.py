@@ -322,7 +322,9 @@ _GHOST = (
     "obj = mod\n"
     "for part in sys.argv[2].split('.'):\n"
     "    obj = getattr(obj, part)\n"
-    "print(ghostwriter.magic(obj))\n"
+    # A fuzz test: any input its type hints allow, and only the errors a function may
+    # legitimately raise for bad input (ValueError, TypeError) are tolerated.
+    "print(ghostwriter.fuzz(obj, except_=(ValueError, TypeError)))\n"
 )
 
 

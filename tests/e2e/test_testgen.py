@@ -220,3 +220,71 @@ async def test_no_target_and_bad_arguments_get_clear_messages(raw_client: Langua
         types.ExecuteCommandParams(command="pingti.generateTests", arguments=[42])), TIMEOUT))
     assert not bad["ok"] and "expects" in bad["message"]
     assert not (workspace / "tests").exists()
+
+
+REAL_MODULE = textwrap.dedent('''\
+    """Small string helpers."""
+
+
+    def is_palindrome(text: str) -> bool:
+        """True when text reads the same backwards, ignoring case and spaces.
+
+        >>> is_palindrome("Never odd or even")
+        True
+        """
+        cleaned = text.replace(" ", "").lower()
+        return cleaned == cleaned[::-1]
+    ''')
+
+
+@pytest.mark.model
+async def test_real_model_generates_tests_that_pass(raw_client: LanguageClient, tmp_path: Path):
+    """The real default model (llama.cpp on a CPU) through the real server and sandbox."""
+    (tmp_path / "strings_util.py").write_text(REAL_MODULE)
+    _install_apply_edit(raw_client, [])
+    await asyncio.wait_for(raw_client.initialize_session(types.InitializeParams(
+        capabilities=_caps(), root_uri=tmp_path.as_uri(),
+        initialization_options={"testgenTimeBudgetS": 240})), TIMEOUT)
+    uri = (tmp_path / "strings_util.py").as_uri()
+    open_doc(raw_client, uri, REAL_MODULE)
+    from server.lspclient import _plain
+
+    res = _plain(await asyncio.wait_for(raw_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="pingti.generateTests",
+                                   arguments=[uri, {"line": 9, "character": 4}])), 900))
+    assert res["ok"], res
+    assert len(res["kept"]) >= 1
+    test_file = tmp_path / "tests" / "test_strings_util.py"
+    run = _pytest(tmp_path, test_file)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+async def test_progress_cancel_stops_generation_and_writes_nothing(raw_client: LanguageClient,
+                                                                   workspace: Path):
+    _install_apply_edit(raw_client, [])
+    # Slow fake model: its answer takes several seconds, so there is time to cancel.
+    await asyncio.wait_for(raw_client.initialize_session(types.InitializeParams(
+        capabilities=_caps(), root_uri=workspace.as_uri(),
+        initialization_options={"backend": "fake", "fakeTokenDelay": 0.05})), TIMEOUT)
+    uri = (workspace / "mathx.py").as_uri()
+    open_doc(raw_client, uri, MODULE)
+    from server.lspclient import _plain
+
+    request = asyncio.ensure_future(raw_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="pingti.generateTests",
+                                   arguments=[uri, {"line": 13, "character": 4}])))
+
+    def testgen_token() -> Any:
+        return next((t for t in raw_client.progress_reports if "testgen" in str(t)), None)
+
+    from .conftest import wait_until
+
+    token = await wait_until(testgen_token, what="the test generation's progress")
+    await asyncio.sleep(0.5)
+    raw_client.protocol.notify(types.WINDOW_WORK_DONE_PROGRESS_CANCEL,
+                               types.WorkDoneProgressCancelParams(token=token))
+    res = _plain(await asyncio.wait_for(request, 30))
+    assert not res["ok"] and "cancelled" in res["message"]
+    assert not (workspace / "tests").exists()
+    begin = raw_client.progress_reports[token][0]
+    assert getattr(begin, "cancellable", False) is True
