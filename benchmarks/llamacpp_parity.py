@@ -5,7 +5,8 @@
 The same GGUF file loaded twice in one process (pingti's backend, which drives llama.cpp's batch
 API itself, and a plain ``llama_cpp.Llama`` with the same context size and threads), the same
 FIM prompt, greedy, the same number of new tokens (end-of-text does not cut pingti's run short),
-KV cache cleared before every run so each pays the same prefill. Decode speed = (tokens - 1) / (time from the first to the last token).
+KV cache cleared before every run so each pays the same prefill. Decode speed = (tokens - 1) /
+(time from the first to the last token).
 The two are interleaved round by round so that machine noise hits both alike; medians reported.
 """
 

@@ -6,7 +6,8 @@ For each target (a function or method of a stdlib-only module), the real pipelin
 real default model (the server's backend choice: llama.cpp on a CPU), greedy, in the real
 sandbox, in a fresh temporary workspace holding a copy of the module. Reported per target and
 overall: tests generated, share that parse, that pass once, that are kept (passed 3 more runs),
-line+branch coverage of the target by the kept tests, and a mutation score: each planted
+line+branch coverage of the target by the kept tests (model-written and Hypothesis
+ghostwriter ones; the percentages count model-written tests only), and a mutation score: each planted
 single-line bug (MUTANTS below, written before any test was generated) is applied to the module
 and the kept suite is run against it in the sandbox; a mutant is killed when the suite fails.
 """
@@ -111,7 +112,7 @@ def run_target(module: str, qualname: str, marker: str, mutants: list[tuple[str,
             killed += int(not _suite_passes(sandbox, mutated, module, res.new_text))
         sane = _suite_passes(sandbox, source, module, res.new_text)
         row.update({"generated": res.generated, "parsed": res.parsed, "passed": res.passed,
-                    "kept": len(res.kept), "ghostwritten_kept": res.ghostwritten_kept,
+                    "kept": res.model_kept, "ghostwritten_kept": res.ghostwritten_kept,
                     "coverage": round(res.coverage_after, 1), "rounds": res.rounds,
                     "mutants": len(mutants), "killed": killed,
                     "kept_suite_passes_on_original": sane,

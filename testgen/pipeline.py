@@ -70,13 +70,18 @@ class TestGenResult:
     seconds: float = 0.0
 
     @property
+    def model_kept(self) -> int:
+        """Kept tests the model wrote (the rest are Hypothesis ghostwriter tests)."""
+        return len(self.kept) - self.ghostwritten_kept
+
+    @property
     def summary(self) -> str:
-        return (f"kept {len(self.kept)} of {self.generated} generated tests for "
-                f"{self.target.qualname} ({self.parsed} parsed, {self.passed} passed, "
-                f"{len(self.kept)} passed {FLAKE_RUNS} more runs"
-                + (f", {self.ghostwritten_kept} Hypothesis property tests" if
-                   self.ghostwritten_kept else "")
-                + f"); coverage of {self.target.qualname}: {self.coverage_before:.0f}% → "
+        ghost = (f" + {self.ghostwritten_kept} Hypothesis property test"
+                 f"{'s' if self.ghostwritten_kept > 1 else ''}" if self.ghostwritten_kept else "")
+        return (f"kept {self.model_kept} of {self.generated} generated tests for "
+                f"{self.target.qualname} ({self.parsed} parsed, {self.passed} passed once, "
+                f"{self.model_kept} passed {FLAKE_RUNS} more runs){ghost}; coverage of "
+                f"{self.target.qualname}: {self.coverage_before:.0f}% → "
                 f"{self.coverage_after:.0f}% (lines + branches) in {self.seconds:.0f} s; "
                 f"{'appended to' if self.append else 'new file'} {self.test_path}")
 
@@ -245,13 +250,18 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
         step("Hypothesis ghostwriter: property tests", 85)
         ghost = _ghostwrite(runner, sandbox, module, target)
         if ghost is not None and ghost.tests:
-            ghost_tests = rename_colliding(ghost.tests, set(kept) | defined_names(existing))
-            for imp in ghost.imports:
-                if imp not in imports:
-                    imports.append(imp)
+            # Derandomized and without deadline: the same examples on every run (so the
+            # flake filter sees a deterministic test, as the user's CI will).
+            ghost_tests = [TestCase(t.name, "@settings(derandomize=True, deadline=None, "
+                                    "database=None)\n" + t.source)
+                           for t in rename_colliding(ghost.tests,
+                                                     set(kept) | defined_names(existing))]
+            g_imports = imports + [i for i in [*ghost.imports, "from hypothesis import settings"]
+                                   if i not in imports]
             g_helpers = [h for h in ghost.preamble if h not in ghost.imports]
-            kept_g, _ = _filter(runner, imports, helpers + g_helpers, ghost_tests, step, 90)
+            kept_g, _ = _filter(runner, g_imports, helpers + g_helpers, ghost_tests, step, 90)
             if kept_g:
+                imports = g_imports
                 helpers += g_helpers
                 kept.update((t.name, t) for t in kept_g)
                 result.ghostwritten_kept = len(kept_g)
