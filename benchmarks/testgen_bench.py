@@ -99,7 +99,10 @@ def run_target(module: str, qualname: str, marker: str, mutants: list[tuple[str,
             res = generate_tests(path, source, line + 1, None, ws, model,
                                  backend.info.special_tokens, sandbox, settings)
         except TestGenError as exc:
-            row.update({"generated": 0, "parsed": 0, "passed": 0, "kept": 0, "coverage": 0.0,
+            part = exc.partial
+            row.update({"generated": part.generated if part else 0,
+                        "parsed": part.parsed if part else 0,
+                        "passed": part.passed if part else 0, "kept": 0, "coverage": 0.0,
                         "mutants": len(mutants), "killed": 0, "error": str(exc)[:200],
                         "seconds": round(time.monotonic() - t0, 1)})
             return row

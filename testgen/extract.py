@@ -50,47 +50,55 @@ def _definition(node: Any) -> Any:
 
 
 def find_target(text: str, line: int, character: int | None = None) -> Target:
-    """The innermost function/method/class containing (0-based) ``line``; a method is preferred
-    over its class, a nested function over the function around it.
-
-    ``character`` is a code-point column (only used to pick between definitions on one line).
+    """The innermost function/method/class whose lines (decorators included) contain the
+    0-based ``line``: a method is preferred over its class, a nested function over the function
+    around it. ``character`` (code points) only breaks ties between definitions on one line.
     """
     source = text.encode("utf-8")
     tree = _parser().parse(source)
     lines = text.split("\n")
     if not 0 <= line < max(1, len(lines)):
         raise NoTarget(f"line {line + 1} is outside the document")
-    col = character if character is not None else len(lines[line]) - len(lines[line].lstrip())
+    col = character if character is not None else 0
     byte_col = len(lines[line][:col].encode("utf-8"))
-    point = (line, byte_col)
-    node = tree.root_node.named_descendant_for_point_range(point, point)
-    found = None
-    while node is not None:
+    best = None
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
         if node.type in ("function_definition", "class_definition"):
-            found = node
-            break
-        node = node.parent
-    if found is None:
+            outer = _definition(node)
+            first, last = outer.start_point[0], node.end_point[0]
+            if first <= line <= last:
+                # On a line shared by two definitions (`def a(): ...; def b(): ...` is rare),
+                # the one that starts before the cursor column wins.
+                starts_before = (outer.start_point[0] < line
+                                 or outer.start_point[1] <= byte_col)
+                key = (last - first, not starts_before)
+                if best is None or key < best[0]:
+                    best = (key, node)
+        stack.extend(node.named_children)
+    if best is None:
         raise NoTarget("no Python function or class at the cursor; put it inside a `def` or "
                        "`class`")
-    return _target(found, tree.root_node)
+    return _target(best[1], tree.root_node)
 
 
 def _target(node: Any, root: Any) -> Target:
     name_node = node.child_by_field_name("name")
     name = _text(name_node) if name_node is not None else "?"
-    enclosing = None
+    classes: list[str] = []  # enclosing classes, innermost first
     p = node.parent
     while p is not None:
         if p.type == "class_definition":
-            enclosing = _text(p.child_by_field_name("name"))
-            break
-        if p.type == "function_definition":
-            break  # a nested function: not reachable from a test
+            classes.append(_text(p.child_by_field_name("name")))
+        elif p.type == "function_definition":
+            # Defined inside a function: not reachable from a test module.
+            raise NoTarget(f"`{name}` is nested inside a function and cannot be imported by a "
+                           "test; put the cursor in the outer function")
         p = p.parent
-    if node.type == "function_definition" and p is not None and p.type == "function_definition":
-        raise NoTarget(f"`{name}` is nested inside a function and cannot be imported by a test; "
-                       "put the cursor in the outer function")
+    classes.reverse()
+    # What a test imports is the outermost class; the qualified name reaches the target.
+    enclosing = classes[0] if classes else None
     kind = "class" if node.type == "class_definition" else ("method" if enclosing else "function")
     full = _definition(node)
     body = node.child_by_field_name("body")
@@ -114,7 +122,7 @@ def _target(node: Any, root: Any) -> Target:
                                       "future_import_statement"))
     return Target(
         name=name,
-        qualname=f"{enclosing}.{name}" if enclosing else name,
+        qualname=".".join([*classes, name]),
         kind=kind,
         source=_text(full),
         signature=signature,

@@ -49,8 +49,10 @@ class RunOutcome:
 # Staging copies the project's Python sources only, within these bounds.
 STAGE_MAX_FILES = 5000
 STAGE_MAX_BYTES = 64 * 2**20
-_SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules", "__pycache__",
-              ".mypy_cache", ".ruff_cache", ".pytest_cache", ".tox", ".nox", "build", "dist"}
+_SKIP_ANYWHERE = {"node_modules", "__pycache__"}  # and every hidden (dot) folder
+# Virtual environments and build output, skipped at the top of the import root only (a package
+# may well have a sub-package called `build`).
+_SKIP_AT_TOP = {"venv", "env", "build", "dist", "site-packages"}
 
 
 def stage_sources(import_root: Path, module_file: Path, text: str | None = None) -> Path:
@@ -61,13 +63,18 @@ def stage_sources(import_root: Path, module_file: Path, text: str | None = None)
     stage = Path(tempfile.mkdtemp(prefix="pingti-stage-"))
     os.chmod(stage, 0o755)
     files = total = 0
-    for dirpath, dirnames, filenames in os.walk(import_root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
-        rel = Path(dirpath).relative_to(import_root)
+    root = import_root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_ANYWHERE and not d.startswith(".")
+                       and not (rel == Path(".") and d in _SKIP_AT_TOP)]
         for name in filenames:
             if not name.endswith(".py"):
                 continue
             src = Path(dirpath) / name
+            # A link pointing out of the project would expose its target: skip it.
+            if src.is_symlink() and not src.resolve().is_relative_to(root):
+                continue
             try:
                 size = src.stat().st_size
             except OSError:
@@ -200,7 +207,9 @@ def _read_junit(path: Path, out: RunOutcome) -> None:
             out.failed[unit] = (bad.get("message") or bad.text or "failed").strip()[:500]
             out.passed.discard(unit)
         elif case.find("skipped") is not None:
+            # A skipped case means the test is not known to pass: not kept, whatever the order.
             out.failed.setdefault(unit, "skipped")
+            out.passed.discard(unit)
         elif unit not in out.failed:
             out.passed.add(unit)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -37,7 +38,7 @@ class ParsedTests:
 
 def extract_code(answer: str) -> str:
     """The Python code in ``answer``: its fenced blocks (python or untagged), else all of it."""
-    blocks = [body for lang, body in _FENCE.findall(answer)
+    blocks = [textwrap.dedent(body) for lang, body in _FENCE.findall(answer)
               if lang.lower() in ("", "python", "py", "python3", "pytest")]
     return "\n\n".join(b.strip("\n") for b in blocks) if blocks else answer
 
@@ -52,10 +53,12 @@ def _pieces(code: str) -> tuple[list[tuple[ast.stmt, str]], int]:
     except SyntaxError:
         pass
     starts = [m.start() for m in _TOP.finditer(code)]
+    if not starts:
+        return [], 0  # prose, or nothing at the top level: no tests and nothing broken
     # Decorators belong to the definition below them.
     chunks: list[str] = []
     pending = ""
-    for a, b in zip(starts, starts[1:] + [len(code)], strict=True):
+    for a, b in zip(starts, [*starts[1:], len(code)], strict=True):
         chunk = code[a:b]
         if chunk.startswith("@"):
             pending += chunk

@@ -272,26 +272,19 @@ def test_crlf_line_endings() -> None:
 # --- known bugs (strict xfail: they start passing when fixed) -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tree-sitter end points are exclusive, so a cursor at "
-                   "the end of a definition's last line (where it sits after typing it) finds nothing")
 def test_cursor_at_the_end_of_the_last_line() -> None:
     code = "def f():\n    return 1\n\n\nx = 1\n"
     assert find_target(code, 1, len("    return 1")).name == "f"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a cursor on a decorator line is in the "
-                   "decorated_definition, which is not looked at")
 def test_cursor_on_a_decorator_line() -> None:
     assert at("@some.decorator(1)").name == "decorated"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a decorator of a method resolves to the class")
 def test_cursor_on_a_method_decorator_line() -> None:
     assert at("@property").qualname == "Shape.name"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a class defined inside a function is not importable "
-                   "either, but only nested functions are refused")
 def test_class_nested_in_a_function_is_refused() -> None:
     code = "def factory():\n    class Local:\n        def m(self):\n            return 1\n"
     with pytest.raises(NoTarget):
