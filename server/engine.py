@@ -150,14 +150,16 @@ class CompletionEngine:
                      c.max_tokens_multi_line, c.temperature, c.top_p, c.seed,
                      c.suffix_tokens, c.align_lines))
 
-    def cached(self, uri: str, text: str, offset: int, language: str) -> CompletionOutcome | None:
+    def cached(self, uri: str, text: str, offset: int, language: str,
+               ctx: CursorContext | None = None) -> CompletionOutcome | None:
         """The answer if it needs no model call (typed-through or identical request), else None.
+        ``ctx`` is :func:`build_context`'s result when the caller has it already.
 
         NOTE: called on the event loop while the worker may be inside :meth:`complete`; it only
         reads and updates the cache's dicts, whose single operations are atomic under the GIL.
         """
         t0 = time.perf_counter()
-        ctx = build_context(text, offset, language)
+        ctx = ctx or build_context(text, offset, language)
         return self._from_cache(uri, ctx, self._settings_key(), t0)
 
     def _from_cache(self, uri: str, ctx: CursorContext, skey: str, t0: float
@@ -177,11 +179,12 @@ class CompletionEngine:
                                      total_s=time.perf_counter() - t0)
         return None
 
-    def prepare(self, uri: str, text: str, offset: int, language: str
-                ) -> CompletionOutcome | PreparedCompletion:
-        """Everything before the model: the cached answer if there is one, else the request."""
+    def prepare(self, uri: str, text: str, offset: int, language: str,
+                ctx: CursorContext | None = None) -> CompletionOutcome | PreparedCompletion:
+        """Everything before the model: the cached answer if there is one (the cache is checked
+        again: another request may have filled it meanwhile), else the request."""
         t0 = time.perf_counter()
-        ctx = build_context(text, offset, language)
+        ctx = ctx or build_context(text, offset, language)
         skey = self._settings_key()
         cached = self._from_cache(uri, ctx, skey, t0)
         if cached is not None:

@@ -32,6 +32,7 @@ from pygls.lsp.server import LanguageServer
 from server import __version__, testgen_lsp
 from server.backends.base import CancelledError, CancelToken
 from server.config import Config, config_from_environment, parse_settings
+from server.context import CursorContext, build_context
 from server.debounce import Debouncer
 from server.documents import Document
 from server.engine import CompletionEngine, CompletionOutcome, PreparedCompletion, load_backend
@@ -258,14 +259,16 @@ class PingtiServer(LanguageServer):
         delay = self.debouncer.delay(uri, loop.time()) if automatic else 0.0
         try:
             # Answers that need no model skip the worker queue and the debounce.
-            if (quick := engine.cached(uri, text, offset, language)) is not None:
+            # The cursor context (a tree-sitter parse) is built once, for both cache checks.
+            ctx = build_context(text, offset, language)
+            if (quick := engine.cached(uri, text, offset, language, ctx)) is not None:
                 return quick, snapshot
             if delay > 0:
                 await asyncio.sleep(delay)
                 if token.cancelled:  # the user typed on: the newer request answers
                     return None, snapshot
             prepared = await loop.run_in_executor(
-                self.worker, _prepare, engine, uri, text, offset, language, token)
+                self.worker, _prepare, engine, uri, text, offset, language, ctx, token)
             if isinstance(prepared, CompletionOutcome):
                 return prepared, snapshot
             assert engine.scheduler is not None
@@ -295,10 +298,10 @@ class PingtiServer(LanguageServer):
 
 
 def _prepare(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
-             token: CancelToken) -> CompletionOutcome | PreparedCompletion:
+             ctx: CursorContext, token: CancelToken) -> CompletionOutcome | PreparedCompletion:
     if token.cancelled:  # cancelled while queued behind another request
         raise CancelledError(token.reason)
-    return engine.prepare(uri, text, offset, language)
+    return engine.prepare(uri, text, offset, language, ctx)
 
 
 _EXT_LANG = {".py": "python", ".pyi": "python", ".js": "javascript", ".ts": "typescript",

@@ -322,10 +322,8 @@ def _communicate(proc: subprocess.Popen[bytes], wall_s: float, cancel: threading
             cancelled = True
             break
         time.sleep(0.02)
-    if proc.poll() is None:
-        _kill_group(proc)
-    # Anything the sandbox left behind in its session goes too (bwrap's PID namespace already
-    # ends with it; without bwrap the group is all we have).
+    # The process if it still runs, and anything it left behind in its group (bwrap's PID
+    # namespace ends with it anyway; without bwrap the group is all we have).
     _kill_group(proc)
     for t in threads:
         t.join(5)

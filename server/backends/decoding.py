@@ -155,7 +155,6 @@ class BatchDecoder:
     def step(self) -> list[SeqState]:
         """One decoding step for every active sequence; returns those that finished."""
         live = [s for s in self.active if not s.done]
-        done_now: list[SeqState] = []
         if live:
             self.steps += 1
             self.stepped_sequences += len(live)
