@@ -260,8 +260,11 @@ class Sandbox:
         # What the sandbox needs from a hidden home: the interpreter and its packages, the
         # project (for testgen._confine) and the paths the caller asked for; read-only.
         extra = [*self.readonly_paths, *readonly]
+        # Only testgen/ of pingti's own code (for _confine.py): binding the whole checkout would
+        # also bring back its own permissions, and a 0700 checkout folder would then hide the
+        # interpreter inside it from the sandbox's uid.
         needed = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-                  Path(__file__).resolve().parent.parent, *extra}
+                  Path(__file__).resolve().parent, *extra}
         made: set[Path] = set()
         # /tmp is private too: a project under the host's /tmp must be bound back in.
         hidden_roots = homes | {Path("/tmp")}
