@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check server testgen tests benchmarks
+.venv/bin/ruff check server testgen lspbench tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

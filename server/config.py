@@ -92,6 +92,10 @@ class Config:
     temperature: float = 0.0
     top_p: float = 0.95
     seed: int = 0
+    # Suggestions per request (inline completions the editor can cycle through). Each extra one
+    # is sampled with the next seed and shares the prompt's KV cache; with temperature 0 they
+    # would all be the same, so greedy decoding always answers with one.
+    candidates: int = 1
     # Longest wait before running the model for an automatic request while the user types fast
     # (adaptive: a bit longer than their recent gap between keys; 0 turns debouncing off).
     debounce_ms: int = 150
@@ -147,6 +151,7 @@ _ALIASES: dict[str, str] = {
     "temperature": "temperature",
     "topP": "top_p",
     "seed": "seed",
+    "candidates": "candidates",
     "cacheEntries": "cache_entries",
     "maxBatchSize": "max_batch_size",
     "batchTimeoutMs": "batch_timeout_ms",
@@ -173,6 +178,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.0, 2.0),
     "top_p": (0.01, 1.0),
     "seed": (0, 2**31 - 1),
+    "candidates": (1, 16),
     "cache_entries": (0, 100_000),
     "max_batch_size": (1, 64),
     "batch_timeout_ms": (0, 1000),
@@ -232,6 +238,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "temperature": float,
     "top_p": float,
     "seed": int,
+    "candidates": int,
     "cache_entries": int,
     "max_batch_size": int,
     "batch_timeout_ms": int,

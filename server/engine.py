@@ -10,6 +10,7 @@ generate (stopping at the end of the line/block, cancellable every step) → pos
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -53,6 +54,9 @@ class CompletionOutcome:
     finish: str = ""
     # Prompt tokens served from the backend's KV cache instead of being evaluated again.
     reused_tokens: int = 0
+    # Further suggestions when ``candidates`` > 1 (sampled with the next seeds), in seed order;
+    # '' where a candidate had nothing worth showing. ``generated_tokens`` counts all of them.
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,19 @@ class CompletionEngine:
     def _settings_key(self) -> str:
         c = self.config
         return repr((c.context_tokens, c.prefix_share, c.max_tokens_single_line,
-                     c.max_tokens_multi_line, c.temperature, c.top_p, c.seed,
+                     c.max_tokens_multi_line, c.temperature, c.top_p, c.seed, self.candidates(),
                      c.suffix_tokens, c.align_lines))
+
+    def candidates(self) -> int:
+        """Sequences a model request samples: greedy decoding would repeat the same one."""
+        return self.config.candidates if self.config.temperature > 0 else 1
+
+    def requests(self, prepared: PreparedCompletion) -> list[GenerationRequest]:
+        """The request of each candidate: the same prompt (its KV cells are shared), seeds
+        ``seed``, ``seed + 1``, ..."""
+        base = prepared.request
+        return [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31)
+                         for i in range(1, self.candidates())]
 
     def cached(self, uri: str, text: str, offset: int, language: str,
                ctx: CursorContext | None = None) -> CompletionOutcome | None:
@@ -171,7 +186,8 @@ class CompletionEngine:
             return CompletionOutcome(rest, ctx.mode, Source.TYPED_THROUGH,
                                      total_s=time.perf_counter() - t0)
         key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
-        hit = self.cache.get(key)
+        # The cache holds one suggestion; asked for several, sample them again.
+        hit = self.cache.get(key) if self.candidates() == 1 else None
         if hit is not None:
             self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit, skey)
             logger.info("completion uri=%s source=cache chars=%d", uri, len(hit))
@@ -207,16 +223,23 @@ class CompletionEngine:
         key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
         return PreparedCompletion(uri, ctx, key, skey, request, t0)
 
-    def finish(self, prepared: PreparedCompletion, result: GenerationResult) -> CompletionOutcome:
-        """Everything after the model: post-process, cache, log."""
+    def finish(self, prepared: PreparedCompletion, result: GenerationResult,
+               *more: GenerationResult) -> CompletionOutcome:
+        """Everything after the model: post-process, cache, log. ``more``: the results of the
+        further candidates (:meth:`requests`)."""
         ctx, uri = prepared.ctx, prepared.uri
         suggestion = postprocess(strip_cursor_indent(result.text, ctx), ctx, self._specials)
+        alternatives = tuple(postprocess(strip_cursor_indent(r.text, ctx), ctx, self._specials)
+                             for r in more)
+        # The cache keeps the first suggestion: typing through it is what users do.
         self.cache.put(prepared.key, suggestion)
         self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, prepared.settings_key)
         outcome = CompletionOutcome(
-            suggestion, ctx.mode, Source.MODEL, result.prompt_tokens, len(result.token_ids),
-            result.prefill_s, result.decode_s, time.perf_counter() - prepared.t0,
-            result.finish.value, int(result.extra.get("reused_tokens", 0)))
+            suggestion, ctx.mode, Source.MODEL, result.prompt_tokens,
+            len(result.token_ids) + sum(len(r.token_ids) for r in more),
+            result.prefill_s, max([result.decode_s] + [r.decode_s for r in more]),
+            time.perf_counter() - prepared.t0,
+            result.finish.value, int(result.extra.get("reused_tokens", 0)), alternatives)
         logger.info(
             "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
             "decode=%.3fs total=%.3fs finish=%s chars=%d reused_tokens=%d", uri, ctx.mode.value,
@@ -231,10 +254,10 @@ class CompletionEngine:
         prepared = self.prepare(uri, text, offset, language)
         if isinstance(prepared, CompletionOutcome):
             return prepared
-        result = self.backend.generate(prepared.request, cancel)
+        results = [self.backend.generate(r, cancel) for r in self.requests(prepared)]
         if cancel.cancelled:
             raise CancelledError(cancel.reason)
-        return self.finish(prepared, result)
+        return self.finish(prepared, *results)
 
 
 def _indent(line_prefix: str) -> int:

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 # LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
 STATUS_REQUEST = "pingti/status"
+_LAST_OUTCOMES = 256  # documents whose last completion figures pingti/status can report
 _WORD_TAIL = re.compile(r"\w+$")  # identifiers, Unicode ones included
 
 
@@ -72,6 +73,8 @@ class PingtiServer(LanguageServer):
         self.load_error = ""
         self._load_task: asyncio.Task[CompletionEngine | None] | None = None
         self.inflight: dict[str, CancelToken] = {}
+        # The last completion's figures per document, oldest first (pingti/status).
+        self.last_outcomes: dict[str, dict[str, Any]] = {}
         self.exit_code = 0
         self.debouncer = Debouncer(self.config.debounce_ms / 1000)
 
@@ -262,6 +265,7 @@ class PingtiServer(LanguageServer):
             # The cursor context (a tree-sitter parse) is built once, for both cache checks.
             ctx = build_context(text, offset, language)
             if (quick := engine.cached(uri, text, offset, language, ctx)) is not None:
+                self.remember_outcome(uri, quick)
                 return quick, snapshot
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -270,13 +274,18 @@ class PingtiServer(LanguageServer):
             prepared = await loop.run_in_executor(
                 self.worker, _prepare, engine, uri, text, offset, language, ctx, token)
             if isinstance(prepared, CompletionOutcome):
+                self.remember_outcome(uri, prepared)
                 return prepared, snapshot
             assert engine.scheduler is not None
-            # The model thread batches this request with those of other documents.
-            result = await asyncio.wrap_future(engine.scheduler.submit(prepared.request, token))
+            # The model thread batches this request (and its further candidates, which share
+            # the prompt's KV cache) with those of other documents.
+            results = await asyncio.gather(*(
+                asyncio.wrap_future(engine.scheduler.submit(r, token))
+                for r in engine.requests(prepared)))
             if token.cancelled:
                 raise CancelledError(token.reason)
-            outcome = await loop.run_in_executor(self.worker, engine.finish, prepared, result)
+            outcome = await loop.run_in_executor(
+                self.worker, lambda: engine.finish(prepared, *results))
         except asyncio.CancelledError:
             token.cancel("$/cancelRequest")
             raise
@@ -294,7 +303,22 @@ class PingtiServer(LanguageServer):
         finally:
             if self.inflight.get(uri) is token:
                 del self.inflight[uri]
+        self.remember_outcome(uri, outcome)
         return outcome, snapshot
+
+    def remember_outcome(self, uri: str, outcome: CompletionOutcome) -> None:
+        """Keep the figures of the last answer per document for ``pingti/status``
+        (benchmark clients read token counts and timings there; LSP results cannot carry them)."""
+        self.last_outcomes.pop(uri, None)
+        self.last_outcomes[uri] = {
+            "source": outcome.source.value, "mode": outcome.mode.value,
+            "candidates": 1 + len(outcome.alternatives),
+            "promptTokens": outcome.prompt_tokens, "generatedTokens": outcome.generated_tokens,
+            "reusedTokens": outcome.reused_tokens, "prefillS": round(outcome.prefill_s, 4),
+            "decodeS": round(outcome.decode_s, 4), "totalS": round(outcome.total_s, 4),
+            "finish": outcome.finish}
+        while len(self.last_outcomes) > _LAST_OUTCOMES:
+            self.last_outcomes.pop(next(iter(self.last_outcomes)))
 
 
 def _prepare(engine: CompletionEngine, uri: str, text: str, offset: int, language: str,
@@ -356,8 +380,13 @@ async def generate_tests(ls: PingtiServer, *args: Any) -> dict[str, Any]:
 @server.feature(STATUS_REQUEST)
 def status(ls: PingtiServer, *args: Any) -> dict[str, Any]:
     """``pingti/status``: what is loaded and how the model thread is doing (for editors' status
-    lines, benchmarks and tests)."""
+    lines, benchmarks and tests). With ``{"uri": ...}`` also the figures of that document's last
+    completion (``lastCompletion``: tokens and timings), or null."""
     out: dict[str, Any] = {"state": ls.state.value, "version": __version__}
+    params = args[0] if args else None
+    uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
+    if isinstance(uri, str):
+        out["lastCompletion"] = ls.last_outcomes.get(uri)
     if ls.load_error:
         out["error"] = ls.load_error
     if ls.engine is not None:
@@ -374,11 +403,14 @@ async def inline_completion(ls: PingtiServer, params: types.InlineCompletionPara
                             ) -> types.InlineCompletionList:
     automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
     outcome, _ = await ls.complete_at(params.text_document.uri, params.position, automatic)
-    if outcome is None or not outcome.suggestion:
+    if outcome is None:
         return types.InlineCompletionList(items=[])
     pos = params.position
-    return types.InlineCompletionList(items=[types.InlineCompletionItem(
-        insert_text=outcome.suggestion, range=types.Range(start=pos, end=pos))])
+    # All candidates in seed order (repeats included: they are what was sampled); empty ones
+    # are left out.
+    return types.InlineCompletionList(items=[
+        types.InlineCompletionItem(insert_text=text, range=types.Range(start=pos, end=pos))
+        for text in (outcome.suggestion, *outcome.alternatives) if text])
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION)

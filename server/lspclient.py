@@ -9,8 +9,10 @@ import asyncio
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -31,6 +33,8 @@ class PingtiClient:
         self._ready = asyncio.Event()
         self.server_pid: int | None = None
         self._version: dict[str, int] = {}
+        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self._drain: asyncio.Future[None] | None = None
         echo_fn = print if echo else (lambda *a, **k: None)
 
         @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
@@ -58,6 +62,8 @@ class PingtiClient:
                     env: dict[str, str] | None = None) -> types.InitializeResult:
         cmd = list(server_cmd or [sys.executable, "-m", "server", "--log-level", "warning"])
         await self.client.start_io(*cmd, env={**os.environ, **(env or {})})
+        # pygls pipes the server's stderr: unread, a full pipe would block the server's logging.
+        self._drain = asyncio.ensure_future(drain_stderr(self.client, self.stderr_tail, None))
         server = getattr(self.client, "_server", None)
         self.server_pid = getattr(server, "pid", None)
         result = await self.client.initialize_async(types.InitializeParams(
@@ -123,6 +129,26 @@ class PingtiClient:
         except Exception:
             pass
         await self.client.stop()
+        if self._drain is not None:
+            self._drain.cancel()
+
+
+async def drain_stderr(client: LanguageClient, tail: deque[str], log: Path | None) -> None:
+    """Read the server's stderr as it comes: keep the last lines, append all to ``log``."""
+    server = getattr(client, "_server", None)
+    stream = getattr(server, "stderr", None)
+    if stream is None:
+        return
+    fh = log.open("ab") if log is not None else None
+    try:
+        while line := await stream.readline():
+            tail.append(line.decode("utf-8", "replace").rstrip())
+            if fh is not None:
+                fh.write(line)
+                fh.flush()
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 def position_of(text: str, offset: int) -> tuple[int, int]:

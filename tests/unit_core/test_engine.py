@@ -226,3 +226,35 @@ def test_prompt_budget_shrinks_to_the_backend_context_window() -> None:
     text = "".join(f"value_{i} = {i}\n" for i in range(400)) + "x = "
     out = engine.complete("file:///w.py", text, len(text), "python", CancelToken())
     assert out.prompt_tokens + 100 <= 300
+
+
+# --- candidates ----------------------------------------------------------------------------------
+
+def test_candidates_are_sampled_with_consecutive_seeds() -> None:
+    engine, _ = make(candidates=3, temperature=0.7, seed=5)
+    prepared = engine.prepare(URI, BODY_DOC, len(BODY_DOC), "python")
+    assert not isinstance(prepared, type(None))
+    requests = engine.requests(prepared)  # type: ignore[arg-type]
+    assert [r.seed for r in requests] == [5, 6, 7]
+    assert len({tuple(r.prompt_ids) for r in requests}) == 1  # one prompt, shared
+    out = complete(engine, BODY_DOC)
+    assert out.suggestion == "return x + 1" and out.alternatives == ("return x + 1",) * 2
+    single = complete(make(temperature=0.7)[0], BODY_DOC)
+    assert out.generated_tokens == 3 * single.generated_tokens
+
+
+def test_greedy_decoding_samples_one_candidate() -> None:
+    engine, backend = make(candidates=4, temperature=0.0)
+    prepared = engine.prepare(URI, BODY_DOC, len(BODY_DOC), "python")
+    assert len(engine.requests(prepared)) == 1  # type: ignore[arg-type]
+    out = complete(engine, BODY_DOC)
+    assert out.alternatives == ()
+
+
+def test_several_candidates_bypass_the_one_suggestion_cache() -> None:
+    engine, backend = make(candidates=2, temperature=0.5)
+    complete(engine, BODY_DOC)
+    steps = backend.steps_run
+    again = complete(engine, BODY_DOC)
+    assert again.source is Source.MODEL and len(again.alternatives) == 1
+    assert backend.steps_run > steps

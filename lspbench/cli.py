@@ -1,0 +1,241 @@
+"""``lsp-bench``: pass@k, syntax-error rate and latency of a completion server, over real LSP.
+
+    lsp-bench humaneval --limit 20 --out runs/he
+    lsp-bench humaneval-infill --infill-kinds single-line --per-problem 1 --out runs/sl
+    lsp-bench --tasks my_tasks.jsonl --n 10 --temperature 0.8 --k 1,5,10
+    lsp-bench humaneval --variant fim:suffixTokens=64 --variant nofim:suffixTokens=0
+    lsp-bench --compare runs/a runs/b
+    lsp-bench humaneval -- my-other-server --stdio      # any server command after --
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lspbench import report
+from lspbench.client import Method
+from lspbench.run import BenchError, RunOptions, load_summary, read_results, run_tasks
+from lspbench.tasks import (
+    INFILL_KINDS,
+    Kind,
+    Task,
+    TaskFileError,
+    derive_infill,
+    load_humaneval,
+    load_tasks,
+    sample_per_problem,
+)
+from testgen.sandbox import Isolation
+
+SUITES = ("humaneval", "humaneval-infill")
+DEFAULT_SERVER = [sys.executable, "-m", "server", "--log-level", "warning"]
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true, null, objects), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value,key=value`` (``NAME:`` alone: the settings as they are)."""
+    name, sep, rest = text.partition(":")
+    if not sep or not name.strip() or "/" in name:
+        raise BenchError(f"--variant expects NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
+    return name.strip(), parse_sets([p for p in rest.split(",") if p.strip()])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lsp-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", nargs="?", choices=SUITES, help="a built-in suite (or --tasks)")
+    p.add_argument("--tasks", type=Path, help="a JSONL task file (HumanEval or infill schema)")
+    p.add_argument("--infill-kinds", default=",".join(k.value for k in INFILL_KINDS),
+                   help="humaneval-infill holes to use (default: all three kinds)")
+    p.add_argument("--per-problem", type=int, default=0, metavar="K",
+                   help="at most K holes per problem and kind, picked by a fixed seed (0: all)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N tasks (0: all)")
+    p.add_argument("--n", type=int, default=1, help="candidates per task (default 1)")
+    p.add_argument("--k", default="1,5,10", help="pass@k values (those above --n are skipped)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="tasks in flight at once (the server batches them)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per suggestion request; then it is cancelled (default 120)")
+    p.add_argument("--exec-timeout", type=float, default=15.0,
+                   help="seconds per test program in the sandbox (default 15)")
+    p.add_argument("--method", choices=(Method.INLINE, Method.COMPLETION), default=Method.INLINE)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a server setting (initializationOptions), e.g. --set suffixTokens=0")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,...",
+                   help="run twice with two settings variants and compare them")
+    p.add_argument("--out", type=Path, help="results folder (default lsp-bench-out/<suite>); "
+                   "re-running with the same folder resumes")
+    p.add_argument("--sandbox", choices=[i.value for i in Isolation], default="auto",
+                   help="isolation of the tests: auto/bwrap (bubblewrap) or none (rlimits only)")
+    p.add_argument("--ignore-server-warnings", action="store_true",
+                   help="run even if the server warns about the settings")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                   help="compare two finished runs (folders or summary.json files)")
+    p.add_argument("--chart", type=Path, help="where --compare/--variant draw the PNG chart")
+    return p
+
+
+def select_tasks(args: argparse.Namespace) -> tuple[str, list[Task]]:
+    if args.tasks is not None:
+        suite, tasks = args.tasks.name, load_tasks(args.tasks)
+    elif args.suite == "humaneval":
+        suite, tasks = "humaneval", load_humaneval()
+    elif args.suite == "humaneval-infill":
+        try:
+            kinds = [Kind(k.strip()) for k in args.infill_kinds.split(",") if k.strip()]
+        except ValueError:
+            raise BenchError(f"--infill-kinds: choose from "
+                             f"{', '.join(k.value for k in INFILL_KINDS)}") from None
+        if not kinds or any(k not in INFILL_KINDS for k in kinds):
+            raise BenchError("--infill-kinds: choose from "
+                             f"{', '.join(k.value for k in INFILL_KINDS)}")
+        suite = "humaneval-infill" + ("" if len(kinds) == 3 else
+                                      "-" + "+".join(k.value for k in kinds))
+        tasks = derive_infill(load_humaneval(), kinds)
+    else:
+        raise BenchError("name a suite (humaneval, humaneval-infill), --tasks FILE or --compare")
+    if args.per_problem:
+        tasks = sample_per_problem(tasks, args.per_problem)
+        suite += f"-per{args.per_problem}"
+    if args.limit:
+        tasks = tasks[:args.limit]
+    return suite, tasks
+
+
+def _ks(text: str, n: int) -> tuple[int, ...]:
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise BenchError(f"--k expects numbers like 1,5,10, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise BenchError("--k values must be at least 1")
+    kept = tuple(k for k in ks if k <= n)
+    return kept or (1,)
+
+
+def _rows_of(path: Path) -> list[dict[str, Any]]:
+    folder = path if path.is_dir() else path.parent
+    rows, _ = read_results(folder / "results.jsonl", n=load_summary(path).get("n", 1))
+    return rows
+
+
+def _chart_path(args: argparse.Namespace, base: Path) -> Path:
+    if args.chart is not None:
+        return args.chart
+    path, i = base / "compare.png", 1
+    while path.exists():  # never overwrite a file the user did not name
+        path, i = base / f"compare-{i}.png", i + 1
+    return path
+
+
+def do_compare(a: Path, b: Path, names: tuple[str, str], args: argparse.Namespace,
+               chart_dir: Path) -> int:
+    sa, sb = load_summary(a), load_summary(b)
+    ks = tuple(sorted({int(k[5:]) for k in {*sa, *sb} if k.startswith("pass@")}))
+    text, paired = report.compare(sa, sb, _rows_of(a), _rows_of(b), names, ks)
+    print(text)
+    chart = report.chart(sa, sb, names, ks, _chart_path(args, chart_dir))
+    print(f"chart: {chart}")
+    (chart_dir / "compare.json").write_text(json.dumps(
+        {"a": str(a), "b": str(b), "names": names, **paired}, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    server = DEFAULT_SERVER
+    if "--" in argv:
+        i = argv.index("--")
+        argv, server = argv[:i], argv[i + 1:]
+        if not server:
+            print("lsp-bench: no server command after --", file=sys.stderr)
+            return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_main(args, server))
+    except (BenchError, TaskFileError) as exc:
+        print(f"lsp-bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lsp-bench: interrupted; finished tasks are kept, run again to resume",
+              file=sys.stderr)
+        return 130
+
+
+async def _main(args: argparse.Namespace, server: list[str]) -> int:
+    if args.compare:
+        a, b = args.compare
+        for p in (a, b):
+            if not (p / "summary.json" if p.is_dir() else p).exists():
+                raise BenchError(f"--compare: no summary.json at {p}")
+        out = args.out or Path(".")
+        out.mkdir(parents=True, exist_ok=True)
+        return do_compare(a, b, (_name(a), _name(b)), args, out)
+    if args.n < 1 or args.concurrency < 1 or args.timeout <= 0 or args.exec_timeout <= 0:
+        raise BenchError("--n and --concurrency must be at least 1, the timeouts positive")
+    if args.n > 1 and args.temperature == 0:
+        raise BenchError("--n > 1 needs --temperature > 0: greedy decoding gives the same "
+                         "candidate every time")
+    suite, tasks = select_tasks(args)
+    ks = _ks(args.k, args.n)
+    base = {"temperature": args.temperature, "seed": args.seed, "candidates": args.n,
+            **parse_sets(args.set)}
+    variants = [parse_variant(v) for v in args.variant]
+    if len(variants) not in (0, 2) or len({v[0] for v in variants}) != len(variants):
+        raise BenchError("--variant: give exactly two, with different names")
+    out = args.out or Path("lsp-bench-out") / suite
+    runs = [("", base, out)] if not variants else [
+        (name, {**base, **extra}, out / name) for name, extra in variants]
+    summaries = []
+    for name, settings, folder in runs:
+        opts = RunOptions(server=server, settings=settings, n=args.n, ks=ks, method=args.method,
+                          concurrency=args.concurrency, timeout_s=args.timeout,
+                          exec_timeout_s=args.exec_timeout, isolation=Isolation(args.sandbox),
+                          strict_settings=not args.ignore_server_warnings, suite=suite)
+        label = f"{suite}{'/' + name if name else ''}"
+        print(f"lsp-bench: {len(tasks)} tasks of {label}, n={args.n}, results in {folder}",
+              file=sys.stderr)
+        result = await run_tasks(tasks, opts, folder, label)
+        summaries.append(result.summary)
+        print(f"\n## {label}\n")
+        print(report.markdown(result.summary, ks))
+        print()
+        print(report.machine_lines(result.summary, ks))
+    if variants:
+        print()
+        do_compare(out / variants[0][0], out / variants[1][0],
+                   (variants[0][0], variants[1][0]), args, out)
+    return 0
+
+
+def _name(path: Path) -> str:
+    folder = path if path.is_dir() else path.parent
+    return folder.resolve().name or "run"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The LSP client side of lsp-bench: any server over stdio, as an editor would drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.client import LanguageClient
+
+from server.lspclient import _plain, drain_stderr
+
+
+class Method:
+    INLINE = "inline"
+    COMPLETION = "completion"
+
+
+@dataclass
+class Answer:
+    candidates: list[str]  # the texts offered at the hole, in the server's order
+    latency_s: float
+    stats: dict[str, Any] | None = None  # pingti/status lastCompletion, when the server has it
+    error: str | None = None  # the request failed or timed out
+
+
+@dataclass
+class ServerLog:
+    messages: list[tuple[int, str]] = field(default_factory=list)  # (MessageType, text)
+
+
+class BenchClient:
+    def __init__(self) -> None:
+        self.client = LanguageClient("lsp-bench", "1")
+        self.log = ServerLog()
+        self._ids = itertools.count(1)
+        self._has_status = True
+        self.stderr_tail: deque[str] = deque(maxlen=40)  # the server's last log lines
+        self._drain: asyncio.Future[None] | None = None
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def _create(params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def _progress(params: types.ProgressParams) -> None:
+            return None
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def _show(params: types.ShowMessageParams) -> None:
+            self.log.messages.append((int(params.type), params.message))
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def _log(params: types.LogMessageParams) -> None:
+            return None
+
+    async def start(self, command: Sequence[str], settings: dict[str, Any],
+                    stderr_log: Path | None = None) -> None:
+        await self.client.start_io(*command, env=dict(os.environ))
+        # pygls pipes the server's stderr: unread, a full pipe would block the server's logging.
+        self._drain = asyncio.ensure_future(drain_stderr(self.client, self.stderr_tail,
+                                                         stderr_log))
+        await self.client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                window=types.WindowClientCapabilities(work_done_progress=True),
+                text_document=types.TextDocumentClientCapabilities(
+                    inline_completion=types.InlineCompletionClientCapabilities(),
+                    completion=types.CompletionClientCapabilities(
+                        completion_item=types.ClientCompletionItemOptions(
+                            documentation_format=[types.MarkupKind.PlainText])))),
+            initialization_options=settings))
+        self.client.initialized(types.InitializedParams())
+
+    async def status(self, uri: str | None = None) -> dict[str, Any] | None:
+        """pingti/status (None for servers without it)."""
+        if not self._has_status:
+            return None
+        try:
+            result = await asyncio.wait_for(self.client.protocol.send_request_async(
+                "pingti/status", {"uri": uri} if uri else None), 30)
+        except (JsonRpcException, asyncio.TimeoutError):
+            self._has_status = False
+            return None
+        out = _plain(result)
+        return out if isinstance(out, dict) else None
+
+    async def wait_ready(self, timeout: float) -> dict[str, Any] | None:
+        """Wait for pingti's model to load; raise RuntimeError if it failed. Other servers:
+        returns None at once (their first request then includes any loading)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = await self.status()
+            if st is None:
+                return None
+            if st.get("state") == "ready":
+                return st
+            if st.get("state") == "failed":
+                raise RuntimeError(f"the server could not load its model: {st.get('error')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server's model did not load within {timeout:.0f} s")
+            await asyncio.sleep(0.5)
+
+    def open(self, uri: str, text: str) -> None:
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=text)))
+
+    def close(self, uri: str) -> None:
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+
+    async def suggest(self, uri: str, line: int, character: int, method: str,
+                      timeout: float) -> Answer:
+        """Ask for suggestions at a position; on timeout the request is cancelled
+        ($/cancelRequest) and the answer has no candidates."""
+        msg_id = f"bench-{next(self._ids)}"
+        pos = types.Position(line=line, character=character)
+        doc = types.TextDocumentIdentifier(uri=uri)
+        if method == Method.INLINE:
+            params: Any = types.InlineCompletionParams(
+                text_document=doc, position=pos, context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+            name = types.TEXT_DOCUMENT_INLINE_COMPLETION
+        else:
+            params = types.CompletionParams(
+                text_document=doc, position=pos, context=types.CompletionContext(
+                    trigger_kind=types.CompletionTriggerKind.Invoked))
+            name = types.TEXT_DOCUMENT_COMPLETION
+        t0 = time.perf_counter()
+        fut = asyncio.wrap_future(self.client.protocol.send_request(name, params, msg_id=msg_id))
+        try:
+            result = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+            return Answer([], time.perf_counter() - t0, error=f"timed out after {timeout:g} s")
+        except JsonRpcException as exc:
+            return Answer([], time.perf_counter() - t0, error=f"{exc.code}: {exc.message}")
+        latency = time.perf_counter() - t0
+        texts = (inline_texts(result) if method == Method.INLINE
+                 else completion_texts(result, line, character))
+        return Answer(texts, latency)
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 30)
+            self.client.exit(None)
+        except Exception:
+            pass
+        await self.client.stop()
+        if self._drain is not None:
+            self._drain.cancel()
+
+
+def inline_texts(result: Any) -> list[str]:
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    out = []
+    for item in items:
+        text = item.insert_text
+        out.append(text if isinstance(text, str) else text.value)
+    return out
+
+
+def completion_texts(result: Any, line: int, character: int) -> list[str]:
+    """What each completion item inserts at the cursor. An item whose edit starts before the
+    cursor (it replaces the word being typed) contributes only what follows the cursor, when
+    its text starts with that word, as an editor would show it."""
+    items = result.items if isinstance(result, types.CompletionList) else (result or [])
+    out = []
+    for item in items:
+        edit = item.text_edit
+        if isinstance(edit, types.TextEdit):
+            text, start = edit.new_text, edit.range.start
+        elif isinstance(edit, types.InsertReplaceEdit):
+            text, start = edit.new_text, edit.insert.start
+        else:
+            out.append(item.insert_text or item.label)
+            continue
+        if start.line == line and start.character < character:
+            # The replaced word is the text between start and the cursor; it has no newline.
+            out.append(text[character - start.character:])
+        else:
+            out.append(text)
+    return out

@@ -1,0 +1,111 @@
+"""What a run prints and draws: the Markdown table, script-readable lines, comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(s: dict[str, Any], ks: Sequence[int]) -> list[tuple[str, str]]:
+    rows = [("tasks", _fmt(s.get("tasks"))), ("samples", _fmt(s.get("samples")))]
+    rows += [(f"pass@{k}", _fmt(s.get(f"pass@{k}"))) for k in ks]
+    rows += [("syntax-error rate", _fmt(s.get("syntax_error_rate"))),
+             ("empty suggestions", _fmt(s.get("empty_rate"))),
+             ("request errors", _fmt(s.get("errors"))),
+             ("latency p50 (s)", _fmt(s.get("latency_p50_s"), 2)),
+             ("latency p95 (s)", _fmt(s.get("latency_p95_s"), 2)),
+             ("tokens/s (decode)", _fmt(s.get("tokens_per_s"), 1))]
+    if "wall_s" in s:
+        rows.append(("wall time (s)", _fmt(s.get("wall_s"), 1)))
+    return rows
+
+
+def markdown(summary: dict[str, Any], ks: Sequence[int]) -> str:
+    """The summary as a Markdown table (a column per task kind when there are several)."""
+    by_kind = summary.get("by_kind") or {}
+    head = ["metric", "all", *by_kind]
+    columns = [_rows(summary, ks)] + [_rows(v, ks) for v in by_kind.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, (name, _) in enumerate(columns[0]):
+        cells = [c[i][1] if i < len(c) else "" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_lines(summary: dict[str, Any], ks: Sequence[int]) -> str:
+    """``pass@1: 0.433`` lines for scripts."""
+    out = [f"pass@{k}: {_fmt(summary.get(f'pass@{k}'))}" for k in ks]
+    out.append(f"syntax_error_rate: {_fmt(summary.get('syntax_error_rate'))}")
+    out.append(f"latency_p50_s: {_fmt(summary.get('latency_p50_s'))}")
+    out.append(f"latency_p95_s: {_fmt(summary.get('latency_p95_s'))}")
+    return "\n".join(out)
+
+
+def solved(rows: Sequence[dict[str, Any]]) -> dict[str, bool]:
+    """task_id → did any candidate pass."""
+    out: dict[str, bool] = {}
+    for r in rows:
+        out[r["task_id"]] = out.get(r["task_id"], False) or bool(r["passed"])
+    return out
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], rows_a: Sequence[dict[str, Any]],
+            rows_b: Sequence[dict[str, Any]], names: tuple[str, str], ks: Sequence[int]
+            ) -> tuple[str, dict[str, Any]]:
+    """Side by side on the tasks both runs finished, with paired counts."""
+    sa, sb = solved(rows_a), solved(rows_b)
+    common = sorted(set(sa) & set(sb))
+    only_a = [t for t in common if sa[t] and not sb[t]]
+    only_b = [t for t in common if sb[t] and not sa[t]]
+    both = sum(1 for t in common if sa[t] and sb[t])
+    paired = {"common_tasks": len(common), "solved_by_both": both,
+              f"solved_by_{names[0]}_only": len(only_a), f"solved_by_{names[1]}_only": len(only_b),
+              f"{names[0]}_only": only_a, f"{names[1]}_only": only_b}
+    ra, rb = _rows(a, ks), _rows(b, ks)
+    lines = [f"| metric | {names[0]} | {names[1]} |", "|---|---|---|"]
+    lines += [f"| {n} | {x} | {y} |" for (n, x), (_, y) in zip(ra, rb, strict=False)]
+    lines.append("")
+    lines.append(f"Paired on {len(common)} tasks: both solved {both}; {names[0]} only "
+                 f"{len(only_a)}; {names[1]} only {len(only_b)}.")
+    if len(set(sa)) != len(set(sb)) or len(common) != len(sa):
+        lines.append("(The runs did not finish the same tasks; pass@k above is over each run's "
+                     "own tasks, the paired counts over the common ones.)")
+    return "\n".join(lines), paired
+
+
+def chart(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], ks: Sequence[int],
+          path: Path) -> Path:
+    """A bar chart of pass@k and syntax-error rate for two runs (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; never opens a window
+    import matplotlib.pyplot as plt
+
+    metrics = [f"pass@{k}" for k in ks] + ["syntax_error_rate"]
+    labels = [m.replace("_", " ") for m in metrics]
+    va = [a.get(m) or 0.0 for m in metrics]
+    vb = [b.get(m) or 0.0 for m in metrics]
+    xs = range(len(metrics))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(metrics), 3.6), dpi=110)
+    width = 0.38
+    bars_a = ax.bar([x - width / 2 for x in xs], va, width, label=names[0])
+    bars_b = ax.bar([x + width / 2 for x in xs], vb, width, label=names[1])
+    for bars in (bars_a, bars_b):
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylim(0, max(1.0, *va, *vb) * 1.12)
+    ax.set_title(f"lsp-bench: {a.get('suite') or ''} ({a.get('tasks')} vs {b.get('tasks')} tasks)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,293 @@
+"""One benchmark run: drive the server over LSP, execute candidates, write results.
+
+Output folder:
+
+* ``run.json``: the options that define the run (resuming with different ones is refused);
+* ``results.jsonl``: one line per task and candidate, appended as tasks finish; a task with all
+  its lines is done, so re-running with the same folder skips it;
+* ``summary.json``: the figures (:func:`summarize`), rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lsprotocol import types
+
+from lspbench.client import Answer, BenchClient, Method
+from lspbench.execute import Executor, parses
+from lspbench.metrics import mean_pass_at_k, percentile
+from lspbench.tasks import Task
+from server.lspclient import position_of
+from testgen.sandbox import Isolation
+
+
+class BenchError(Exception):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+@dataclass
+class RunOptions:
+    server: list[str]
+    settings: dict[str, Any]
+    n: int = 1
+    ks: tuple[int, ...] = (1,)
+    method: str = Method.INLINE
+    concurrency: int = 1
+    timeout_s: float = 120.0  # per suggestion request
+    exec_timeout_s: float = 15.0  # per test program
+    load_timeout_s: float = 900.0
+    isolation: Isolation = Isolation.AUTO
+    strict_settings: bool = True  # a warning from the server about the settings stops the run
+    suite: str = ""
+
+    def fingerprint(self, tasks: Sequence[Task]) -> dict[str, Any]:
+        """What must match for results in a folder to be comparable (and resumable)."""
+        digest = hashlib.sha256()
+        for t in tasks:
+            digest.update(json.dumps(t.to_json(), sort_keys=True).encode())
+        return {"suite": self.suite, "tasks": len(tasks), "tasksSha256": digest.hexdigest(),
+                "server": self.server, "settings": self.settings, "n": self.n,
+                "method": self.method}
+
+
+@dataclass
+class RunResult:
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    out: Path
+    server_messages: list[str] = field(default_factory=list)
+
+
+def doc_uri(root: Path, task_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
+    return (root / f"{safe}.py").as_uri()
+
+
+def cursor(text: str) -> tuple[int, int]:
+    """(line, UTF-16 column) of the end of ``text``: where the hole starts."""
+    return position_of(text, len(text))
+
+
+def read_results(path: Path, n: int) -> tuple[list[dict[str, Any]], set[str]]:
+    """The rows of finished tasks (all ``n`` candidates present); a task cut off by a stop is
+    dropped so it runs again."""
+    if not path.exists():
+        return [], set()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut off by a crash
+        if isinstance(row, dict) and "task_id" in row:
+            rows.setdefault(row["task_id"], []).append(row)
+    done = {tid for tid, rs in rows.items() if len({r.get("candidate") for r in rs}) == n}
+    kept = [r for tid in rows if tid in done for r in rows[tid]]
+    return kept, done
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line every ~10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int, done: int, label: str, stream: TextIO = sys.stderr) -> None:
+        self.total, self.done, self.passed, self.label = total, done, 0, label
+        self.stream, self.t0, self._last = stream, time.monotonic(), -1
+        self.tty = stream.isatty()
+
+    def update(self, passed_any: bool) -> None:
+        self.done += 1
+        self.passed += passed_any
+        decile = self.done * 10 // max(1, self.total)
+        if not self.tty and decile == self._last and self.done != self.total:
+            return
+        self._last = decile
+        width = 30
+        fill = width * self.done // max(1, self.total)
+        elapsed = time.monotonic() - self.t0
+        text = (f"{self.label} [{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
+                f"solved {self.passed} {elapsed:.0f}s")
+        self.stream.write(("\r" + text) if self.tty else text + "\n")
+        if self.tty and self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
+                    label: str = "lsp-bench") -> RunResult:
+    out.mkdir(parents=True, exist_ok=True)
+    run_file, results_file = out / "run.json", out / "results.jsonl"
+    fingerprint = opts.fingerprint(tasks)
+    if run_file.exists():
+        old = json.loads(run_file.read_text(encoding="utf-8"))
+        if old != fingerprint:
+            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            raise BenchError(f"{out} holds a run with other options (differ: {', '.join(diff)});"
+                             " choose another --out, or remove that folder to start over")
+    else:
+        run_file.write_text(json.dumps(fingerprint, indent=1) + "\n", encoding="utf-8")
+    rows, done = read_results(results_file, opts.n)
+    results_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    todo = [t for t in tasks if t.task_id not in done]
+    executor = Executor(opts.isolation, opts.exec_timeout_s)
+    if todo and (why := executor.refusal()):
+        raise BenchError(f"cannot run the tasks' tests safely here: {why} (or pass "
+                         "--sandbox none to run them with rlimits only)")
+    messages: list[str] = []
+    wall = 0.0
+    if todo:
+        wall, messages = await _drive(todo, opts, results_file, executor, rows, len(tasks),
+                                      label)
+    summary = summarize(rows, tasks, opts, wall_s=wall, resumed=len(done))
+    summary["serverMessages"] = messages
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return RunResult(rows, summary, out, messages)
+
+
+async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, executor: Executor,
+                 rows: list[dict[str, Any]], total: int, label: str) -> tuple[float, list[str]]:
+    client = BenchClient()
+    try:
+        await client.start(opts.server, opts.settings, results_file.parent / "server.log")
+    except Exception as exc:
+        raise BenchError(f"could not start the server {' '.join(opts.server)!r}: {exc}") from exc
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="exec")
+    docs = Path(tempfile.mkdtemp(prefix="lsp-bench-docs-"))
+    progress = Progress(total, total - len(todo), label)
+    try:
+        try:
+            await client.wait_ready(opts.load_timeout_s)
+        except RuntimeError as exc:
+            raise BenchError(f"{exc}; the server's log: {results_file.parent / 'server.log'}"
+                             ) from exc
+        warnings = [m for kind, m in client.log.messages
+                    if kind in (types.MessageType.Error, types.MessageType.Warning)]
+        if warnings and opts.strict_settings:
+            raise BenchError("the server rejected settings: " + " | ".join(warnings) +
+                             " (pass --ignore-server-warnings to run anyway)")
+        t0 = time.perf_counter()
+        sem = asyncio.Semaphore(max(1, opts.concurrency))
+        lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+
+        async def one(task: Task) -> None:
+            async with sem:
+                uri = doc_uri(docs, task.task_id)
+                client.open(uri, task.prefix + task.suffix)
+                try:
+                    answer = await client.suggest(uri, *cursor(task.prefix), opts.method,
+                                                  opts.timeout_s)
+                    answer.stats = ((await client.status(uri)) or {}).get("lastCompletion")
+                finally:
+                    client.close(uri)
+                new = await loop.run_in_executor(pool, _execute_all, executor, task, answer,
+                                                 opts.n)
+            async with lock:
+                with results_file.open("a", encoding="utf-8") as fh:
+                    fh.write("".join(json.dumps(r) + "\n" for r in new))
+                rows.extend(new)
+                progress.update(any(r["passed"] for r in new))
+
+        await asyncio.gather(*(one(t) for t in todo))
+        wall = time.perf_counter() - t0
+    finally:
+        pool.shutdown(wait=True)
+        await client.stop()
+        _rmtree(docs)
+    return wall, [m for _, m in client.log.messages]
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _execute_all(executor: Executor, task: Task, answer: Answer, n: int) -> list[dict[str, Any]]:
+    """One row per candidate: the server's first ``n`` suggestions; missing ones (the server
+    offered fewer) count as empty fillings, so they fail unless the hole may stay empty."""
+    texts = (answer.candidates + [""] * n)[:n]
+    stats = answer.stats or {}
+    rows = []
+    cache: dict[str, Any] = {}
+    for i, text in enumerate(texts):
+        if text not in cache:
+            cache[text] = executor.run(task, text)
+        ex = cache[text]
+        rows.append({
+            "task_id": task.task_id, "kind": task.kind.value, "candidate": i,
+            "completion": text, "offered": i < len(answer.candidates),
+            "passed": ex.passed, "parses": parses(task.program(text)),
+            "verdict": ex.verdict, "detail": ex.detail, "exec_s": ex.duration_s,
+            "latency_s": round(answer.latency_s, 4), "error": answer.error,
+            "prompt_tokens": stats.get("promptTokens"),
+            "generated_tokens": stats.get("generatedTokens"),
+            "decode_s": stats.get("decodeS"), "source": stats.get("source"),
+        })
+    return rows
+
+
+def summarize(rows: Sequence[dict[str, Any]], tasks: Sequence[Task], opts: RunOptions,
+              wall_s: float = 0.0, resumed: int = 0) -> dict[str, Any]:
+    """pass@k (unbiased), syntax-error rate, latency and throughput of the finished tasks,
+    overall and per task kind."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_task.setdefault(r["task_id"], []).append(r)
+    kinds = sorted({t.kind.value for t in tasks})
+
+    def figures(task_rows: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        counts = [(len(rs), sum(bool(r["passed"]) for r in rs)) for rs in task_rows]
+        flat = [r for rs in task_rows for r in rs]
+        latencies = [rs[0]["latency_s"] for rs in task_rows]
+        gen = [rs[0]["generated_tokens"] for rs in task_rows
+               if rs[0].get("generated_tokens") is not None]
+        dec = [rs[0]["decode_s"] for rs in task_rows if rs[0].get("decode_s")]
+        out: dict[str, Any] = {"tasks": len(task_rows), "samples": len(flat)}
+        for k in opts.ks:
+            out[f"pass@{k}"] = mean_pass_at_k(counts, k)
+        out["syntax_error_rate"] = (sum(not r["parses"] for r in flat) / len(flat)) if flat \
+            else None
+        out["empty_rate"] = (sum(not r["completion"].strip() for r in flat) / len(flat)) if flat \
+            else None
+        out["errors"] = sum(1 for rs in task_rows if rs[0].get("error"))
+        out["latency_p50_s"] = percentile(latencies, 50)
+        out["latency_p95_s"] = percentile(latencies, 95)
+        out["generated_tokens"] = sum(gen) if gen else None
+        out["tokens_per_s"] = (sum(gen) / sum(dec)) if gen and dec and sum(dec) > 0 else None
+        return out
+
+    task_rows = [sorted(by_task[t.task_id], key=lambda r: r["candidate"])
+                 for t in tasks if t.task_id in by_task]
+    summary = {"suite": opts.suite, "n": opts.n, "method": opts.method,
+               "settings": opts.settings, "server": opts.server,
+               "concurrency": opts.concurrency, "complete": len(task_rows) == len(tasks),
+               "wall_s": round(wall_s, 1), "resumed_tasks": resumed,
+               "machine": machine(), **figures(task_rows)}
+    if len(kinds) > 1:
+        summary["by_kind"] = {k: figures([rs for rs in task_rows if rs[0]["kind"] == k])
+                              for k in kinds}
+    return summary
+
+
+def machine() -> str:
+    import platform
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    """A summary.json, or the one in a run folder."""
+    if path.is_dir():
+        path = path / "summary.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
