@@ -79,18 +79,24 @@ class BenchClient:
             initialization_options=settings))
         self.client.initialized(types.InitializedParams())
 
-    async def status(self, uri: str | None = None) -> dict[str, Any] | None:
-        """pingti/status (None for servers without it)."""
+    async def status(self, uri: str | None = None, timeout: float = 5.0,
+                     attempts: int = 3) -> dict[str, Any] | None:
+        """pingti/status (None for servers without it). A lost answer is asked for again: one
+        around the moment the model finishes loading has been seen to go missing."""
         if not self._has_status:
             return None
-        try:
-            result = await asyncio.wait_for(self.client.protocol.send_request_async(
-                "pingti/status", {"uri": uri} if uri else None), 30)
-        except (JsonRpcException, asyncio.TimeoutError):
-            self._has_status = False
-            return None
-        out = _plain(result)
-        return out if isinstance(out, dict) else None
+        for _ in range(attempts):
+            try:
+                result = await asyncio.wait_for(self.client.protocol.send_request_async(
+                    "pingti/status", {"uri": uri} if uri else None), timeout)
+            except JsonRpcException:
+                self._has_status = False  # method not found: another server
+                return None
+            except asyncio.TimeoutError:
+                continue
+            out = _plain(result)
+            return out if isinstance(out, dict) else None
+        return None
 
     async def wait_ready(self, timeout: float) -> dict[str, Any] | None:
         """Wait for pingti's model to load; raise RuntimeError if it failed. Other servers:
@@ -99,6 +105,8 @@ class BenchClient:
         while True:
             st = await self.status()
             if st is None:
+                if self._has_status and time.monotonic() < deadline:
+                    continue  # no answer yet: ask again
                 return None
             if st.get("state") == "ready":
                 return st

@@ -55,6 +55,17 @@ class SandboxMode(enum.Enum):
     NONE = "none"  # the user accepts running generated code without namespaces
 
 
+class ConstraintMode(enum.Enum):
+    """What completions are held to while the model writes them (grammar_constraints/)."""
+
+    SYNTAX = "syntax"  # no token after which the code can no longer become valid
+    OFF = "off"
+
+
+# Languages with a syntax constraint (the constraintLanguages setting chooses among them).
+CONSTRAINT_LANGUAGES = ("python",)
+
+
 class LogLevel(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
@@ -92,6 +103,9 @@ class Config:
     temperature: float = 0.0
     top_p: float = 0.95
     seed: int = 0
+    # The syntax constraint during decoding, and the languages it applies to.
+    constraints: ConstraintMode = ConstraintMode.SYNTAX
+    constraint_languages: tuple[str, ...] = CONSTRAINT_LANGUAGES
     # Suggestions per request (inline completions the editor can cycle through). Each extra one
     # is sampled with the next seed and shares the prompt's KV cache; with temperature 0 they
     # would all be the same, so greedy decoding always answers with one.
@@ -152,6 +166,8 @@ _ALIASES: dict[str, str] = {
     "topP": "top_p",
     "seed": "seed",
     "candidates": "candidates",
+    "constraints": "constraints",
+    "constraintLanguages": "constraint_languages",
     "cacheEntries": "cache_entries",
     "maxBatchSize": "max_batch_size",
     "batchTimeoutMs": "batch_timeout_ms",
@@ -200,6 +216,16 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
             return ftype(value.strip().lower())
         except ValueError:
             raise ValueError(f"expected one of {[m.value for m in ftype]}") from None
+    if ftype == "languages":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise ValueError("expected a list of language ids")
+        langs = tuple(dict.fromkeys(v.strip().lower() for v in items if v.strip()))
+        unknown = [lang for lang in langs if lang not in CONSTRAINT_LANGUAGES]
+        if unknown:
+            raise ValueError(f"no syntax constraint for {', '.join(unknown)} (supported: "
+                             f"{', '.join(CONSTRAINT_LANGUAGES)})")
+        return langs
     if ftype is int:
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or (isinstance(value, float) and not value.is_integer())):  # also inf/nan
@@ -239,6 +265,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "top_p": float,
     "seed": int,
     "candidates": int,
+    "constraints": ConstraintMode,
+    "constraint_languages": "languages",
     "cache_entries": int,
     "max_batch_size": int,
     "batch_timeout_ms": int,

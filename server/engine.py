@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from server.backends.base import (
     CancelledError,
@@ -26,7 +27,7 @@ from server.backends.base import (
 )
 from server.batching import BatchScheduler
 from server.cache import CompletionCache, request_key
-from server.config import Backend, Config, Device
+from server.config import Backend, Config, ConstraintMode, Device
 from server.context import CompletionMode, CursorContext, build_context
 from server.model_assets import ModelFormat, ModelSource, cache_root, resolve_model
 from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
@@ -57,6 +58,8 @@ class CompletionOutcome:
     # Further suggestions when ``candidates`` > 1 (sampled with the next seeds), in seed order;
     # '' where a candidate had nothing worth showing. ``generated_tokens`` counts all of them.
     alternatives: tuple[str, ...] = ()
+    # The syntax constraint's figures (time spent, tokens refused), when it ran.
+    syntax: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class PreparedCompletion:
     settings_key: str
     request: GenerationRequest
     t0: float
+    # Fresh logits processors for one more sequence (each candidate needs its own: the syntax
+    # constraint follows its sequence); the constraints made so far, for their figures.
+    processors: Callable[[], tuple[Any, ...]] = lambda: ()
+    constraints: list[Any] = dataclasses.field(default_factory=list)
 
 
 def load_backend(config: Config, progress: Callable[[str], None] | None = None) -> ModelBackend:
@@ -133,6 +140,18 @@ class CompletionEngine:
                 ids = (parts[0], parts[1], parts[2])
         self._fim_ids: tuple[int, int, int] | None = ids  # type: ignore[assignment]
         self._specials = sorted(backend.info.special_tokens, key=len, reverse=True)
+        self._syntax_table: Any = None
+
+    def _final(self, result: GenerationResult, prepared: PreparedCompletion) -> str:
+        """Post-processed text; with the syntax constraint, cut back to what leaves the
+        document with no more syntax errors than before (the suffix counts: FIM)."""
+        ctx = prepared.ctx
+        text = postprocess(strip_cursor_indent(result.text, ctx), ctx, self._specials)
+        if prepared.constraints and text:
+            from grammar_constraints.finish import fit
+
+            text = fit(ctx.prefix, text, ctx.suffix)
+        return text
 
     def update_config(self, config: Config) -> None:
         """Apply settings that do not need a reload (token budgets, sampling, cache size)."""
@@ -162,7 +181,8 @@ class CompletionEngine:
         """The request of each candidate: the same prompt (its KV cells are shared), seeds
         ``seed``, ``seed + 1``, ..."""
         base = prepared.request
-        return [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31)
+        return [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31,
+                                             logits_processors=prepared.processors())
                          for i in range(1, self.candidates())]
 
     def cached(self, uri: str, text: str, offset: int, language: str,
@@ -217,20 +237,59 @@ class CompletionEngine:
         prompt = build_prompt(prompt_prefix(ctx), suffix, self.backend.encode,
                               self.backend.info.fim, self._fim_ids, budget,
                               cfg.prefix_share, cfg.suffix_tokens, cfg.align_lines)
+        constraints: list[Any] = []
+        processors = self._processor_factory(ctx, language, constraints)
         request = GenerationRequest(
             prompt.ids, max_new, cfg.temperature, cfg.top_p, cfg.seed,
-            stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri)
+            stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri,
+            logits_processors=processors())
         key = request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
-        return PreparedCompletion(uri, ctx, key, skey, request, t0)
+        return PreparedCompletion(uri, ctx, key, skey, request, t0, processors, constraints)
+
+    def constrained(self, language: str) -> bool:
+        cfg = self.config
+        return cfg.constraints is ConstraintMode.SYNTAX and language in cfg.constraint_languages
+
+    def syntax_table(self) -> Any:
+        """The lexical table of this backend's vocabulary (built once, ~0.5 s)."""
+        if self._syntax_table is None:
+            from grammar_constraints.vocab import TokenTable
+
+            t0 = time.perf_counter()
+            stop = self.backend.decoder.stop_ids
+            self._syntax_table = TokenTable(
+                [self.backend.decode([i]) if i not in stop else ""
+                 for i in range(self.backend.vocab_size)], stop)
+            logger.info("syntax constraint table ready for %d tokens in %.2fs",
+                        self.backend.vocab_size, time.perf_counter() - t0)
+        return self._syntax_table
+
+    def _processor_factory(self, ctx: CursorContext, language: str, made: list[Any]
+                           ) -> Callable[[], tuple[Any, ...]]:
+        if not self.constrained(language):
+            return lambda: ()
+        from grammar_constraints.processor import SyntaxConstraint
+
+        table = self.syntax_table()
+
+        def make() -> tuple[Any, ...]:
+            # The constraint sees the document as the user will: the text before the cursor,
+            # then the generation as it would be inserted (on an indentation-only line the
+            # model writes the indentation itself, and the cursor's wins).
+            constraint = SyntaxConstraint(
+                table, ctx.prefix, lambda ids: strip_cursor_indent(self.backend.decode(ids), ctx))
+            made.append(constraint)
+            return (constraint,)
+
+        return make
 
     def finish(self, prepared: PreparedCompletion, result: GenerationResult,
                *more: GenerationResult) -> CompletionOutcome:
         """Everything after the model: post-process, cache, log. ``more``: the results of the
         further candidates (:meth:`requests`)."""
         ctx, uri = prepared.ctx, prepared.uri
-        suggestion = postprocess(strip_cursor_indent(result.text, ctx), ctx, self._specials)
-        alternatives = tuple(postprocess(strip_cursor_indent(r.text, ctx), ctx, self._specials)
-                             for r in more)
+        suggestion = self._final(result, prepared)
+        alternatives = tuple(self._final(r, prepared) for r in more)
         # The cache keeps the first suggestion: typing through it is what users do.
         self.cache.put(prepared.key, suggestion)
         self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, suggestion, prepared.settings_key)
@@ -239,7 +298,8 @@ class CompletionEngine:
             len(result.token_ids) + sum(len(r.token_ids) for r in more),
             result.prefill_s, max([result.decode_s] + [r.decode_s for r in more]),
             time.perf_counter() - prepared.t0,
-            result.finish.value, int(result.extra.get("reused_tokens", 0)), alternatives)
+            result.finish.value, int(result.extra.get("reused_tokens", 0)), alternatives,
+            _constraint_stats(prepared.constraints))
         logger.info(
             "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
             "decode=%.3fs total=%.3fs finish=%s chars=%d reused_tokens=%d", uri, ctx.mode.value,
@@ -258,6 +318,16 @@ class CompletionEngine:
         if cancel.cancelled:
             raise CancelledError(cancel.reason)
         return self.finish(prepared, *results)
+
+
+def _constraint_stats(constraints: list[Any]) -> dict[str, float]:
+    if not constraints:
+        return {}
+    out: dict[str, float] = {}
+    for c in constraints:
+        for k, v in c.stats().items():
+            out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def _indent(line_prefix: str) -> int:

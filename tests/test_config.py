@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from server.config import (
     Backend,
     Config,
+    ConstraintMode,
     Device,
     LogLevel,
     ParsedSettings,
@@ -53,6 +54,9 @@ VALID = {
     "suffixTokens": ("suffix_tokens", 16, 16),
     "alignLines": ("align_lines", 8, 8),
     "debounceMs": ("debounce_ms", 50, 50),
+    "candidates": ("candidates", 3, 3),
+    "constraints": ("constraints", "off", ConstraintMode.OFF),
+    "constraintLanguages": ("constraint_languages", [], ()),
 }
 
 
@@ -499,3 +503,15 @@ def test_prop_arbitrary_json_never_raises_and_errors_match_rejections(raw):
             assert len(mentioned) == 1
     assert len(parsed.errors) <= len(raw)
     assert all(any(f"setting {k!r}" in e for k in raw) for e in parsed.errors)
+
+
+@pytest.mark.parametrize("raw", [["python", "cobol"], "rust", [1], {"python": True}])
+def test_constraint_languages_are_checked(raw):
+    parsed = parse_settings({"constraintLanguages": raw})
+    assert len(parsed.errors) == 1 and "constraintLanguages" in parsed.errors[0]
+    assert parsed.config.constraint_languages == DEFAULTS.constraint_languages
+
+
+def test_constraint_languages_accept_a_comma_separated_string():
+    parsed = parse_settings({"constraintLanguages": " Python, python "})
+    assert parsed.errors == [] and parsed.config.constraint_languages == ("python",)

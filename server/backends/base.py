@@ -123,6 +123,7 @@ class ModelInfo:
 
 class ModelBackend(Protocol):
     info: ModelInfo
+    vocab_size: int  # the length of the logits (the syntax constraint's table)
 
     # special=True: special-token text in ``text`` (e.g. a chat template's <|im_start|>) becomes
     # those tokens; False (completions): it is ordinary text.

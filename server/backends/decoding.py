@@ -32,9 +32,17 @@ Logits = np.ndarray
 
 class LogitsProcessor(Protocol):
     """Called before each sampling step with the ids generated so far and the next-token logits
-    (a float32 array the processor may change in place); returns the logits to sample from."""
+    (a float32 array the processor may change in place); returns the logits to sample from.
+
+    A processor may also have ``check(generated, token) -> bool``: an exact but costlier test
+    of the token the sampler picked; a refused token is masked and another one sampled (at most
+    :data:`MAX_REFUSALS` times)."""
 
     def __call__(self, generated: Sequence[int], logits: Logits) -> Logits: ...
+
+
+# Picks a lazy check may refuse in one step before the decoder takes the first pick anyway.
+MAX_REFUSALS = 8
 
 
 @dataclass(eq=False)
@@ -124,6 +132,10 @@ class BatchDecoder:
         self.max_width = 0
 
     @property
+    def stop_ids(self) -> frozenset[int]:
+        return self._stop_ids
+
+    @property
     def capacity(self) -> int:
         """The most sequences the runner can hold at once."""
         return int(getattr(self.runner, "capacity", 1 << 20))
@@ -196,6 +208,9 @@ class BatchDecoder:
                     self._finish(s, FinishReason.STOP)
                     return
             tok = sample(logits, req.temperature, req.top_p, s.rng)
+            checks = [p.check for p in req.logits_processors if hasattr(p, "check")]
+            if checks:
+                tok = self._checked(s, logits, tok, checks)
             s.out.append(tok)
             s.logprobs.append(logprob(logits, tok))
             if tok in self._stop_ids:
@@ -209,6 +224,23 @@ class BatchDecoder:
         except Exception as exc:  # noqa: BLE001 - this request fails, the batch goes on
             s.error = exc
             self._finish(s, FinishReason.ERROR)
+
+    @staticmethod
+    def _checked(s: SeqState, logits: Logits, tok: int,
+                 checks: list[Callable[[Sequence[int], int], bool]]) -> int:
+        """Lazy exact checks (the syntax constraint's parser): a refused token is masked and
+        the sampler picks again, a few times at most. If every pick is refused the first one
+        stands (fail open: a constraint must not end generation by itself)."""
+        first = tok
+        req = s.request
+        for _ in range(MAX_REFUSALS):
+            if all(check(s.out, tok) for check in checks):
+                return tok
+            logits[tok] = -np.inf
+            if not np.isfinite(logits).any():
+                break
+            tok = sample(logits, req.temperature, req.top_p, s.rng)
+        return first
 
     @staticmethod
     def _finish(s: SeqState, reason: FinishReason) -> None:

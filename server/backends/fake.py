@@ -45,6 +45,7 @@ class FakeBackend:
             fim=FimTokens(*_SPECIALS[1:]),
             special_tokens=frozenset(_SPECIALS),
         )
+        self.vocab_size = _N_VOCAB
         self._decoder = BatchDecoder(_FakeRunner(self), frozenset({0}), self.decode)
 
     def encode(self, text: str, special: bool = False) -> list[int]:

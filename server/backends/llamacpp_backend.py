@@ -249,6 +249,7 @@ class LlamaCppBackend:
         self.runner = runner
         self.info = info
         self._special_ids = special_ids
+        self.vocab_size = runner._n_vocab  # the logits' length
         self._decoder = BatchDecoder(runner, special_ids, self.decode)
         self.last_reused_tokens = 0  # prompt tokens served from the KV cache by the last call
 

@@ -185,6 +185,8 @@ class TransformersBackend:
         self._special_ids = frozenset(
             i for i in (tokenizer.convert_tokens_to_ids(t) for t in info.special_tokens)
             if isinstance(i, int))
+        # The logits' length (the embedding matrix may be padded beyond the tokenizer's size).
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         cfg = config or Config()
         self.runner = TorchRunner(model, cfg.kv_cache_documents, cfg.kv_cache_tokens)
         self._decoder = BatchDecoder(self.runner, self._special_ids, self.decode)

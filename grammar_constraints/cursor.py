@@ -1,0 +1,91 @@
+"""A per-sequence syntax cursor: the state after each accepted token, and the two checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from grammar_constraints import python_oracle
+from grammar_constraints.python_lexer import LexState, feed
+from grammar_constraints.vocab import TokenTable
+
+Detokenize = Callable[[Sequence[int]], str]
+
+
+class SyntaxCursor:
+    """Follows one generated sequence after a document prefix.
+
+    ``accept(token)`` moves on, ``rollback(n)`` undoes, ``fill_mask(logits)`` applies the
+    lexical layer over the whole vocabulary, ``allowed(candidates)`` asks the exact oracle about
+    a few tokens. ``enabled`` is False when the document's own text before the cursor is not a
+    viable prefix (the user's file is broken there): the constraint then stays out of the way.
+    """
+
+    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize) -> None:
+        """``detokenize``: generated ids → the text as it would stand after ``prefix`` (a
+        server may adjust the model's raw output, e.g. its first line's indentation)."""
+        self.table = table
+        self._detok = detokenize
+        self.base = prefix[python_oracle.anchor(prefix):]
+        start = feed(LexState(), self.base)
+        self.enabled = start is not None and python_oracle.viable(self.base, start)
+        self.ids: list[int] = []
+        self._texts: list[str] = [""]  # generated text after each accepted token
+        self._states: list[LexState] = [start or LexState()]
+
+    @property
+    def text(self) -> str:
+        return self._texts[-1]
+
+    @property
+    def state(self) -> LexState:
+        return self._states[-1]
+
+    def _after(self, token: int) -> tuple[str, LexState | None]:
+        text = self._detok([*self.ids, token])
+        prev = self.text
+        if text.startswith(prev):
+            return text, feed(self.state, text[len(prev):])
+        # A multi-byte character completed differently: redo from the start.
+        return text, feed(self._states[0], text)
+
+    def accept(self, token: int) -> None:
+        text, state = self._after(token)
+        self.ids.append(token)
+        self._texts.append(text)
+        # A lexically impossible token can only come in when failing open: keep the last good
+        # state, so later checks stay meaningful rather than failing everything.
+        self._states.append(state if state is not None else self.state)
+
+    def rollback(self, n: int) -> None:
+        for _ in range(min(n, len(self.ids))):
+            self.ids.pop()
+            self._texts.pop()
+            self._states.pop()
+
+    def sync(self, generated: Sequence[int]) -> None:
+        """Catch up with the decoder's sequence (tokens appended, or fewer after a rollback)."""
+        common = 0
+        for a, b in zip(self.ids, generated, strict=False):
+            if a != b:
+                break
+            common += 1
+        self.rollback(len(self.ids) - common)
+        for tok in generated[common:]:
+            self.accept(tok)
+
+    def fill_mask(self, logits: np.ndarray) -> None:
+        state = self.state
+        self.table.mask(logits, state.mode, state.stack)
+
+    def viable_with(self, token: int) -> bool:
+        if token in self.table.exempt:
+            return True
+        text, state = self._after(token)
+        if state is None:
+            return False
+        return python_oracle.viable(self.base + text, state)
+
+    def allowed(self, candidates: Sequence[int]) -> list[bool]:
+        return [self.viable_with(t) for t in candidates]

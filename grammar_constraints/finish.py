@@ -1,0 +1,79 @@
+"""When generation ends: is the completion acceptable together with the text after the cursor?
+
+Fill-in-the-middle means the suffix is part of the program. A completion is kept if the
+document with it has no more syntax errors than without it (tree-sitter counts ERROR and
+MISSING nodes); otherwise it is cut back to the longest acceptable point, trying line ends
+first and then token-free character boundaries on the first line. Only the top-level
+statements around the cursor are parsed, so a large file costs no more than a small one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from grammar_constraints.python_oracle import anchor
+
+_CONTINUATION = re.compile(r"(else|elif|except|finally)\b|[)\]}#]")
+
+
+@cache
+def _parser(language: str) -> Any:
+    import tree_sitter
+
+    if language != "python":
+        raise ValueError(f"no grammar for {language!r}")
+    import tree_sitter_python
+
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+
+
+def error_count(text: str, language: str = "python") -> int:
+    """ERROR and MISSING nodes in the parse of ``text``."""
+    tree = _parser(language).parse(text.encode("utf-8"))
+    count = 0
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        if node.has_error:
+            stack.extend(node.children)
+    return count
+
+
+def _suffix_window(suffix: str) -> str:
+    """The suffix up to the next top-level statement (the cursor's statement ends there)."""
+    pos = 0
+    for line in suffix.splitlines(keepends=True):
+        if pos and line[:1] not in (" ", "\t", "\n", "\r", "") and not _CONTINUATION.match(line):
+            return suffix[:pos]
+        pos += len(line)
+    return suffix
+
+
+def fit(prefix: str, completion: str, suffix: str, language: str = "python",
+        count: Callable[[str, str], int] = error_count) -> str:
+    """The longest start of ``completion`` that adds no syntax error between ``prefix`` and
+    ``suffix`` (``completion`` itself when it adds none; '' when every cut does)."""
+    if not completion:
+        return completion
+    head = prefix[anchor(prefix):]
+    tail = _suffix_window(suffix)
+    base = count(head + tail, language)
+    if count(head + completion + tail, language) <= base:
+        return completion
+    cuts = [i for i, ch in enumerate(completion) if ch == "\n"]
+    for cut in reversed(cuts):
+        piece = completion[:cut].rstrip()
+        if piece and count(head + piece + tail, language) <= base:
+            return piece
+    first = completion.split("\n", 1)[0]
+    # Within the first line: word boundaries, longest first.
+    for m in reversed(list(re.finditer(r"\b|(?<=\S)(?=\s)", first))):
+        piece = first[: m.start()].rstrip()
+        if piece and count(head + piece + tail, language) <= base:
+            return piece
+    return ""

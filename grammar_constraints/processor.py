@@ -1,0 +1,112 @@
+"""Adapters: the syntax cursor as a logits processor for pingti's batch decoder (every backend:
+llama.cpp and transformers both decode through ``server/backends/decoding.py``), and as a
+``transformers.LogitsProcessor`` for code that calls ``model.generate`` directly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from grammar_constraints.cursor import Detokenize, SyntaxCursor
+from grammar_constraints.vocab import TokenTable
+
+logger = logging.getLogger(__name__)
+
+
+class SyntaxConstraint:
+    """One sequence's constraint, for :class:`server.backends.decoding.BatchDecoder`.
+
+    ``__call__`` masks (in place) the lexically impossible tokens (whole vocabulary, vectorised);
+    ``check`` asks the exact oracle about the token the sampler picked (the decoder masks it and
+    samples again when it is refused). It fails open: it never masks every token, and an error
+    of its own is logged and ends the constraint for this sequence, not the generation.
+    """
+
+    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize) -> None:
+        self.cursor = SyntaxCursor(table, prefix, detokenize)
+        self.active = self.cursor.enabled
+        # Figures for benchmarks: time spent here, tokens refused by each layer.
+        self.mask_s = 0.0
+        self.check_s = 0.0
+        self.steps = 0
+        self.refused = 0
+
+    def __call__(self, generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
+        if not self.active:
+            return logits
+        t0 = time.perf_counter()
+        try:
+            self.cursor.sync(generated)
+            self.steps += 1
+            keep = self.cursor.table.exempt_ids
+            # The lexical layer never masks the exempt (end-of-generation) tokens, so if one of
+            # them is still possible something is left; otherwise check on a copy.
+            if keep.size and np.isfinite(logits[keep]).any():
+                self.cursor.fill_mask(logits)
+            else:
+                masked = logits.copy()
+                self.cursor.fill_mask(masked)
+                if np.isfinite(masked).any():
+                    logits = masked
+                else:  # fail open: a constraint that leaves nothing is wrong, not the model
+                    logger.debug("syntax constraint allowed no token; not constraining this step")
+        except Exception:  # noqa: BLE001 - the constraint must never break generation
+            logger.exception("syntax constraint failed; generating without it")
+            self.active = False
+        finally:
+            self.mask_s += time.perf_counter() - t0
+        return logits
+
+    def check(self, generated: Sequence[int], token: int) -> bool:
+        """May ``token`` follow ``generated``? (True when the constraint is off.)"""
+        if not self.active:
+            return True
+        t0 = time.perf_counter()
+        try:
+            self.cursor.sync(generated)
+            ok = self.cursor.viable_with(token)
+        except Exception:  # noqa: BLE001
+            logger.exception("syntax constraint failed; generating without it")
+            self.active = False
+            ok = True
+        finally:
+            self.check_s += time.perf_counter() - t0
+        self.refused += not ok
+        return ok
+
+    def stats(self) -> dict[str, float]:
+        return {"syntax_steps": self.steps, "syntax_mask_s": self.mask_s,
+                "syntax_check_s": self.check_s, "syntax_refused": self.refused,
+                "syntax_active": float(self.active)}
+
+
+class TransformersSyntaxProcessor:
+    """``transformers.LogitsProcessor`` form (batch of one or more sequences sharing a prefix
+    length): masks every token the cursor refuses among the ``top_k`` best, and the lexical
+    layer over the rest. Use with ``model.generate(..., logits_processor=[...])``."""
+
+    def __init__(self, table: TokenTable, prefixes: Sequence[str], prompt_len: int,
+                 detokenize: Detokenize, top_k: int = 8) -> None:
+        self.constraints = [SyntaxConstraint(table, p, detokenize) for p in prefixes]
+        self.prompt_len = prompt_len
+        self.top_k = top_k
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        out = scores.clone()
+        for row, constraint in enumerate(self.constraints):
+            generated = input_ids[row, self.prompt_len:].tolist()
+            logits = scores[row].float().cpu().numpy().copy()
+            logits = constraint(generated, logits)
+            order = np.argsort(-logits)[: self.top_k]
+            refused = [int(t) for t in order
+                       if np.isfinite(logits[t]) and not constraint.check(generated, int(t))]
+            if len(refused) < sum(np.isfinite(logits[order])):
+                logits[refused] = -np.inf
+            out[row] = torch.from_numpy(logits).to(out.dtype).to(out.device)
+        return out

@@ -1,0 +1,173 @@
+"""Is this Python text a viable prefix — can some continuation still make it a valid program?
+
+The judge is CPython's own parser (the reference grammar, exact and fast: ~20 µs for a
+3,000-character statement). A parser answers "valid or not" for a whole program, so the text is
+closed lexically (an open string or comment is ended) and followed by a sentinel character that
+is never valid Python (``$``). CPython parses and tokenizes on demand: it only asks for the token
+at the sentinel after every token of the text was consumed by the grammar. So
+
+* the error is at the sentinel (or "incomplete input")  → every token fit: viable;
+* the error is earlier                                  → the text itself is wrong: not viable.
+
+The last word may be unfinished (``an`` of ``and``, ``1e`` of ``1e5``, ``!`` of ``!=``): if the
+plain probe fails inside it, the probe is retried with short completions of it.
+
+Only parsing is done (``PyCF_ONLY_AST``): ``return`` outside a function and similar compile-time
+checks are not syntax in this sense and pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+import warnings
+from typing import Any
+
+from grammar_constraints.python_lexer import CODE, OPENERS, LexState, closing, feed
+
+_FLAGS = ast.PyCF_ONLY_AST | 0x4000 | 0x200  # PyCF_ALLOW_INCOMPLETE_INPUT | DONT_IMPLY_DEDENT
+_SENTINEL = "$"
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+_NUMBER_TAIL = re.compile(
+    r"(?<![A-Za-z_0-9.])(\d[\d_]*\.?\d*([eE][+-]?)?|0[xXoObB]|\d[\d_]*_|\.\d*[eE][+-]?)$")
+_KEYWORDS = sorted(set(keyword.kwlist) | set(keyword.softkwlist))
+# Operators that are the start of a longer one: what to append to finish them.
+_OP_TAILS = ("=", ">", ".", "*", "/")
+
+
+def _probe(text: str, stack: str = "") -> str | None:
+    """None if the parser consumed all of ``text`` (closed lexically by the caller; ``stack``:
+    its open brackets), else the error message."""
+    lines = text.split("\n")
+    closers = "".join(OPENERS[b] for b in reversed(stack))
+    if lines[-1].strip(" \t\f"):
+        return _compile(text + " " + _SENTINEL + closers, len(lines), len(lines[-1]) + 2,
+                        len(lines[-1]) + 1)
+    # An unfinished indentation: its width is not decided yet. Try the sentinel at the start
+    # of the line, then indented one column deeper than the last line with code (after
+    # ``if x:`` only a deeper line can follow).
+    head = text[: len(text) - len(lines[-1])]
+    error = _compile(head + _SENTINEL + closers, len(lines), 1, 0)
+    if error is None or stack:
+        return error
+    code = [ln for ln in lines[:-1] if ln.strip() and not ln.lstrip().startswith("#")]
+    if not code:
+        return error
+    indent = len(code[-1]) - len(code[-1].lstrip()) + 1
+    return _compile(head + " " * indent + _SENTINEL, len(lines), indent + 1, indent)
+
+
+def _compile(probe: str, line: int, col: int, end_col: int = 0) -> str | None:
+    """Compile ``probe``, whose sentinel sits at (line, col) (1-based); None if the parser got
+    to the sentinel."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes etc. are warnings, not errors
+            compile(probe, "<pingti>", "exec", _FLAGS, dont_inherit=True)
+    except SyntaxError as exc:
+        msg = exc.msg or "invalid syntax"
+        if msg == "incomplete input" or (exc.lineno == line and exc.offset == col):
+            return None
+        return msg
+    except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting
+        return str(exc)
+    return None  # the sentinel compiled?! only if it sat in a string or comment: fine
+
+
+def viable(text: str, state: LexState | None = None) -> bool:
+    """Can ``text`` (a run of whole top-level statements, unfinished at its end) still become
+    a valid program? ``state``: its lexical state, if the caller tracks it."""
+    if state is None:
+        state = feed(LexState(), text)
+        if state is None:
+            return False
+    closed = text + closing(state)
+    if _reaches_end(closed, state.stack):
+        return True
+    if state.mode != CODE:
+        return False  # the open string or comment was closed: no unfinished word to blame
+    return any(_reaches_end(closed + tail, state.stack) for tail in _completions(text))
+
+
+def _reaches_end(text: str, stack: str) -> bool:
+    """Did a parser get through every token of ``text``? CPython first (fast, and the
+    reference grammar); when it blames something, parso's LL(1) parser, which stops at exactly
+    the first token that no program can continue with (CPython's second, error-reporting pass
+    often points at the start of the construct instead)."""
+    return _probe(text, stack) is None or _parso_reaches_end(text)
+
+
+_parso_grammar: Any = None
+
+
+def _parso_reaches_end(text: str) -> bool:
+    global _parso_grammar
+    import parso  # lazy: only when CPython's answer is not clear
+
+    if _parso_grammar is None:
+        _parso_grammar = parso.load_grammar(version="3.11")
+    try:
+        _parso_grammar.parse(text, error_recovery=False)
+    except parso.ParserSyntaxError as exc:
+        leaf = exc.error_leaf
+        if leaf.value != "":
+            return False  # a real token that cannot continue the program
+        body = text.rstrip()
+        end = (body.count("\n") + 1, len(body) - (body.rfind("\n") + 1))
+        return tuple(leaf.start_pos) >= end  # the end of the input, not a misplaced dedent
+    except (RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _completions(text: str) -> list[str]:
+    """Short continuations that finish an unfinished last word or operator."""
+    out: list[str] = []
+    m = _WORD.search(text)
+    if m:
+        # A word can still become a keyword, or an ordinary name (``i.is`` → ``i.isalpha``).
+        word = m.group(0)
+        out.append("x")
+        if not text[: m.start()].endswith("."):
+            out += [k[len(word):] for k in _KEYWORDS if k.startswith(word) and k != word]
+    if _NUMBER_TAIL.search(text):
+        out.append("1")
+    stripped = text.rstrip(" \t")
+    if stripped and stripped[-1] in "!-<>=*/.:%&|^@+~":
+        out += list(_OP_TAILS)
+    return out
+
+
+_STATEMENT_CONTINUATIONS = ("else", "elif", "except", "finally")
+
+
+def anchor(prefix: str) -> int:
+    """Where the top-level statement that ``prefix`` ends in begins: the last line at column 0
+    that starts a statement (outside strings and brackets), its decorators included. The
+    statements before it are complete, so viability only needs the text from here."""
+    state: LexState | None = LexState()
+    starts: list[int] = []
+    pos = 0
+    for line in prefix.splitlines(keepends=True):
+        if state is not None and state.mode == CODE and not state.stack and line[:1] not in (
+                " ", "\t", "\f", "\n", "\r", "#", ""):
+            word = re.match(r"[A-Za-z_]+", line)
+            if not (word and word.group(0) in _STATEMENT_CONTINUATIONS):
+                starts.append(pos)
+        if state is not None:
+            state = feed(state, line)
+        pos += len(line)
+    if not starts:
+        return 0
+    i = len(starts) - 1
+    # Decorators belong to the definition below them.
+    while i > 0 and prefix.startswith("@", starts[i - 1]) and _only_decorators(
+            prefix[starts[i - 1]:starts[i]]):
+        i -= 1
+    return starts[i]
+
+
+def _only_decorators(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith(("@", "#")) or line[:1] in " \t)"
+               for line in text.splitlines())
