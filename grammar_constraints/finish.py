@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from grammar_constraints.python_oracle import anchor
+from grammar_constraints.python_oracle import anchor, viable
 
 _CONTINUATION = re.compile(r"(else|elif|except|finally)\b|[)\]}#]")
 
@@ -56,24 +56,32 @@ def _suffix_window(suffix: str) -> str:
 
 def fit(prefix: str, completion: str, suffix: str, language: str = "python",
         count: Callable[[str, str], int] = error_count) -> str:
-    """The longest start of ``completion`` that adds no syntax error between ``prefix`` and
-    ``suffix`` (``completion`` itself when it adds none; '' when every cut does)."""
+    """The longest start of ``completion`` that leaves the document with the fewest syntax
+    errors, provided that is no more than without it and the text stays a viable prefix
+    (``completion`` itself when nothing shorter does better; '' when no cut qualifies).
+
+    Cut points: the line ends, longest first, then every character of the first line.
+    """
     if not completion:
         return completion
     head = prefix[anchor(prefix):]
     tail = _suffix_window(suffix)
+    full = count(head + completion + tail, language)
+    if full == 0:
+        return completion  # nothing can do better
     base = count(head + tail, language)
-    if count(head + completion + tail, language) <= base:
-        return completion
-    cuts = [i for i, ch in enumerate(completion) if ch == "\n"]
-    for cut in reversed(cuts):
-        piece = completion[:cut].rstrip()
-        if piece and count(head + piece + tail, language) <= base:
-            return piece
     first = completion.split("\n", 1)[0]
-    # Within the first line: word boundaries, longest first.
-    for m in reversed(list(re.finditer(r"\b|(?<=\S)(?=\s)", first))):
-        piece = first[: m.start()].rstrip()
-        if piece and count(head + piece + tail, language) <= base:
-            return piece
-    return ""
+    cuts = [completion[:i].rstrip() for i in range(len(completion) - 1, -1, -1)
+            if completion[i] == "\n"]
+    cuts += [first[:i].rstrip() for i in range(len(first) - 1, 0, -1)]
+    # Where the text before the cursor is sound, a piece must also leave it a viable prefix
+    # (tree-sitter's counts are coarse: one ERROR node may swallow several mistakes).
+    check = viable if viable(head) else (lambda _text: True)
+    best, choice = None, ""
+    for piece in dict.fromkeys(c for c in [completion, *cuts] if c):
+        n = full if piece is completion else count(head + piece + tail, language)
+        if (best is None or n < best) and n <= base and check(head + piece):
+            best, choice = n, piece
+            if n == 0:
+                break
+    return choice

@@ -1,0 +1,160 @@
+"""The syntax constraint's pure parts: lexical state, signatures and masks, the viable-prefix
+oracle, and FIM-aware truncation (grammar_constraints/)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grammar_constraints import python_lexer as lx
+from grammar_constraints.finish import error_count, fit
+from grammar_constraints.python_oracle import anchor, viable
+from grammar_constraints.vocab import TokenTable
+
+VIABLE = [
+    "def f(", "def f(x):\n    return x +", "x = 'abc", "x = 1e", "x = 0x", "if x:\n    pass\nel",
+    "if x:\n    pass\nelse", "x = (1,\n", "for i in", "x = [1, 2", "x = f'{a", "import os.", "x.",
+    "@dec\n", "try:\n    pass\n", "x = 1 if y", "lambda", 'x = "abc\\', "# comment", "x = 1 \\",
+    "async def", "x = not", "x =", "x = 1 an", "x !", "def f() -", "x = ..", "def f():\n    x = 1\n  ",
+    "def f():\n", "x = 1\n", "print('a' 'b'", "x = '''a\nb", "x = 1.", "x = 1e+", "x = a if b else",
+    "with open(f) as", "x = ''", 'def f():\n    """doc', "x = {1:", "f(**", "a = b[1:", "i.is",
+    "x = [i for i in", "def f(a, b=", "if (a and\n    b", "try:\n    x\nexcept ValueError as",
+    "def f(a) -> List[str", "x = {'o': 4, '", "for i in s:\n", "for i in s:\n    ", "x = 1 if",
+    "match x:\n    case 1:\n        pass\n    ca", "return", "def def",
+]
+NOT_VIABLE = [
+    "x = 1 +* 2", "else:", "def f(:", "x = )", "def f():\n    x = 1\n  y = 2", "x = 'ab\ncd'",
+    "x = 1 2", "x = (]", "if x:\npass", "x = [1, 2))", "import 3", "x = 1 $", "class :",
+    "for in x", "def f():\nreturn 1", "x = 1\n    y = 2", "x = a b", "if x y", "def f() x",
+    "x = = 1", "f(a b)", "x = [1 2", "lambda x y", "import a b", "for x in y z",
+    "if x:\n    pass\nelse x", "x = `1`", "x = 'a\nb'",
+]
+
+
+@pytest.mark.parametrize("text", VIABLE)
+def test_viable_prefixes(text: str) -> None:
+    assert viable(text)
+
+
+@pytest.mark.parametrize("text", NOT_VIABLE)
+def test_invalid_prefixes(text: str) -> None:
+    assert not viable(text)
+
+
+def _stdlib_sources() -> list[str]:
+    import argparse
+    import json.decoder
+    import textwrap
+
+    return [Path(m.__file__).read_text() for m in (argparse, json.decoder, textwrap)]  # type: ignore[arg-type]
+
+
+def test_every_character_prefix_of_real_files_is_viable() -> None:
+    """Soundness at character granularity (stronger than any tokenizer's boundaries), on
+    stretches of standard-library modules."""
+    rng = random.Random(7)
+    refused = []
+    for src in _stdlib_sources():
+        for _ in range(6):
+            start = rng.randrange(0, max(1, len(src) - 600))
+            start = src.rfind("\n", 0, start) + 1
+            for end in range(start, min(len(src), start + 400)):
+                text = src[:end]
+                if not viable(text[anchor(text):]):
+                    refused.append(text[-60:])
+    assert not refused, refused[:5]
+
+
+# --- the lexical layer ------------------------------------------------------------------------
+
+CODE_PIECES = st.sampled_from(["x", " ", "(", ")", "[", "]", "{", "}", "'", '"', "'''", '"""',
+                               "\\", "\n", "#", "a = ", "1", "f(", "\\n", "\r\n", "b'", "ab"])
+
+
+@given(st.lists(CODE_PIECES, max_size=30), st.integers(0, 30))
+@settings(max_examples=300, deadline=None)
+def test_feeding_in_pieces_equals_feeding_at_once(pieces: list[str], cut: int) -> None:
+    text = "".join(pieces)
+    cut = min(cut, len(text))
+    whole = lx.feed(lx.START, text)
+    first = lx.feed(lx.START, text[:cut])
+    split = None if first is None else lx.feed(first, text[cut:])
+    assert split == whole
+
+
+@given(st.lists(CODE_PIECES, max_size=12), st.lists(CODE_PIECES, min_size=1, max_size=4))
+@settings(max_examples=400, deadline=None)
+def test_the_mask_agrees_with_feeding(before: list[str], token: list[str]) -> None:
+    """For any state and token: masked by the table exactly when feeding the token fails."""
+    state = lx.feed(lx.START, "".join(before))
+    if state is None:
+        return
+    text = "".join(token)
+    table = TokenTable(["", text])
+    logits = np.zeros(2, dtype=np.float32)
+    table.mask(logits, state.mode, state.stack)
+    assert np.isfinite(logits[1]) == (lx.feed(state, text) is not None)
+
+
+def test_lexer_details() -> None:
+    assert lx.feed(lx.START, "x = (1, [2") == lx.LexState(lx.CODE, "([", 0)
+    assert lx.feed(lx.START, 's = "a\nb"') is None  # a line break in a one-line string
+    assert lx.feed(lx.START, "x = )") is None
+    assert lx.feed(lx.START, "x = 1 \\\n+ 2") == lx.START
+    assert lx.feed(lx.START, "x = 1 \\ 2") is None  # only a line break after a continuation
+    assert lx.feed(lx.START, "s = '''a'\n'b''") == lx.LexState(lx.S3, "", 2)
+    assert lx.feed(lx.START, "x = 'a\\'b'") == lx.START  # an escaped quote
+    assert lx.closing(lx.feed(lx.START, "x = '''ab'")) == "''"
+    assert lx.closing(lx.feed(lx.START, 'x = "a\\')) == 'x"'
+    assert lx.signature(lx.CODE, ")]") == (False, "([")
+    assert lx.signature(lx.CODE, "(]") == (True, "")
+
+
+def test_table_masks_closers_that_do_not_match() -> None:
+    texts = ["", ")", "]", "))", "x", "a\n", "#)", "$"]
+    table = TokenTable(texts, always_allowed=[0])
+    logits = np.zeros(len(texts), dtype=np.float32)
+    table.mask(logits, lx.CODE, "(")
+    assert [bool(np.isfinite(v)) for v in logits] == [True, True, False, False, True, True,
+                                                      True, False]
+    logits = np.zeros(len(texts), dtype=np.float32)
+    table.mask(logits, lx.S1, "")  # inside '...
+    assert not np.isfinite(logits[5])  # a line break ends the line, not the string
+    assert np.isfinite(logits[1]) and np.isfinite(logits[7])  # brackets and $ are text here
+
+
+# --- anchor, finish ---------------------------------------------------------------------------
+
+def test_anchor_is_the_current_top_level_statement() -> None:
+    src = "import os\n\n@d\n@e(1,\n  2)\ndef f():\n    x = 1\n"
+    assert src[anchor(src):].startswith("@d\n")
+    src = "x = 1\nif x:\n    pass\nelse:\n    y"
+    assert src[anchor(src):].startswith("if x:")
+    src = 's = """\ndef g\n"""\nclass A:\n  pass'
+    assert src[anchor(src):].startswith("class A:")
+
+
+def test_error_count() -> None:
+    assert error_count("def f(x):\n    return x\n") == 0
+    assert error_count("def f(x:\n    return x\n") >= 1
+
+
+def test_fit_keeps_a_good_completion_and_cuts_a_bad_one() -> None:
+    prefix, suffix = "def f(x):\n    y = ", "\n    return y\n"
+    assert fit(prefix, "x + 1", suffix) == "x + 1"
+    # The second line breaks the function that the suffix continues: cut at the line end.
+    assert fit(prefix, "x + 1\n  z = (", suffix) == "x + 1"
+    # A closer the suffix already has: cut before it.
+    assert fit("print(max(a, ", "b))", ")\n") == "b)"
+    # Nothing acceptable at all.
+    assert fit(prefix, ")))", suffix) == ""
+
+
+def test_fit_tolerates_errors_the_document_already_has() -> None:
+    prefix = "def broken(:\n    pass\n\ndef f(x):\n    return "
+    assert fit(prefix, "x * 2", "\n") == "x * 2"
