@@ -31,6 +31,7 @@ _SENTINEL = "$"
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _NUMBER_TAIL = re.compile(
     r"(?<![A-Za-z_0-9.])(\d[\d_]*\.?\d*([eE][+-]?)?|0[xXoObB]|\d[\d_]*_|\.\d*[eE][+-]?)$")
+_STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 _KEYWORDS = sorted(set(keyword.kwlist) | set(keyword.softkwlist))
 # Operators that are the start of a longer one: what to append to finish them.
 _OP_TAILS = ("=", ">", ".", "*", "/")
@@ -129,6 +130,8 @@ def _completions(text: str) -> list[str]:
         # A word can still become a keyword, or an ordinary name (``i.is`` → ``i.isalpha``).
         word = m.group(0)
         out.append("x")
+        if word.lower() in _STRING_PREFIXES:
+            out.append("''")  # r → r'...': a string prefix, not a name
         if not text[: m.start()].endswith("."):
             out += [k[len(word):] for k in _KEYWORDS if k.startswith(word) and k != word]
     if _NUMBER_TAIL.search(text):

@@ -746,3 +746,55 @@ def test_processors_that_allow_no_token_end_the_sequence() -> None:
         result = generate_one(fb.decoder, req, CancelToken())
         assert result.finish is FinishReason.STOP
         assert len(result.token_ids) == 2
+
+
+# --- lazy exact checks (the syntax constraint's second layer) -------------------------------------
+
+class _Refuse:
+    """A processor that refuses some tokens at ``check`` time only (not in its mask)."""
+
+    def __init__(self, refused: set[int]) -> None:
+        self.refused = refused
+        self.asked: list[int] = []
+
+    def __call__(self, generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
+        return logits
+
+    def check(self, generated: Sequence[int], token: int) -> bool:
+        self.asked.append(token)
+        return token not in self.refused
+
+
+def _one_step(logits: np.ndarray, proc: _Refuse, temperature: float = 0.0) -> int:
+    from server.backends.decoding import BatchDecoder, SeqState
+
+    req = GenerationRequest([1], 5, temperature=temperature, logits_processors=(proc,))
+    s = SeqState(req, CancelToken(), rng=np.random.default_rng(0) if temperature else None)
+    decoder = BatchDecoder.__new__(BatchDecoder)  # only _advance's logic is under test
+    decoder._stop_ids = frozenset()
+    decoder._detok = lambda ids: ""
+    decoder._advance(s, logits)
+    return s.out[-1]
+
+
+def test_a_refused_pick_is_masked_and_the_next_best_taken() -> None:
+    logits = np.array([0.0, 5.0, 4.0, 3.0], dtype=np.float32)
+    proc = _Refuse({1, 2})
+    assert _one_step(logits, proc) == 3
+    assert proc.asked == [1, 2, 3]
+
+
+def test_sampling_never_returns_a_refused_token_when_another_exists() -> None:
+    for seed in range(20):
+        logits = np.random.default_rng(seed).normal(size=50).astype(np.float32)
+        proc = _Refuse(set(range(0, 50, 2)))
+        assert _one_step(logits, proc, temperature=1.0) % 2 == 1
+
+
+def test_everything_refused_fails_open_with_the_first_pick() -> None:
+    from server.backends.decoding import MAX_REFUSALS
+
+    logits = np.arange(20, dtype=np.float32)
+    proc = _Refuse(set(range(20)))
+    assert _one_step(logits, proc) == 19  # the first (greedy) pick stands
+    assert len(proc.asked) == MAX_REFUSALS

@@ -25,7 +25,7 @@ VIABLE = [
     "with open(f) as", "x = ''", 'def f():\n    """doc', "x = {1:", "f(**", "a = b[1:", "i.is",
     "x = [i for i in", "def f(a, b=", "if (a and\n    b", "try:\n    x\nexcept ValueError as",
     "def f(a) -> List[str", "x = {'o': 4, '", "for i in s:\n", "for i in s:\n    ", "x = 1 if",
-    "match x:\n    case 1:\n        pass\n    ca", "return", "def def",
+    "match x:\n    case 1:\n        pass\n    ca", "return", "def def", "x = ('a'\n   r",
 ]
 NOT_VIABLE = [
     "x = 1 +* 2", "else:", "def f(:", "x = )", "def f():\n    x = 1\n  y = 2", "x = 'ab\ncd'",

@@ -1,0 +1,48 @@
+"""The syntax constraint through the real server (fake backend: its "model" copies an earlier
+example, so it can be made to write broken code on purpose)."""
+
+from __future__ import annotations
+
+import ast
+
+from pytest_lsp import LanguageClient
+
+from tests.e2e.conftest import open_doc, start_session, status, suggestion
+
+# The fake model continues `def f(x):` with what followed `def g(x):` in the example: a body
+# whose closer has no opener.
+DOC = 'EXAMPLE = """\ndef g(x):\n    return x + )\n"""\n\n\ndef f(x):\n    '
+POS = (7, 4)
+URI = "file:///tmp/pingti-e2e/constrained.py"
+
+
+async def test_constraint_keeps_the_suggestion_valid(raw_client: LanguageClient):
+    await start_session(raw_client, {"backend": "fake"})
+    open_doc(raw_client, URI, DOC)
+    text = await suggestion(raw_client, URI, *POS)
+    # `)` was refused (nothing is open), the model had nothing else to say, and the dangling
+    # `+` was cut back when it stopped: what is offered leaves the document parseable.
+    assert text == "return x"
+    ast.parse(DOC + text)
+    st = await status(raw_client)
+    assert st["state"] == "ready"
+
+
+async def test_constraint_off_lets_the_model_write_anything(raw_client: LanguageClient):
+    await start_session(raw_client, {"backend": "fake", "constraints": "off"})
+    open_doc(raw_client, URI, DOC)
+    assert await suggestion(raw_client, URI, *POS) == "return x + )"
+
+
+async def test_other_languages_are_not_constrained(raw_client: LanguageClient):
+    await start_session(raw_client, {"backend": "fake", "constraintLanguages": []})
+    open_doc(raw_client, URI, DOC)
+    assert await suggestion(raw_client, URI, *POS) == "return x + )"
+
+
+async def test_a_broken_file_does_not_stop_completions(raw_client: LanguageClient):
+    """Text before the cursor that is already invalid: the constraint steps aside."""
+    doc = "def g(x):\n    return x + 1\n\n\ndef f(x)):\n    "
+    await start_session(raw_client, {"backend": "fake"})
+    open_doc(raw_client, URI, doc)
+    assert await suggestion(raw_client, URI, 5, 4) == "return x + 1"
