@@ -31,6 +31,7 @@ _SENTINEL = "$"
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _NUMBER_TAIL = re.compile(
     r"(?<![A-Za-z_0-9.])(\d[\d_]*\.?\d*([eE][+-]?)?|0[xXoObB]|\d[\d_]*_|\.\d*[eE][+-]?)$")
+_MATCH = re.compile(r"^[ \t]*match\b[^\n]*:[ \t]*(#.*)?$", re.M)
 _STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 _KEYWORDS = sorted(set(keyword.kwlist) | set(keyword.softkwlist))
 # Operators that are the start of a longer one: what to append to finish them.
@@ -96,7 +97,11 @@ def _reaches_end(text: str, stack: str) -> bool:
     reference grammar); when it blames something, parso's LL(1) parser, which stops at exactly
     the first token that no program can continue with (CPython's second, error-reporting pass
     often points at the start of the construct instead)."""
-    return _probe(text, stack) is None or _parso_reaches_end(text)
+    if _probe(text, stack) is None or _parso_reaches_end(text):
+        return True
+    # parso's grammar has no `match` statement: inside one, CPython's answer alone is not
+    # reliable enough to refuse a token (fail open).
+    return _MATCH.search(text) is not None
 
 
 _parso_grammar: Any = None

@@ -158,3 +158,12 @@ def test_fit_keeps_a_good_completion_and_cuts_a_bad_one() -> None:
 def test_fit_tolerates_errors_the_document_already_has() -> None:
     prefix = "def broken(:\n    pass\n\ndef f(x):\n    return "
     assert fit(prefix, "x * 2", "\n") == "x * 2"
+
+
+def test_match_statements_are_never_refused() -> None:
+    """parso has no `match`; CPython's verdict alone must not refuse a right character there."""
+    src = ("def f(x):\n    match x:\n        case [1, 2, *rest] if rest:\n            return 1\n"
+           "        case {'k': v, **kw}:\n            return v\n"
+           "        case Point(x=0, y=yy) | None:\n            pass\n")
+    assert all(viable(src[:i]) for i in range(1, len(src)))
+    assert not viable("x = 1 +* 2")  # outside a match statement nothing changed
