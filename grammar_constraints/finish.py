@@ -9,7 +9,9 @@ statements around the cursor are parsed, so a large file costs no more than a sm
 
 from __future__ import annotations
 
+import ast
 import re
+import warnings
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -31,9 +33,11 @@ def _parser(language: str) -> Any:
 
 
 def error_count(text: str, language: str = "python") -> int:
-    """ERROR and MISSING nodes in the parse of ``text``."""
+    """ERROR and MISSING nodes in the parse of ``text``; for Python, one more if CPython's
+    parser rejects it (tree-sitter's recovery is lenient: it accepts a ``def`` whose body is
+    only comments)."""
     tree = _parser(language).parse(text.encode("utf-8"))
-    count = 0
+    count = 0 if language != "python" else int(not _compiles(text))
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
@@ -42,6 +46,20 @@ def error_count(text: str, language: str = "python") -> int:
         if node.has_error:
             stack.extend(node.children)
     return count
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _compiles(text: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _suffix_window(suffix: str) -> str:
@@ -60,7 +78,7 @@ def fit(prefix: str, completion: str, suffix: str, language: str = "python",
     errors, provided that is no more than without it and the text stays a viable prefix
     (``completion`` itself when nothing shorter does better; '' when no cut qualifies).
 
-    Cut points: the line ends, longest first, then every character of the first line.
+    Cut points: the line ends, longest first, then the first line's token boundaries.
     """
     if not completion:
         return completion
@@ -73,7 +91,9 @@ def fit(prefix: str, completion: str, suffix: str, language: str = "python",
     first = completion.split("\n", 1)[0]
     cuts = [completion[:i].rstrip() for i in range(len(completion) - 1, -1, -1)
             if completion[i] == "\n"]
-    cuts += [first[:i].rstrip() for i in range(len(first) - 1, 0, -1)]
+    # Within the first line, never inside a word (``de`` of ``def`` parses, but means nothing).
+    cuts += [first[:i].rstrip() for i in range(len(first) - 1, 0, -1)
+             if not (_is_word(first[i - 1]) and _is_word(first[i]))]
     # Where the text before the cursor is sound, a piece must also leave it a viable prefix
     # (tree-sitter's counts are coarse: one ERROR node may swallow several mistakes).
     check = viable if viable(head) else (lambda _text: True)
