@@ -141,6 +141,8 @@ def signature(mode: int, text: str) -> tuple[bool, str]:
     state: LexState | None = LexState(mode, stack, 0)
     for ch in text:
         assert state is not None
+        if state.mode in (PEND2_S, PEND2_D) and ch != ("'" if state.mode == PEND2_S else '"'):
+            state = LexState(CODE, state.stack, 0)  # '' was an empty string: code again
         if state.mode == CODE and ch in CLOSERS and state.stack.endswith("\0"):
             need += CLOSERS[ch]
             state = LexState(CODE, state.stack[:-1], 0)
