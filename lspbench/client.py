@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
-from server.lspclient import _plain, drain_stderr
+from server.lspclient import _plain, drain_stderr, stop_client
 
 
 class Method:
@@ -157,14 +157,7 @@ class BenchClient:
         return Answer(texts, latency)
 
     async def stop(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 30)
-            self.client.exit(None)
-        except Exception:
-            pass
-        await self.client.stop()
-        if self._drain is not None:
-            self._drain.cancel()
+        await stop_client(self.client, self._drain)
 
 
 def inline_texts(result: Any) -> list[str]:

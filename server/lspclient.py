@@ -123,14 +123,19 @@ class PingtiClient:
         return None
 
     async def stop(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 30)
-            self.client.exit(None)
-        except Exception:
-            pass
-        await self.client.stop()
-        if self._drain is not None:
-            self._drain.cancel()
+        await stop_client(self.client, self._drain)
+
+
+async def stop_client(client: LanguageClient, drain: asyncio.Future[None] | None) -> None:
+    """shutdown + exit, politely if the server answers; then stop reading its output."""
+    try:
+        await asyncio.wait_for(client.shutdown_async(None), 30)
+        client.exit(None)
+    except Exception:
+        pass
+    await client.stop()
+    if drain is not None:
+        drain.cancel()
 
 
 async def drain_stderr(client: LanguageClient, tail: deque[str], log: Path | None) -> None:
