@@ -197,6 +197,8 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
         return do_compare(a, b, (_name(a), _name(b)), args, out)
     if args.n < 1 or args.concurrency < 1 or args.timeout <= 0 or args.exec_timeout <= 0:
         raise BenchError("--n and --concurrency must be at least 1, the timeouts positive")
+    if args.limit < 0 or args.per_problem < 0:
+        raise BenchError("--limit and --per-problem cannot be negative (0 means all)")
     if args.n > 1 and args.temperature == 0:
         raise BenchError("--n > 1 needs --temperature > 0: greedy decoding gives the same "
                          "candidate every time")

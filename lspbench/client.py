@@ -171,8 +171,7 @@ def inline_texts(result: Any) -> list[str]:
 
 def completion_texts(result: Any, line: int, character: int) -> list[str]:
     """What each completion item inserts at the cursor. An item whose edit starts before the
-    cursor (it replaces the word being typed) contributes only what follows the cursor, when
-    its text starts with that word, as an editor would show it."""
+    cursor (it replaces the word being typed) contributes only what follows the cursor."""
     items = result.items if isinstance(result, types.CompletionList) else (result or [])
     out = []
     for item in items:
@@ -185,8 +184,19 @@ def completion_texts(result: Any, line: int, character: int) -> list[str]:
             out.append(item.insert_text or item.label)
             continue
         if start.line == line and start.character < character:
-            # The replaced word is the text between start and the cursor; it has no newline.
-            out.append(text[character - start.character:])
+            # The replaced word is the text between start and the cursor (no newline); columns
+            # count UTF-16 units.
+            out.append(text[_code_points(text, character - start.character):])
         else:
             out.append(text)
     return out
+
+
+def _code_points(text: str, units: int) -> int:
+    """How many characters of ``text`` make up its first ``units`` UTF-16 code units."""
+    n = 0
+    for i, ch in enumerate(text):
+        if n >= units:
+            return i
+        n += 2 if ord(ch) > 0xFFFF else 1
+    return len(text)

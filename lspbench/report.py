@@ -62,6 +62,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], rows_a: Sequence[dict[str, Any
             rows_b: Sequence[dict[str, Any]], names: tuple[str, str], ks: Sequence[int]
             ) -> tuple[str, dict[str, Any]]:
     """Side by side on the tasks both runs finished, with paired counts."""
+    if names[0] == names[1]:  # two folders of the same name: keep both sets of counts
+        names = (f"{names[0]}-A", f"{names[1]}-B")
     sa, sb = solved(rows_a), solved(rows_b)
     common = sorted(set(sa) & set(sb))
     only_a = [t for t in common if sa[t] and not sb[t]]

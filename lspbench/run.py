@@ -94,7 +94,8 @@ def read_results(path: Path, n: int) -> tuple[list[dict[str, Any]], set[str]]:
             continue  # a line cut off by a crash
         if isinstance(row, dict) and "task_id" in row:
             rows.setdefault(row["task_id"], []).append(row)
-    done = {tid for tid, rs in rows.items() if len({r.get("candidate") for r in rs}) == n}
+    done = {tid for tid, rs in rows.items()
+            if sorted(r.get("candidate") for r in rs) == list(range(n))}
     kept = [r for tid in rows if tid in done for r in rows[tid]]
     return kept, done
 

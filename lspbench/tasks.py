@@ -20,6 +20,7 @@ import enum
 import gzip
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,7 @@ def derive_infill(problems: Iterable[Task], kinds: Sequence[Kind] = INFILL_KINDS
 def _lines(text: str) -> list[tuple[int, int, int]]:
     """(start, content start, content end) of each line of ``text`` that is not blank."""
     out, pos = [], 0
-    for line in text.splitlines(keepends=True):
+    for line in re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text):
         body = line.rstrip("\r\n")
         if body.strip():
             indent = len(body) - len(body.lstrip())
@@ -182,7 +183,8 @@ def load_tasks(path: str | Path) -> list[Task]:
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-            lines = fh.read().splitlines()
+            # Only \n ends a line of JSONL: U+2028 and friends may stand raw inside strings.
+            lines = [ln.rstrip("\r") for ln in fh.read().split("\n")]
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise TaskFileError(f"{path}: cannot read the task file: {exc}") from exc
     tasks: list[Task] = []
