@@ -95,7 +95,7 @@ def read_results(path: Path, n: int) -> tuple[list[dict[str, Any]], set[str]]:
         if isinstance(row, dict) and "task_id" in row:
             rows.setdefault(row["task_id"], []).append(row)
     done = {tid for tid, rs in rows.items()
-            if sorted(r.get("candidate") for r in rs) == list(range(n))}
+            if sorted(int(r.get("candidate", -1)) for r in rs) == list(range(n))}
     kept = [r for tid in rows if tid in done for r in rows[tid]]
     return kept, done
 
