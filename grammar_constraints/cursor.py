@@ -33,6 +33,7 @@ class SyntaxCursor:
         self.ids: list[int] = []
         self._texts: list[str] = [""]  # generated text after each accepted token
         self._states: list[LexState] = [start or LexState()]
+        self._last: tuple[tuple[int, int], tuple[str, LexState | None]] | None = None
 
     @property
     def text(self) -> str:
@@ -43,6 +44,15 @@ class SyntaxCursor:
         return self._states[-1]
 
     def _after(self, token: int) -> tuple[str, LexState | None]:
+        # The token checked last is usually the one accepted next: decode it once.
+        key = (len(self.ids), token)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        out = self._decode_after(token)
+        self._last = (key, out)
+        return out
+
+    def _decode_after(self, token: int) -> tuple[str, LexState | None]:
         text = self._detok([*self.ids, token])
         prev = self.text
         if text.startswith(prev):
@@ -59,6 +69,7 @@ class SyntaxCursor:
         self._states.append(state if state is not None else self.state)
 
     def rollback(self, n: int) -> None:
+        self._last = None  # keyed by position: a rolled-back position may come back changed
         for _ in range(min(n, len(self.ids))):
             self.ids.pop()
             self._texts.pop()

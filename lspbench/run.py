@@ -206,12 +206,8 @@ async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, exe
     finally:
         pool.shutdown(wait=True)
         await client.stop()
-        _rmtree(docs)
+        shutil.rmtree(docs, ignore_errors=True)
     return wall, [m for _, m in client.log.messages]
-
-
-def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _execute_all(executor: Executor, task: Task, answer: Answer, n: int) -> list[dict[str, Any]]:

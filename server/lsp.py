@@ -316,7 +316,7 @@ class PingtiServer(LanguageServer):
             "promptTokens": outcome.prompt_tokens, "generatedTokens": outcome.generated_tokens,
             "reusedTokens": outcome.reused_tokens, "prefillS": round(outcome.prefill_s, 4),
             "decodeS": round(outcome.decode_s, 4), "totalS": round(outcome.total_s, 4),
-            "finish": outcome.finish}
+            "finish": outcome.finish, "syntax": outcome.syntax or None}
         while len(self.last_outcomes) > _LAST_OUTCOMES:
             self.last_outcomes.pop(next(iter(self.last_outcomes)))
 
