@@ -24,8 +24,10 @@ N_MODES = 15
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
-# Never valid in Python code outside strings and comments (3.11).
-FORBIDDEN = frozenset("$?`")
+# Never valid in Python code outside strings and comments (3.11): three ASCII symbols, and every
+# control character but tab, line breaks and form feed ("invalid non-printable character").
+FORBIDDEN = frozenset("$?`\x7f") | frozenset(
+    chr(c) for c in range(32) if chr(c) not in "\t\n\r\x0c")
 
 
 class LexState(NamedTuple):
@@ -61,9 +63,9 @@ def feed(state: LexState, text: str) -> LexState | None:
             if ch == "\n" or ch == "\r":
                 mode = CODE
         elif mode == CODE_ESC:
-            if ch == "\n":
+            if ch == "\n" or ch == "\r":  # CPython reads a lone \r as a line break too
                 mode = CODE
-            elif ch != "\r":
+            else:
                 return None
         elif mode in (PEND1_S, PEND1_D):
             quote = "'" if mode == PEND1_S else '"'

@@ -24,7 +24,7 @@ import re
 import warnings
 from typing import Any
 
-from grammar_constraints.python_lexer import CODE, OPENERS, LexState, closing, feed
+from grammar_constraints.python_lexer import CODE, CODE_ESC, OPENERS, LexState, closing, feed
 
 _FLAGS = ast.PyCF_ONLY_AST | 0x4000 | 0x200  # PyCF_ALLOW_INCOMPLETE_INPUT | DONT_IMPLY_DEDENT
 _SENTINEL = "$"
@@ -33,6 +33,9 @@ _NUMBER_TAIL = re.compile(
     r"(?<![A-Za-z_0-9.])(\d[\d_]*\.?\d*([eE][+-]?)?|0[xXoObB]|\d[\d_]*_|\.\d*[eE][+-]?)$")
 _MATCH = re.compile(r"^[ \t]*match\b[^\n]*:[ \t]*(#.*)?$", re.M)
 _STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
+# Line breaks as CPython and parso count them (a lone \r is one; \x0b, \x0c are not).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _KEYWORDS = sorted(set(keyword.kwlist) | set(keyword.softkwlist))
 # Operators that are the start of a longer one: what to append to finish them.
 _OP_TAILS = ("=", ">", ".", "*", "/")
@@ -41,7 +44,7 @@ _OP_TAILS = ("=", ">", ".", "*", "/")
 def _probe(text: str, stack: str = "") -> str | None:
     """None if the parser consumed all of ``text`` (closed lexically by the caller; ``stack``:
     its open brackets), else the error message."""
-    lines = text.split("\n")
+    lines = _LINE_BREAK.split(text)
     closers = "".join(OPENERS[b] for b in reversed(stack))
     if lines[-1].strip(" \t\f"):
         return _compile(text + " " + _SENTINEL + closers, len(lines), len(lines[-1]) + 2,
@@ -119,8 +122,8 @@ def _parso_reaches_end(text: str) -> bool:
         leaf = exc.error_leaf
         if leaf.value != "":
             return False  # a real token that cannot continue the program
-        body = text.rstrip()
-        end = (body.count("\n") + 1, len(body) - (body.rfind("\n") + 1))
+        lines = _LINE_BREAK.split(text.rstrip())
+        end = (len(lines), len(lines[-1]))
         return tuple(leaf.start_pos) >= end  # the end of the input, not a misplaced dedent
     except (RecursionError, MemoryError):
         return False
@@ -156,16 +159,20 @@ def anchor(prefix: str) -> int:
     statements before it are complete, so viability only needs the text from here."""
     state: LexState | None = LexState()
     starts: list[int] = []
-    pos = 0
-    for line in prefix.splitlines(keepends=True):
-        if state is not None and state.mode == CODE and not state.stack and line[:1] not in (
-                " ", "\t", "\f", "\n", "\r", "#", ""):
+    continued = False  # the previous line ended in a backslash continuation
+    for m in _LINE.finditer(prefix):
+        line = m.group(0)
+        if state is not None and state.mode == CODE and not state.stack and not continued and \
+                line[:1] not in (" ", "\t", "\f", "\n", "\r", "#"):
             word = re.match(r"[A-Za-z_]+", line)
             if not (word and word.group(0) in _STATEMENT_CONTINUATIONS):
-                starts.append(pos)
+                starts.append(m.start())
         if state is not None:
-            state = feed(state, line)
-        pos += len(line)
+            body = line.rstrip("\r\n")
+            state = feed(state, body)
+            continued = state is not None and state.mode == CODE_ESC
+            if state is not None:
+                state = feed(state, line[len(body):])
     if not starts:
         return 0
     i = len(starts) - 1
@@ -178,4 +185,4 @@ def anchor(prefix: str) -> int:
 
 def _only_decorators(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith(("@", "#")) or line[:1] in " \t)"
-               for line in text.splitlines())
+               for line in _LINE_BREAK.split(text))

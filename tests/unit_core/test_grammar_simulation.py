@@ -15,12 +15,11 @@ Properties, after every step:
 * when the decoder fails open, the text accepted so far is still viable, and some token of the
   vocabulary can still continue it (the oracle has no dead ends).
 
-Known library bugs make some of these fail; each has a strict xfail test with a minimal case
-at the end of this file: a lone ``\r`` (the oracle counts lines by ``\n`` only), ``\x0b`` and
-``\x0c`` (``anchor`` splits lines with ``str.splitlines``; a vertical tab after indentation is
-accepted), a column-0 line after a backslash continuation (``anchor``), invalid assignment
-targets (the parso fallback is permissive). The main simulation leaves the three characters out
-of its vocabulary; the full printable vocabulary runs in ``test_full_printable_vocabulary``.
+The bugs this simulation found have regression tests at the end of this file (a lone ``\r``,
+``\x0b`` and ``\x0c``, a column-0 line after a backslash continuation). One known limitation
+keeps a strict xfail: invalid assignment targets (the parso fallback is permissive). The main
+simulation leaves the three characters out of its vocabulary, to keep its figures comparable;
+the full printable vocabulary runs in ``test_full_printable_vocabulary``.
 """
 
 from __future__ import annotations
@@ -58,9 +57,9 @@ PIECES = [
 ]
 # Token 0: EOS (no text, always allowed); then every printable ASCII character, then pieces.
 FULL_TEXTS = [""] + list(dict.fromkeys(list(string.printable) + PIECES))
-# Characters that hit known library bugs (see the xfail tests at the end): a lone carriage
+# Characters that hit library bugs once (see the regression tests at the end): a lone carriage
 # return, a vertical tab and a form feed. The main simulation runs without them as tokens
-# (``\r\n`` stays); the full vocabulary runs in its own xfail test.
+# (``\r\n`` stays); the full vocabulary runs in its own test.
 BUG_CHARS = ("\r", "\x0b", "\x0c")
 TEXTS = [t for t in FULL_TEXTS if t not in BUG_CHARS]
 VOCAB = len(TEXTS)
@@ -208,36 +207,17 @@ def test_random_logits_decoding_stays_viable(prefix: str) -> None:
     assert steps == STEPS * SEEDS_PER_PREFIX
 
 
-class KnownBug(Exception):
-    """Every failure seen is one a known library bug explains."""
-
-
-LONE_CR = re.compile(r"\r(?!\n)")
-
-
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
-    "python_oracle counts lines by '\\n' only (_probe's sentinel position, "
-    "_parso_reaches_end's end), but CPython and parso also break lines at a lone '\\r': an error "
-    "on an earlier line can land on the expected sentinel position and a non-viable text is "
-    "accepted (viable('x = 1\\r+  = 2\\nab') is True), which leaves dead ends that no token "
-    "continues; plus the \\x0b/\\x0c bugs of the tests below"))
 def test_full_printable_vocabulary() -> None:
     """The same simulation with every printable ASCII character as a token (lone ``\\r``,
-    ``\\x0b``, ``\\x0c`` included). Failures that no known bug explains fail the test."""
+    ``\\x0b``, ``\\x0c`` included)."""
     runs = [simulate(p, 1000 * PREFIXES.index(p) + k, full=True) for p in PREFIXES for k in range(4)]
     bad = [t for r in runs for t in r.unsound + r.dead_ends + r.unexplained + r.anchor_bug]
     steps = sum(r.steps for r in runs)
     fail_open = sum(len(r.fail_open) for r in runs)
     print(f"\nfull vocabulary: {steps} steps, fail-open {fail_open}, failures {len(bad)}")
-    unexplained = [t for t in bad if not (LONE_CR.search(t) or "\x0b" in t or "\x0c" in t)]
-    assert not unexplained, f"failures no known bug explains: {unexplained[:5]}"
-    if bad:
-        raise KnownBug(f"{len(bad)} failures, e.g. {bad[:2]}")
+    assert not bad, f"{len(bad)} failures, e.g. {bad[:5]}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "python_oracle counts lines by '\\n' only, CPython and parso also at a lone '\\r' "
-    "(see test_full_printable_vocabulary)"))
 def test_a_lone_carriage_return_is_a_line_break_for_the_oracle() -> None:
     assert not viable("x = 1\n+  = 2\nab")  # passes: with '\n' the error is seen
     assert not viable("x = 1\r+  = 2\nab")  # CPython: 'invalid syntax' at line 2, col 4
@@ -248,10 +228,6 @@ def _runs() -> list[Run]:
     return list(RUNS.values()) or [simulate(p, 1000 * i) for i, p in enumerate(PREFIXES)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "python_oracle.anchor takes a column-0 line after a backslash continuation for a new "
-    "statement (every case in these runs is one: e.g. '...(x)not\\\\\\r\\nin-' is anchored at "
-    "'in-', which is refused); see test_anchor_knows_backslash_continuations"))
 def test_accepted_texts_stay_viable_when_re_anchored() -> None:
     """The property as the next request's cursor sees it (its prefix holds this completion)."""
     bad = [t for r in _runs() for t in r.anchor_bug + r.unexplained]
@@ -286,10 +262,6 @@ def test_eos_and_the_vocabulary_are_never_all_masked() -> None:
 # --- the library bugs the simulation ran into, one minimal case each ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "python_oracle.anchor splits lines with str.splitlines, which breaks at \\x0c (form feed, "
-    "whitespace in Python) and \\x0b: anchor('x = a\\x0c.b') is 6, so the anchored text '.b' is "
-    "refused though the program compiles; a cursor on that prefix switches itself off"))
 def test_anchor_treats_a_form_feed_as_whitespace() -> None:
     text = "x = a\x0c.b"
     compile(text, "<test>", "exec")
@@ -298,10 +270,6 @@ def test_anchor_treats_a_form_feed_as_whitespace() -> None:
     assert SyntaxConstraint(TABLE, "x = a\x0c.strip(", detokenize).active
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "python_oracle.anchor takes a column-0 line after a backslash continuation for a new "
-    "statement: anchor('x = y \\\\\\n.strip()') is 8 (anchored '.strip()' is refused), and a cursor "
-    "after 'def f(a, b):\\n    return a + \\\\\\nb' refuses '\\n    return 1', which is valid"))
 def test_anchor_knows_backslash_continuations() -> None:
     text = "x = y \\\n.strip()"
     compile(text, "<test>", "exec")
@@ -314,10 +282,6 @@ def test_anchor_knows_backslash_continuations() -> None:
     assert constraint.check([], ids[0]) and constraint.check(ids[:1], ids[1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "viable() accepts a vertical tab (\\x0b, never valid in code) after leading whitespace at "
-    "the top level: CPython blames 'unexpected indent' before the sentinel, and the parso "
-    "fallback takes \\x0b for whitespace: viable('   \\x0b') and viable('x = 1\\n \\x0b') are True"))
 def test_a_vertical_tab_in_code_is_refused() -> None:
     assert not viable("x = 1\x0b")  # passes: the plain case is refused
     assert not viable("   \x0b")
