@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from grammar_constraints import python_oracle
-from grammar_constraints.python_lexer import LexState, feed
+from grammar_constraints.languages import PythonSyntax, Syntax
 from grammar_constraints.vocab import TokenTable
 
 Detokenize = Callable[[Sequence[int]], str]
@@ -22,28 +22,31 @@ class SyntaxCursor:
     viable prefix (the user's file is broken there): the constraint then stays out of the way.
     """
 
-    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize) -> None:
+    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize,
+                 syntax: Syntax | None = None) -> None:
         """``detokenize``: generated ids → the text as it would stand after ``prefix`` (a
-        server may adjust the model's raw output, e.g. its first line's indentation)."""
+        server may adjust the model's raw output, e.g. its first line's indentation).
+        ``syntax``: the language (Python when not given)."""
         self.table = table
+        self.syntax: Syntax = syntax or PythonSyntax()
         self._detok = detokenize
-        self.base = prefix[python_oracle.anchor(prefix):]
-        start = feed(LexState(), self.base)
-        self.enabled = start is not None and python_oracle.viable(self.base, start)
+        self.base = prefix[self.syntax.anchor(prefix):]
+        start = self.syntax.feed(self.syntax.start(), self.base)
+        self.enabled = start is not None and self.syntax.viable(self.base, start)
         self.ids: list[int] = []
         self._texts: list[str] = [""]  # generated text after each accepted token
-        self._states: list[LexState] = [start or LexState()]
-        self._last: tuple[tuple[int, int], tuple[str, LexState | None]] | None = None
+        self._states: list[Any] = [start if start is not None else self.syntax.start()]
+        self._last: tuple[tuple[int, int], tuple[str, Any]] | None = None
 
     @property
     def text(self) -> str:
         return self._texts[-1]
 
     @property
-    def state(self) -> LexState:
+    def state(self) -> Any:
         return self._states[-1]
 
-    def _after(self, token: int) -> tuple[str, LexState | None]:
+    def _after(self, token: int) -> tuple[str, Any]:
         # The token checked last is usually the one accepted next: decode it once.
         key = (len(self.ids), token)
         if self._last is not None and self._last[0] == key:
@@ -52,13 +55,13 @@ class SyntaxCursor:
         self._last = (key, out)
         return out
 
-    def _decode_after(self, token: int) -> tuple[str, LexState | None]:
+    def _decode_after(self, token: int) -> tuple[str, Any]:
         text = self._detok([*self.ids, token])
         prev = self.text
         if text.startswith(prev):
-            return text, feed(self.state, text[len(prev):])
+            return text, self.syntax.feed(self.state, text[len(prev):])
         # A multi-byte character completed differently: redo from the start.
-        return text, feed(self._states[0], text)
+        return text, self.syntax.feed(self._states[0], text)
 
     def accept(self, token: int) -> None:
         text, state = self._after(token)
@@ -87,8 +90,9 @@ class SyntaxCursor:
             self.accept(tok)
 
     def fill_mask(self, logits: np.ndarray) -> None:
-        state = self.state
-        self.table.mask(logits, state.mode, state.stack)
+        if self.syntax.lexical_mask:  # the table's modes are Python's
+            state = self.state
+            self.table.mask(logits, state.mode, state.stack, state.run)
 
     def viable_with(self, token: int) -> bool:
         if token in self.table.exempt:
@@ -96,7 +100,8 @@ class SyntaxCursor:
         text, state = self._after(token)
         if state is None:
             return False
-        return python_oracle.viable(self.base + text, state)
+        return self.syntax.still_viable(self.base + text, state, self.base + self.text,
+                                        self.state)
 
     def allowed(self, candidates: Sequence[int]) -> list[bool]:
         return [self.viable_with(t) for t in candidates]

@@ -10,32 +10,17 @@ statements around the cursor are parsed, so a large file costs no more than a sm
 from __future__ import annotations
 
 import ast
-import re
 import warnings
 from collections.abc import Callable
-from functools import cache
-from typing import Any
 
-from grammar_constraints.python_oracle import anchor, viable
-
-_CONTINUATION = re.compile(r"(else|elif|except|finally)\b|[)\]}#]")
-
-
-@cache
-def _parser(language: str) -> Any:
-    import tree_sitter
-
-    if language != "python":
-        raise ValueError(f"no grammar for {language!r}")
-    import tree_sitter_python
-
-    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+from grammar_constraints.languages import Syntax, syntax_for
+from grammar_constraints.ts_oracle import _parser
 
 
 def error_count(text: str, language: str = "python") -> int:
-    """ERROR and MISSING nodes in the parse of ``text``; for Python, one more if CPython's
-    parser rejects it (tree-sitter's recovery is lenient: it accepts a ``def`` whose body is
-    only comments)."""
+    """ERROR and MISSING nodes in the parse of ``text`` (``language``: a tree-sitter grammar
+    name); for Python, one more if CPython's parser rejects it (tree-sitter's recovery is
+    lenient: it accepts a ``def`` whose body is only comments)."""
     tree = _parser(language).parse(text.encode("utf-8"))
     count = 0 if language != "python" else int(not _compiles(text))
     stack = [tree.root_node]
@@ -62,32 +47,37 @@ def _compiles(text: str) -> bool:
     return True
 
 
-def _suffix_window(suffix: str) -> str:
+def _suffix_window(suffix: str, syntax: Syntax) -> str:
     """The suffix up to the next top-level statement (the cursor's statement ends there)."""
     pos = 0
     for line in suffix.splitlines(keepends=True):
-        if pos and line[:1] not in (" ", "\t", "\n", "\r", "") and not _CONTINUATION.match(line):
+        if pos and line[:1] not in (" ", "\t", "\n", "\r", "") and syntax.statement_end(line):
             return suffix[:pos]
         pos += len(line)
     return suffix
 
 
 def fit(prefix: str, completion: str, suffix: str, language: str = "python",
-        count: Callable[[str, str], int] = error_count) -> str:
+        count: Callable[[str], int] | None = None) -> str:
     """The longest start of ``completion`` that leaves the document with the fewest syntax
     errors, provided that is no more than without it and the text stays a viable prefix
     (``completion`` itself when nothing shorter does better; '' when no cut qualifies).
 
+    ``language``: an LSP language id with a syntax (:func:`syntax_for`); ``count``: the
+    error count (the language's by default).
+
     Cut points: the line ends, longest first, then the first line's token boundaries.
     """
-    if not completion:
+    syntax = syntax_for(language)
+    if not completion or syntax is None:
         return completion
-    head = prefix[anchor(prefix):]
-    tail = _suffix_window(suffix)
-    full = count(head + completion + tail, language)
+    count = count or syntax.error_count
+    head = prefix[syntax.anchor(prefix):]
+    tail = _suffix_window(suffix, syntax)
+    full = count(head + completion + tail)
     if full == 0:
         return completion  # nothing can do better
-    base = count(head + tail, language)
+    base = count(head + tail)
     first = completion.split("\n", 1)[0]
     cuts = [completion[:i].rstrip() for i in range(len(completion) - 1, -1, -1)
             if completion[i] == "\n"]
@@ -96,10 +86,14 @@ def fit(prefix: str, completion: str, suffix: str, language: str = "python",
              if not (_is_word(first[i - 1]) and _is_word(first[i]))]
     # Where the text before the cursor is sound, a piece must also leave it a viable prefix
     # (tree-sitter's counts are coarse: one ERROR node may swallow several mistakes).
+    def viable(text: str) -> bool:
+        state = syntax.feed(syntax.start(), text)
+        return state is not None and syntax.viable(text, state)
+
     check = viable if viable(head) else (lambda _text: True)
     best, choice = None, ""
     for piece in dict.fromkeys(c for c in [completion, *cuts] if c):
-        n = full if piece is completion else count(head + piece + tail, language)
+        n = full if piece is completion else count(head + piece + tail)
         if (best is None or n < best) and n <= base and check(head + piece):
             best, choice = n, piece
             if n == 0:

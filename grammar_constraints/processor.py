@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from grammar_constraints.cursor import Detokenize, SyntaxCursor
+from grammar_constraints.languages import Syntax
 from grammar_constraints.vocab import TokenTable
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ class SyntaxConstraint:
     of its own is logged and ends the constraint for this sequence, not the generation.
     """
 
-    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize) -> None:
-        self.cursor = SyntaxCursor(table, prefix, detokenize)
+    def __init__(self, table: TokenTable, prefix: str, detokenize: Detokenize,
+                 syntax: Syntax | None = None) -> None:
+        self.cursor = SyntaxCursor(table, prefix, detokenize, syntax)
         self.active = self.cursor.enabled
         # Figures for benchmarks: time spent here, tokens refused by each layer.
         self.mask_s = 0.0
@@ -90,8 +92,8 @@ class TransformersSyntaxProcessor:
     layer over the rest. Use with ``model.generate(..., logits_processor=[...])``."""
 
     def __init__(self, table: TokenTable, prefixes: Sequence[str], prompt_len: int,
-                 detokenize: Detokenize, top_k: int = 8) -> None:
-        self.constraints = [SyntaxConstraint(table, p, detokenize) for p in prefixes]
+                 detokenize: Detokenize, top_k: int = 8, syntax: Syntax | None = None) -> None:
+        self.constraints = [SyntaxConstraint(table, p, detokenize, syntax) for p in prefixes]
         self.prompt_len = prompt_len
         self.top_k = top_k
 

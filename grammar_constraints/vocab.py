@@ -77,8 +77,12 @@ class TokenTable:
         return ModeTable(np.array(fail, dtype=np.int64),
                          tuple((k, np.array(v, dtype=np.int64)) for k, v in needs.items()))
 
-    def mask(self, logits: np.ndarray, mode: int, stack: str) -> None:
-        """Set the logits of tokens that cannot follow a state (mode, stack) to -inf."""
+    def mask(self, logits: np.ndarray, mode: int, stack: str, run: int = 0) -> None:
+        """Set the logits of tokens that cannot follow a state (mode, stack, run) to -inf."""
+        if run:
+            # Quotes just read inside a triple-quoted string: the signatures assume none (one
+            # or two more may close it), so mask nothing here; the exact check still runs.
+            return
         table = self.mode(mode)
         if table.fail.size:
             logits[table.fail] = -np.inf

@@ -62,8 +62,10 @@ class ConstraintMode(enum.Enum):
     OFF = "off"
 
 
-# Languages with a syntax constraint (the constraintLanguages setting chooses among them).
-CONSTRAINT_LANGUAGES = ("python",)
+# Languages with a syntax constraint (the constraintLanguages setting chooses among them; the
+# names of grammar_constraints.languages.SUPPORTED). LSP ids of their dialects are accepted too.
+CONSTRAINT_LANGUAGES = ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
+_LANGUAGE_ALIASES = {"javascriptreact": "javascript", "typescriptreact": "typescript"}
 
 
 class LogLevel(enum.Enum):
@@ -220,7 +222,8 @@ def _coerce(name: str, ftype: Any, value: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
             raise ValueError("expected a list of language ids")
-        langs = tuple(dict.fromkeys(v.strip().lower() for v in items if v.strip()))
+        langs = tuple(dict.fromkeys(_LANGUAGE_ALIASES.get(v.strip().lower(), v.strip().lower())
+                                    for v in items if v.strip()))
         unknown = [lang for lang in langs if lang not in CONSTRAINT_LANGUAGES]
         if unknown:
             raise ValueError(f"no syntax constraint for {', '.join(unknown)} (supported: "

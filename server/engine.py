@@ -150,7 +150,7 @@ class CompletionEngine:
         if prepared.constraints and text:
             from grammar_constraints.finish import fit
 
-            text = fit(ctx.prefix, text, ctx.suffix)
+            text = fit(ctx.prefix, text, ctx.suffix, ctx.language)
         return text
 
     def update_config(self, config: Config) -> None:
@@ -247,8 +247,13 @@ class CompletionEngine:
         return PreparedCompletion(uri, ctx, key, skey, request, t0, processors, constraints)
 
     def constrained(self, language: str) -> bool:
+        """Does the syntax constraint apply to this LSP language id?"""
         cfg = self.config
-        return cfg.constraints is ConstraintMode.SYNTAX and language in cfg.constraint_languages
+        if cfg.constraints is not ConstraintMode.SYNTAX:
+            return False
+        from grammar_constraints.languages import LANGUAGE_IDS
+
+        return LANGUAGE_IDS.get(language.lower()) in cfg.constraint_languages
 
     def syntax_table(self) -> Any:
         """The lexical table of this backend's vocabulary (built once, ~0.5 s)."""
@@ -268,16 +273,19 @@ class CompletionEngine:
                            ) -> Callable[[], tuple[Any, ...]]:
         if not self.constrained(language):
             return lambda: ()
+        from grammar_constraints.languages import syntax_for
         from grammar_constraints.processor import SyntaxConstraint
 
         table = self.syntax_table()
+        syntax = syntax_for(language.lower())
 
         def make() -> tuple[Any, ...]:
             # The constraint sees the document as the user will: the text before the cursor,
             # then the generation as it would be inserted (on an indentation-only line the
             # model writes the indentation itself, and the cursor's wins).
             constraint = SyntaxConstraint(
-                table, ctx.prefix, lambda ids: strip_cursor_indent(self.backend.decode(ids), ctx))
+                table, ctx.prefix, lambda ids: strip_cursor_indent(self.backend.decode(ids), ctx),
+                syntax)
             made.append(constraint)
             return (constraint,)
 

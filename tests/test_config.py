@@ -505,7 +505,7 @@ def test_prop_arbitrary_json_never_raises_and_errors_match_rejections(raw):
     assert all(any(f"setting {k!r}" in e for k in raw) for e in parsed.errors)
 
 
-@pytest.mark.parametrize("raw", [["python", "cobol"], "rust", [1], {"python": True}])
+@pytest.mark.parametrize("raw", [["python", "cobol"], "kotlin", [1], {"python": True}])
 def test_constraint_languages_are_checked(raw):
     parsed = parse_settings({"constraintLanguages": raw})
     assert len(parsed.errors) == 1 and "constraintLanguages" in parsed.errors[0]
@@ -515,3 +515,9 @@ def test_constraint_languages_are_checked(raw):
 def test_constraint_languages_accept_a_comma_separated_string():
     parsed = parse_settings({"constraintLanguages": " Python, python "})
     assert parsed.errors == [] and parsed.config.constraint_languages == ("python",)
+
+
+def test_constraint_languages_take_lsp_ids_of_dialects():
+    parsed = parse_settings({"constraintLanguages": "typescriptreact, go,javascriptreact"})
+    assert parsed.errors == []
+    assert parsed.config.constraint_languages == ("typescript", "go", "javascript")

@@ -1,0 +1,332 @@
+"""The lexical state of C-family code (JavaScript, TypeScript, Go, Rust, Java, C, C++), fed text
+incrementally: comments, strings, template literals, regular expressions, raw strings, brackets.
+
+The state is what the tree-sitter oracle needs to close the text lexically (end an open string
+or comment, close the open brackets) before it parses it, and what ``anchor`` needs to know it
+is outside of every construct. ``feed`` returns None only for what no program can contain: a
+closer that does not match (not in JavaScript/TypeScript, where JSX text may hold any bracket)
+and a line break inside a one-line string or character literal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# Modes.
+CODE = 0
+LINE_COMMENT = 1
+BLOCK_COMMENT = 2  # aux: nesting depth (Rust nests block comments)
+BLOCK_STAR = 3  # in a block comment, just read '*'
+BLOCK_SLASH = 4  # in a block comment, just read '/' (Rust: '/*' nests)
+STRING = 5  # aux: the quote's code point
+STRING_ESC = 6
+TEMPLATE = 7  # JavaScript `...`
+TEMPLATE_ESC = 8
+TEMPLATE_DOLLAR = 9  # in a template, just read '$'
+RAW = 10  # Go `...`, Rust r#"..."#: aux = number of '#'
+RAW_CLOSE = 11  # Rust: read '"' and run = '#'s since
+RAW_OPEN = 12  # Rust: read r#, run = '#'s so far
+SLASH = 13  # code just read '/': comment, regex or division; aux = 1 if a regex may start
+REGEX = 14
+REGEX_CLASS = 15
+REGEX_ESC = 16  # aux = the mode to return to
+CHAR_QUOTE = 17  # Rust: read "'": a character literal or a lifetime
+CHAR_ONE = 18  # Rust: read "'x" (x a word character)
+TEXT_BLOCK = 19  # Java """..."""; run = quotes just read
+TEXT_BLOCK_ESC = 20
+QUOTE2 = 21  # Java: read "" : an empty string, or the start of a text block
+
+OPENERS = {"(": ")", "[": "]", "{": "}"}
+CLOSERS = {")": "(", "]": "[", "}": "{"}
+TEMPLATE_OPEN = "$"  # on the bracket stack: inside ${ ... } of a template literal
+
+# After these words a '/' starts a regular expression, not a division (JavaScript).
+_REGEX_KEYWORDS = frozenset({"return", "typeof", "case", "do", "else", "in", "of", "new",
+                             "delete", "void", "throw", "instanceof", "yield", "await"})
+_WORD_MAX = 12
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What a language's lexer knows."""
+
+    name: str
+    char_literals: bool = True  # '...' is a (one-line) character literal / string
+    single_quote_strings: bool = False  # JavaScript: '...' is a string like "..."
+    templates: bool = False  # JavaScript `...${}...`
+    backtick_raw: bool = False  # Go `...`
+    rust: bool = False  # raw strings r#"..."#, lifetimes 'a, nested block comments
+    regex: bool = False  # JavaScript /.../
+    text_blocks: bool = False  # Java """..."""
+    digit_separators: bool = False  # C++14 1'000'000
+    # A closer that does not match, a line break in a one-line string: errors. Not in
+    # JavaScript/TypeScript, where JSX text (``<p>Don't (</p>``) may hold anything.
+    strict: bool = True
+
+
+DIALECTS = {
+    "javascript": Dialect("javascript", char_literals=False, single_quote_strings=True,
+                          templates=True, regex=True, strict=False),
+    "typescript": Dialect("typescript", char_literals=False, single_quote_strings=True,
+                          templates=True, regex=True, strict=False),
+    "go": Dialect("go", backtick_raw=True),
+    "rust": Dialect("rust", char_literals=False, rust=True),
+    "java": Dialect("java", text_blocks=True),
+    "c": Dialect("c"),
+    "cpp": Dialect("cpp", digit_separators=True),
+}
+
+
+class CState(NamedTuple):
+    mode: int = CODE
+    stack: str = ""  # open brackets (and template substitutions), innermost last
+    aux: int = 0
+    run: int = 0
+    word: str = ""  # the identifier or number just read in code (regex, raw strings, 1'000)
+    last: str = ""  # the last significant character in code
+
+
+def _code(d: Dialect, st: CState, ch: str) -> CState | None:
+    _, stack, _, _, word, last = st
+    if ch.isalnum() or ch == "_":
+        return CState(CODE, stack, 0, 0, _next_word(st, ch), "\0w")
+    if ch in " \t\r\n\f\v":
+        return CState(CODE, stack, 0, 0, word, last if last != "\0w" else "\0W")
+    word_before = word if last in ("\0w", "\0W") else ""
+    new_last = ch
+    if ch == '"':
+        if d.rust and word_before in ("r", "br", "cr") and last == "\0w":
+            return CState(RAW, stack, 0, 0, "", "\0s")
+        if d.text_blocks:
+            return CState(STRING, stack, ord('"'), 0, "", "\0s")._replace(mode=QUOTE2, run=1)
+        return CState(STRING, stack, ord('"'), 0, "", "\0s")
+    if ch == "'":
+        if d.digit_separators and last == "\0w" and word_before[:1].isdigit():
+            return CState(CODE, stack, 0, 0, word, last)  # 1'000
+        if d.rust:
+            return CState(CHAR_QUOTE, stack, 0, 0, "", "\0s")
+        if d.char_literals or d.single_quote_strings:
+            return CState(STRING, stack, ord("'"), 0, "", "\0s")
+        return CState(CODE, stack, 0, 0, "", ch)
+    if ch == "`":
+        if d.templates:
+            return CState(TEMPLATE, stack, 0, 0, "", "\0s")
+        if d.backtick_raw:
+            return CState(RAW, stack, ord("`"), 0, "", "\0s")
+        return CState(CODE, stack, 0, 0, "", ch)
+    if ch == "#" and d.rust and word_before in ("r", "br", "cr") and last == "\0w":
+        return CState(RAW_OPEN, stack, 0, 1, "", "\0s")
+    if ch == "/":
+        regex_ok = d.regex and _regex_may_start(last, word_before)
+        return CState(SLASH, stack, int(regex_ok), 0, "", last)
+    if ch in OPENERS:
+        return CState(CODE, stack + ch, 0, 0, "", new_last)
+    if ch in CLOSERS:
+        if stack and stack[-1] == TEMPLATE_OPEN and ch == "}":
+            return CState(TEMPLATE, stack[:-1], 0, 0, "", "\0s")
+        if not stack or stack[-1] != CLOSERS[ch]:
+            if d.strict:
+                return None
+            return CState(CODE, stack, 0, 0, "", new_last)  # JSX text: leave the stack alone
+        return CState(CODE, stack[:-1], 0, 0, "", new_last)
+    return CState(CODE, stack, 0, 0, "", new_last)
+
+
+def _next_word(st: CState, ch: str) -> str:
+    # The current word continues only if the last character read was a word character.
+    if st.last == "\0w":
+        return (st.word + ch)[-_WORD_MAX:]
+    return ch
+
+
+def _regex_may_start(last: str, word: str) -> bool:
+    if last == "\0w" or last == "\0W":
+        return word in _REGEX_KEYWORDS
+    if last == "\0s":  # after a string or template
+        return False
+    return last == "" or last not in ")]}"
+
+
+def feed(d: Dialect, state: CState, text: str) -> CState | None:
+    st: CState | None = state
+    for ch in text:
+        assert st is not None
+        st = _step(d, st, ch)
+        if st is None:
+            return None
+    return st
+
+
+def _step(d: Dialect, st: CState, ch: str) -> CState | None:
+    mode = st.mode
+    if mode == CODE:
+        return _code(d, st, ch)
+    if mode == LINE_COMMENT:
+        if ch == "\n" or ch == "\r":
+            return st._replace(mode=CODE)
+        return st
+    if mode == BLOCK_COMMENT:
+        if ch == "*":
+            return st._replace(mode=BLOCK_STAR)
+        if ch == "/" and d.rust:
+            return st._replace(mode=BLOCK_SLASH)
+        return st
+    if mode == BLOCK_STAR:
+        if ch == "/":
+            if st.aux > 0:
+                return st._replace(mode=BLOCK_COMMENT, aux=st.aux - 1)
+            return st._replace(mode=CODE, aux=0)
+        return st._replace(mode=BLOCK_STAR if ch == "*" else BLOCK_COMMENT)
+    if mode == BLOCK_SLASH:
+        if ch == "*":
+            return st._replace(mode=BLOCK_COMMENT, aux=st.aux + 1)
+        return st._replace(mode=BLOCK_SLASH if ch == "/" else BLOCK_COMMENT)
+    if mode == STRING:
+        if ch == "\\":
+            return st._replace(mode=STRING_ESC)
+        if ord(ch) == st.aux:
+            return st._replace(mode=CODE, aux=0, last="\0s")
+        if ch == "\n" or ch == "\r":
+            # A string or character literal never spans lines unescaped (JSX text: an
+            # apostrophe, not a string).
+            return None if d.strict else CState(CODE, st.stack, 0, 0, "", "")
+        return st
+    if mode == STRING_ESC:
+        if ch == "\r":
+            return st  # \ + \r\n
+        return st._replace(mode=STRING)
+    if mode == QUOTE2:  # Java: read "" so far (run = 1 after the first)
+        if ch == '"':
+            if st.run == 1:
+                return st._replace(run=2)
+            return CState(TEXT_BLOCK, st.stack, 0, 0, "", "\0s")  # """
+        if st.run == 1:  # an ordinary string: the quote just read opened it
+            return _step(d, st._replace(mode=STRING, run=0), ch)
+        return _code(d, CState(CODE, st.stack, 0, 0, "", "\0s"), ch)  # "" was empty
+    if mode == TEXT_BLOCK:
+        if ch == "\\":
+            return st._replace(mode=TEXT_BLOCK_ESC, run=0)
+        if ch == '"':
+            if st.run == 2:
+                return CState(CODE, st.stack, 0, 0, "", "\0s")
+            return st._replace(run=st.run + 1)
+        return st._replace(run=0)
+    if mode == TEXT_BLOCK_ESC:
+        return st._replace(mode=TEXT_BLOCK)
+    if mode in (TEMPLATE, TEMPLATE_DOLLAR):
+        if mode == TEMPLATE_DOLLAR and ch == "{":
+            return CState(CODE, st.stack + TEMPLATE_OPEN, 0, 0, "", "{")
+        if ch == "\\":
+            return st._replace(mode=TEMPLATE_ESC)
+        if ch == "`":
+            return CState(CODE, st.stack, 0, 0, "", "\0s")
+        return st._replace(mode=TEMPLATE_DOLLAR if ch == "$" else TEMPLATE)
+    if mode == TEMPLATE_ESC:
+        return st._replace(mode=TEMPLATE)
+    if mode == RAW:
+        if st.aux == ord("`"):  # Go
+            return CState(CODE, st.stack, 0, 0, "", "\0s") if ch == "`" else st
+        if ch == '"':
+            if st.aux == 0:
+                return CState(CODE, st.stack, 0, 0, "", "\0s")
+            return st._replace(mode=RAW_CLOSE, run=0)
+        return st
+    if mode == RAW_CLOSE:
+        if ch == "#":
+            if st.run + 1 == st.aux:
+                return CState(CODE, st.stack, 0, 0, "", "\0s")
+            return st._replace(run=st.run + 1)
+        return st._replace(mode=RAW_CLOSE if ch == '"' else RAW, run=0)
+    if mode == RAW_OPEN:
+        if ch == "#":
+            return st._replace(run=st.run + 1)
+        if ch == '"':
+            return CState(RAW, st.stack, st.run, 0, "", "\0s")
+        # r#ident: a raw identifier
+        return _code(d, CState(CODE, st.stack, 0, 0, "r", "\0w"), ch)
+    if mode == SLASH:
+        if ch == "/":
+            return st._replace(mode=LINE_COMMENT, aux=0)
+        if ch == "*":
+            return st._replace(mode=BLOCK_COMMENT, aux=0)
+        if st.aux:  # a regular expression
+            return _step(d, CState(REGEX, st.stack, 0, 0, "", "\0s"), ch)
+        return _code(d, CState(CODE, st.stack, 0, 0, "", "/"), ch)
+    if mode in (REGEX, REGEX_CLASS):
+        if ch == "\\":
+            return st._replace(mode=REGEX_ESC, aux=mode)
+        if ch == "\n" or ch == "\r":  # not a regex after all (we guessed): back in code
+            return CState(CODE, st.stack, 0, 0, "", "")
+        if mode == REGEX_CLASS:
+            return st._replace(mode=REGEX) if ch == "]" else st
+        if ch == "[":
+            return st._replace(mode=REGEX_CLASS)
+        if ch == "/":
+            return CState(CODE, st.stack, 0, 0, "", "\0s")
+        return st
+    if mode == REGEX_ESC:
+        return st._replace(mode=st.aux, aux=0)
+    if mode == CHAR_QUOTE:  # Rust, after '
+        if ch == "\\":
+            return CState(STRING_ESC, st.stack, ord("'"), 0, "", "\0s")
+        if ch.isalnum() or ch == "_":
+            return st._replace(mode=CHAR_ONE)
+        if ch == "\n" or ch == "\r":
+            return None
+        return CState(STRING, st.stack, ord("'"), 0, "", "\0s")  # '(' : a character literal
+    if mode == CHAR_ONE:  # Rust, after 'x
+        if ch == "'":
+            return CState(CODE, st.stack, 0, 0, "", "\0s")  # 'x'
+        return _code(d, CState(CODE, st.stack, 0, 0, "a", "\0w"), ch)  # 'a: a lifetime
+    raise AssertionError(f"unknown mode {mode}")
+
+
+def closing(d: Dialect, state: CState) -> str:
+    """Text that ends the open comment, string or literal of ``state`` (brackets stay open)."""
+    mode = state.mode
+    if mode == LINE_COMMENT:
+        return "\n"
+    if mode in (BLOCK_COMMENT, BLOCK_SLASH):
+        return " */" * (state.aux + 1)
+    if mode == BLOCK_STAR:
+        return "/" + " */" * state.aux
+    if mode == STRING:
+        return chr(state.aux)
+    if mode == STRING_ESC:
+        return "n" + chr(state.aux)
+    if mode == QUOTE2:
+        return '"' if state.run == 1 else ""
+    if mode == TEXT_BLOCK:
+        return '"' * (3 - state.run)
+    if mode == TEXT_BLOCK_ESC:
+        return 'n"""'
+    if mode in (TEMPLATE, TEMPLATE_DOLLAR):
+        return "`"
+    if mode == TEMPLATE_ESC:
+        return "n`"
+    if mode == RAW:
+        return "`" if state.aux == ord("`") else '"' + "#" * state.aux
+    if mode == RAW_CLOSE:
+        return "#" * (state.aux - state.run)
+    if mode == RAW_OPEN:
+        return '""' + "#" * state.run
+    if mode == SLASH:
+        return ""  # a division that waits for its operand
+    if mode in (REGEX, REGEX_CLASS):
+        return ("]" if mode == REGEX_CLASS else "") + "/"
+    if mode == REGEX_ESC:
+        return "n" + ("]" if state.aux == REGEX_CLASS else "") + "/"
+    if mode == CHAR_QUOTE:
+        return "x'"
+    if mode == CHAR_ONE:
+        return "'"
+    return ""
+
+
+def close_brackets(stack: str) -> str:
+    return "".join("}`" if b == TEMPLATE_OPEN else OPENERS[b] for b in reversed(stack))
+
+
+def in_code(state: CState) -> bool:
+    return state.mode == CODE

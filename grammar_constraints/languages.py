@@ -1,0 +1,134 @@
+"""The languages the syntax constraint knows, behind one small interface.
+
+Python has its own lexer (with the vectorised vocabulary mask) and an exact oracle on CPython's
+parser; the C-family languages share a configurable lexer and the tree-sitter oracle
+(:mod:`grammar_constraints.ts_oracle`) on the official grammar wheels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from grammar_constraints import python_lexer, python_oracle
+from grammar_constraints.ts_oracle import TreeSitterOracle
+
+# LSP language ids → the constraint's language names.
+LANGUAGE_IDS = {
+    "python": "python",
+    "javascript": "javascript", "javascriptreact": "javascript",
+    "typescript": "typescript", "typescriptreact": "typescript",
+    "go": "go", "rust": "rust", "java": "java", "c": "c", "cpp": "cpp",
+}
+SUPPORTED = ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
+
+
+class Syntax(Protocol):
+    """What the cursor and the end-of-generation check need from a language."""
+
+    name: str
+    lexical_mask: bool  # the vocabulary table's mask applies (its modes are Python's)
+
+    def start(self) -> Any: ...
+
+    def feed(self, state: Any, text: str) -> Any | None: ...
+
+    def anchor(self, prefix: str) -> int: ...
+
+    def viable(self, text: str, state: Any) -> bool: ...
+
+    def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
+        """Is ``text`` viable, given that ``before`` (a prefix of it) was?"""
+        ...
+
+    def error_count(self, text: str) -> int: ...
+
+    def statement_end(self, line: str) -> bool:
+        """Does this suffix line (at column 0) start the next top-level statement?"""
+        ...
+
+
+class PythonSyntax:
+    name = "python"
+    lexical_mask = True
+
+    def start(self) -> python_lexer.LexState:
+        return python_lexer.LexState()
+
+    def feed(self, state: python_lexer.LexState, text: str) -> python_lexer.LexState | None:
+        return python_lexer.feed(state, text)
+
+    def anchor(self, prefix: str) -> int:
+        return python_oracle.anchor(prefix)
+
+    def viable(self, text: str, state: python_lexer.LexState) -> bool:
+        return python_oracle.viable(text, state)
+
+    def still_viable(self, text: str, state: python_lexer.LexState, before: str,
+                     before_state: python_lexer.LexState) -> bool:
+        return python_oracle.viable(text, state)
+
+    def error_count(self, text: str) -> int:
+        from grammar_constraints.finish import error_count
+
+        return error_count(text, "python")
+
+    def statement_end(self, line: str) -> bool:
+        return not _PY_CONTINUATION.match(line)
+
+
+_PY_CONTINUATION = re.compile(r"(else|elif|except|finally)\b|[)\]}#]")
+_C_CONTINUATION = re.compile(r"(else|catch|finally|while)\b|[)\]}#/*.,:?&|+\-=<>]")
+
+
+class ClikeSyntax:
+    """A C-family language on tree-sitter. Its check is relative: a token is refused when no
+    short continuation makes the text parse *and* the text's first parse error lies earlier
+    than before the token (the fillers do not cover every construct; when they miss, an error
+    that did not move back was not made by this token)."""
+
+    lexical_mask = False
+
+    def __init__(self, name: str, grammar: str | None = None) -> None:
+        self.name = name
+        self.oracle = TreeSitterOracle(name, grammar)
+
+    def start(self) -> Any:
+        return self.oracle.start()
+
+    def feed(self, state: Any, text: str) -> Any | None:
+        return self.oracle.feed(state, text)
+
+    def anchor(self, prefix: str) -> int:
+        return self.oracle.anchor(prefix)
+
+    def viable(self, text: str, state: Any) -> bool:
+        return self.oracle.viable(text, state) is not False  # out of time: do not know
+
+    def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
+        verdict = self.oracle.viable(text, state)
+        if verdict is not False:
+            return True
+        return self.oracle.first_error(text, state) >= self.oracle.first_error(
+            before, before_state)
+
+    def error_count(self, text: str) -> int:
+        from grammar_constraints.finish import error_count
+
+        return error_count(text, self.oracle.grammar)
+
+    def statement_end(self, line: str) -> bool:
+        return not _C_CONTINUATION.match(line)
+
+
+_PYTHON = PythonSyntax()
+
+
+def syntax_for(language_id: str) -> Syntax | None:
+    """The syntax of an LSP language id (``typescriptreact`` parses as TSX), or None."""
+    name = LANGUAGE_IDS.get(language_id)
+    if name is None:
+        return None
+    if name == "python":
+        return _PYTHON
+    return ClikeSyntax(name, "tsx" if language_id == "typescriptreact" else None)
