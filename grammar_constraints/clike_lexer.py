@@ -313,8 +313,8 @@ def closing(d: Dialect, state: CState) -> str:
         return '""' + "#" * state.run
     if mode == SLASH:
         return ""  # a division that waits for its operand
-    if mode in (REGEX, REGEX_CLASS):
-        return ("]" if mode == REGEX_CLASS else "") + "/"
+    if mode in (REGEX, REGEX_CLASS):  # never '//' (a comment): the body gets a character
+        return ("]" if mode == REGEX_CLASS else "x") + "/"
     if mode == REGEX_ESC:
         return "n" + ("]" if state.aux == REGEX_CLASS else "") + "/"
     if mode == CHAR_QUOTE:

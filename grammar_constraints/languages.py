@@ -82,16 +82,29 @@ _C_CONTINUATION = re.compile(r"(else|catch|finally|while)\b|[)\]}#/*.,:?&|+\-=<>
 
 
 class ClikeSyntax:
-    """A C-family language on tree-sitter. Its check is relative: a token is refused when no
-    short continuation makes the text parse *and* the text's first parse error lies earlier
-    than before the token (the fillers do not cover every construct; when they miss, an error
-    that did not move back was not made by this token)."""
+    """A C-family language on tree-sitter. Its check is relative to the text before the token.
+    The oracle's continuations do not cover every construct, so when they find none:
+
+    * if they found one before this token, the token is refused (it broke the text);
+    * if they found none before either (a construct they do not know is being written), the
+      token is refused only if the text's first parse error moved earlier with it.
+    """
 
     lexical_mask = False
 
     def __init__(self, name: str, grammar: str | None = None) -> None:
         self.name = name
         self.oracle = TreeSitterOracle(name, grammar)
+        self._verdicts: dict[str, bool | None] = {}  # recent texts → the oracle's answer
+
+    def _viable(self, text: str, state: Any) -> bool | None:
+        verdict = self._verdicts.get(text, False)
+        if verdict is False and text not in self._verdicts:
+            verdict = self.oracle.viable(text, state)
+            if len(self._verdicts) > 64:
+                self._verdicts.clear()
+            self._verdicts[text] = verdict
+        return verdict
 
     def start(self) -> Any:
         return self.oracle.start()
@@ -103,12 +116,13 @@ class ClikeSyntax:
         return self.oracle.anchor(prefix)
 
     def viable(self, text: str, state: Any) -> bool:
-        return self.oracle.viable(text, state) is not False  # out of time: do not know
+        return self._viable(text, state) is not False  # out of time: do not know
 
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
-        verdict = self.oracle.viable(text, state)
-        if verdict is not False:
+        if self._viable(text, state) is not False:
             return True
+        if self._viable(before, before_state) is not False:
+            return False
         return self.oracle.first_error(text, state) >= self.oracle.first_error(
             before, before_state)
 

@@ -18,12 +18,15 @@ operand) come first.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 from grammar_constraints.clike_lexer import (
+    CHAR_ONE,
+    CHAR_QUOTE,
     CODE,
     DIALECTS,
     SLASH,
@@ -35,16 +38,25 @@ from grammar_constraints.clike_lexer import (
 
 # Fillers before the closers (and before the end): what may finish the construct that is open.
 # The first that parses wins, so the common ones come first.
-_FILLERS = ("", " x", ";", " x;", " x {}", " {}", " x)", "()", "; x {}", " x; x {}", ": x",
-            " x: x", " x = x;", " x;}", "x", " x =>x", ":x;", " x()", ";;)", " x; x)", " x.x",
-            " x]", " 1", " : x", " x) {}", "() {}", "{}", "\n", " from 'x'", "'x'")
+_FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " := x", "; x {}", " x; x {}",
+            ": x", " x: x", " x = x;", " x;}", "x", " x =>x", ":x;", " x()", ";;", " x; x",
+            " x.x", " 1", " : x", "() {}", "{}", "\n", " from 'x'", "'x'", " := x; x {}",
+            " = x; x {}", " x; x; x {}", "; x; x {}", " range x {}",
+            " x := x; x {}", " => x", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
+            " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
-_JOINTS = (";", " {}", "", " x;")
-# After the last closer: a declaration may still need its end (``struct s {};``), a function
-# literal its call (``go func() {...}()``), arrow parameters their body.
-_TAILS = ("", ";", "()", " => {}")
+_JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
+           " while (x);", " in x {}", "{}")
+# The fillers tried with every variation of the joints (the rest only plainly).
+_COMMON = 8
+# After the last closer: a declaration may still need its end (``struct s {};``), a method its
+# name and body (Go's ``func (r *T) m() {}``), arrow parameters their body, an import its
+# source. Only tried with at most two brackets open: deeper, the declaration's end is far away.
+_TAILS = ("", ";", " {}", " x() {}", " => {}", " : x", " from 'x'", " while (x);", " {};",
+          " ? x : x")
 _NO_ERROR = 1 << 62
+_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(if|ifdef|ifndef|endif)\b", re.M)
 # Longest search for a continuation; past it the oracle does not know (and the caller fails
 # open). A refusal tries every combination, ~1,000 parses of the statement at most.
 BUDGET_S = 0.02
@@ -77,11 +89,65 @@ def language(name: str) -> Any:
     return tree_sitter.Language(getattr(importlib.import_module(module), function)())
 
 
-@cache
-def _parser(name: str) -> Any:
-    import tree_sitter
+class _Incremental:
+    """A parser that reuses its last tree: the probes of one check share their long start, so
+    tree-sitter re-parses only around the changed end. One per thread and grammar (a
+    tree-sitter parser is not thread-safe; the model thread checks tokens while a worker cuts
+    finished completions)."""
 
-    return tree_sitter.Parser(language(name))
+    def __init__(self, name: str) -> None:
+        import tree_sitter
+
+        self.parser = tree_sitter.Parser(language(name))
+        self.source = b""
+        self.tree: Any = None
+
+    def parse(self, source: bytes) -> Any:
+        old = self.tree
+        if old is not None:
+            common = _common_prefix(self.source, source)
+            if common < 64:  # little to reuse
+                old = None
+            else:
+                old.edit(start_byte=common, old_end_byte=len(self.source),
+                         new_end_byte=len(source), start_point=_point(source, common),
+                         old_end_point=_point(self.source, len(self.source)),
+                         new_end_point=_point(source, len(source)))
+        tree = self.parser.parse(source, old) if old is not None else self.parser.parse(source)
+        self.source, self.tree = source, tree
+        return tree
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # binary search on slice equality: C-speed comparisons
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(source: bytes, offset: int) -> tuple[int, int]:
+    row = source.count(b"\n", 0, offset)
+    return row, offset - (source.rfind(b"\n", 0, offset) + 1)
+
+
+_local = threading.local()
+
+
+def _parser(name: str) -> _Incremental:
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    parser = parsers.get(name)
+    if parser is None:
+        parser = parsers[name] = _Incremental(name)
+    return parser
 
 
 def parses(name: str, text: str, end: int | None = None) -> bool:
@@ -137,7 +203,8 @@ class TreeSitterOracle:
     def first_error(self, text: str, state: CState) -> int:
         """Where the first error of ``text``, closed plainly, starts (a large number if none):
         a text whose error lies no earlier than its predecessor's did not make it worse."""
-        probe = text + closing(self.dialect, state) + _between(close_brackets(state.stack), ";")
+        closers = close_brackets(state.stack)
+        probe = text + closing(self.dialect, state) + _join(closers, _default_joints(closers))
         root = _parser(self.grammar).parse(probe.encode("utf-8")).root_node
         if not root.has_error:
             return _NO_ERROR
@@ -155,23 +222,53 @@ class TreeSitterOracle:
         return best
 
     def _probes(self, text: str, state: CState) -> Iterator[str]:
+        """Candidate continuations, most common first (the first that parses ends the search;
+        a refusal tries them all, within the time budget)."""
         close = closing(self.dialect, state)
         in_code = state.mode in (CODE, SLASH)
+        fillers: tuple[str, ...] = _FILLERS
         if in_code:
             # The last word may still grow (``for`` → ``format``): try it finished as a name.
             heads = [text, text + "x"] if re.search(r"\w$", text) else [text]
-            fillers: tuple[str, ...] = _FILLERS
+            if state.mode == SLASH and state.aux:  # '/' where a regular expression may start
+                heads.insert(0, text + "x/")
         else:
             # An open literal or comment, closed; an escape may still need its digits.
             heads = [text + close, text + "0000" + close]
-            fillers = ("", " x", ";", " x;", " x {}", ": x", " x: x")
+            if state.mode in (CHAR_QUOTE, CHAR_ONE):  # Rust: or a lifetime ('a, 'static)
+                heads.append(text + ("a" if state.mode == CHAR_QUOTE else ""))
+        epilogue = self._epilogue(text)
         closers = close_brackets(state.stack)
-        joints = _JOINTS if re.search(r"[)\]`][}]", closers) else ("",)
+        default = _default_joints(closers)
+        tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
+        if self.name in ("c", "cpp") and closers.endswith("}"):
+            epilogue = ";" + epilogue  # struct s { ... };  (an empty declaration otherwise)
+        # 1. Each filler, the brackets closed plainly.
         for head in heads:
             for filler in fillers:
-                for joint in joints:
-                    for tail in _TAILS:
-                        yield head + filler + _between(closers, joint) + tail
+                yield head + filler + _join(closers, default) + epilogue
+        # 2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``).
+        for head in heads:
+            for filler in fillers[:_COMMON]:
+                for i in range(1, len(closers)):
+                    for joint in _JOINTS:
+                        if joint != default[i - 1]:
+                            joints = [*default[: i - 1], joint, *default[i:]]
+                            yield head + filler + _join(closers, joints) + epilogue
+        # 3. Each filler with a declaration's end after the brackets.
+        for head in heads:
+            for filler in fillers:
+                for tail in tails[1:]:
+                    yield head + filler + _join(closers, default) + tail + epilogue
+
+    def _epilogue(self, text: str) -> str:
+        """C and C++: an ``#endif`` for each conditional the text leaves open."""
+        if self.name not in ("c", "cpp") or "#" not in text:
+            return ""
+        depth = 0
+        for m in _DIRECTIVE.finditer(text):
+            depth += 1 if m.group(1).startswith("if") else -1
+        return "\n#endif" * max(0, depth) + ("\n" if depth > 0 else "")
 
     def anchor(self, prefix: str) -> int:
         """Where the top-level declaration that ``prefix`` ends in begins: the last line at
@@ -194,11 +291,13 @@ class TreeSitterOracle:
         return 0
 
 
-def _between(closers: str, joint: str) -> str:
-    """The closers, with ``joint`` wherever a block closes right after another bracket."""
+def _default_joints(closers: str) -> list[str]:
+    """What goes between each pair of closers by default: a statement end before a block
+    closes after a bracket (``f(x);}``), nothing elsewhere."""
+    return [";" if a in ")]`" and b == "}" else "" for a, b in zip(closers, closers[1:], strict=False)]
+
+
+def _join(closers: str, joints: list[str]) -> str:
     if not closers:
         return ""
-    out = closers[0]
-    for ch in closers[1:]:
-        out += (joint if out[-1] in ")]`" and ch == "}" else "") + ch
-    return out
+    return closers[0] + "".join(j + c for j, c in zip(joints, closers[1:], strict=True))
