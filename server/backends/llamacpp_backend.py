@@ -273,9 +273,13 @@ class LlamaCppBackend:
         n_batch = 512
         llama_cpp.llama_backend_init()
         try:
+            # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null for
+            # the whole load (from this thread), and every LSP message the event loop writes
+            # meanwhile (pingti/status answers, progress) is lost. set_verbose(False) above
+            # already keeps llama.cpp's log quiet.
             model = _internals.LlamaModel(path_model=str(source.path),
                                           params=llama_cpp.llama_model_default_params(),
-                                          verbose=False)
+                                          verbose=True)
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = max(config.kv_cache_tokens, config.context_window)
             params.n_batch = params.n_ubatch = n_batch
