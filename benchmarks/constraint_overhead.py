@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/constraint_overhead.py --tasks 30 \
         --out benchmarks/out/constraint_overhead.json
+    .venv/bin/python benchmarks/constraint_overhead.py --language go --tasks 30 \
+        --out benchmarks/out/constraint_overhead-go.json
 
 The default model (llama.cpp, 151,936-token vocabulary) writes the bodies of the first HumanEval
 problems greedily, once without and once with the constraint, interleaved task by task so that
@@ -10,6 +12,10 @@ text may differ, so speeds are compared per decoded token). Per step, the constr
 time is split into the lexical mask over the whole vocabulary and the exact check of the
 picked token(s). Medians and p95 over all steps; the slowdown is the median of the per-task
 ratios of decode time per token.
+
+With ``--language`` (a C-family language) the prompts are the files of
+``tests/data/grammar_corpus/LANGUAGE``, each cut after a line that opens a block (a function
+body to write); there is no lexical mask for these languages, so the cost is the exact check.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import pct, write_report  # noqa: E402
+from grammar_constraints.languages import syntax_for  # noqa: E402
 from grammar_constraints.processor import SyntaxConstraint  # noqa: E402
 from lspbench.tasks import load_humaneval  # noqa: E402
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
@@ -51,8 +58,33 @@ class Timed(SyntaxConstraint):
         return out
 
 
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "grammar_corpus"
+
+
+def block_prompts(language: str, limit: int) -> list[str]:
+    """Prefixes of the corpus files that end inside a block just opened, round-robin over the
+    files (at most every 20th line of a file)."""
+    per_file = []
+    for path in sorted((CORPUS / language).iterdir()):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        cuts, last = [], -20
+        for i, line in enumerate(lines[:-1]):
+            if line.rstrip().endswith("{") and i - last >= 20 and lines[i + 1].strip():
+                nxt = lines[i + 1]
+                cuts.append("".join(lines[: i + 1]) + nxt[: len(nxt) - len(nxt.lstrip())])
+                last = i
+        per_file.append(cuts)
+    out: list[str] = []
+    while len(out) < limit and any(per_file):
+        for cuts in per_file:
+            if cuts and len(out) < limit:
+                out.append(cuts.pop(0))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--language", default="python")
     ap.add_argument("--tasks", type=int, default=30)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--out", default="benchmarks/out/constraint_overhead.json")
@@ -68,13 +100,19 @@ def main() -> int:
     ratios: list[float] = []
     speeds = {"off": [], "syntax": []}  # type: dict[str, list[float]]
     refused = 0
-    for task in load_humaneval()[: args.tasks]:
-        prompt = backend.encode(task.prefix)
+    syntax = syntax_for(args.language)
+    if args.language == "python":
+        prompts = [(t.task_id, t.prefix) for t in load_humaneval()[: args.tasks]]
+    else:
+        prompts = [(f"{args.language}-{i}", p)
+                   for i, p in enumerate(block_prompts(args.language, args.tasks))]
+    for task_id, prefix in prompts:
+        prompt = backend.encode(prefix)
         times = {}
         for mode in ("off", "syntax"):
             procs: tuple = ()
             if mode == "syntax":
-                c = Timed(table, task.prefix, backend.decode)
+                c = Timed(table, prefix, backend.decode, syntax)
                 procs = (c,)
             req = GenerationRequest(prompt, args.tokens, cache_key=f"bench-{mode}",
                                     logits_processors=procs)
@@ -90,13 +128,14 @@ def main() -> int:
         (d_off, n_off), (d_on, n_on) = times["off"], times["syntax"]
         if n_off > 1 and n_on > 1:
             ratios.append((d_on / (n_on - 1)) / (d_off / (n_off - 1)))
-        print(f"{task.task_id}: off {n_off} tok, syntax {n_on} tok", file=sys.stderr)
+        print(f"{task_id}: off {n_off} tok, syntax {n_on} tok", file=sys.stderr)
     check_all = sorted(checks_per_step)
     report = {
         "machine": "2-core x86_64, no GPU (this project's CI machine)",
+        "language": args.language,
         "vocabulary": backend.vocab_size,
         "table_build_s": round(table_s, 3),
-        "tasks": args.tasks,
+        "tasks": len(prompts),
         "lexical_mask_us_p50": round(pct(masks, 0.5) * 1e6, 1),
         "lexical_mask_us_p95": round(pct(masks, 0.95) * 1e6, 1),
         "exact_check_us_per_step_p50": round(pct(check_all, 0.5) * 1e6, 1),
