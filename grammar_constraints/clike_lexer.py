@@ -36,6 +36,8 @@ CHAR_ONE = 18  # Rust: read "'x" (x a word character)
 TEXT_BLOCK = 19  # Java """..."""; run = quotes just read
 TEXT_BLOCK_ESC = 20
 QUOTE2 = 21  # Java: read "" : an empty string, or the start of a text block
+CPP_RAW_DELIM = 22  # C++: read R" ; word = the delimiter read so far, up to '('
+CPP_RAW = 23  # C++: in R"delim( ... )delim" ; word = delim, run = chars of ')delim"' matched
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
@@ -63,6 +65,8 @@ class Dialect:
     # A closer that does not match, a line break in a one-line string: errors. Not in
     # JavaScript/TypeScript, where JSX text (``<p>Don't (</p>``) may hold anything.
     strict: bool = True
+    multiline_strings: bool = False  # Rust: "..." may span lines
+    cpp_raw: bool = False  # C++ R"delim(...)delim"
 
 
 DIALECTS = {
@@ -71,10 +75,10 @@ DIALECTS = {
     "typescript": Dialect("typescript", char_literals=False, single_quote_strings=True,
                           templates=True, regex=True, strict=False),
     "go": Dialect("go", backtick_raw=True),
-    "rust": Dialect("rust", char_literals=False, rust=True),
+    "rust": Dialect("rust", char_literals=False, rust=True, multiline_strings=True),
     "java": Dialect("java", text_blocks=True),
     "c": Dialect("c"),
-    "cpp": Dialect("cpp", digit_separators=True),
+    "cpp": Dialect("cpp", digit_separators=True, cpp_raw=True),
 }
 
 
@@ -98,6 +102,8 @@ def _code(d: Dialect, st: CState, ch: str) -> CState | None:
     if ch == '"':
         if d.rust and word_before in ("r", "br", "cr") and last == "\0w":
             return CState(RAW, stack, 0, 0, "", "\0s")
+        if d.cpp_raw and word_before in ("R", "LR", "uR", "UR", "u8R") and last == "\0w":
+            return CState(CPP_RAW_DELIM, stack, 0, 0, "", "\0s")
         if d.text_blocks:
             return CState(STRING, stack, ord('"'), 0, "", "\0s")._replace(mode=QUOTE2, run=1)
         return CState(STRING, stack, ord('"'), 0, "", "\0s")
@@ -120,6 +126,8 @@ def _code(d: Dialect, st: CState, ch: str) -> CState | None:
     if ch == "/":
         regex_ok = d.regex and _regex_may_start(last, word_before)
         return CState(SLASH, stack, int(regex_ok), 0, "", last)
+    if ch in "+-" and last == ch:
+        new_last = "\0p"  # a postfix ++/--: an operand ends here (a '/' after it divides)
     if ch in OPENERS:
         return CState(CODE, stack + ch, 0, 0, "", new_last)
     if ch in CLOSERS:
@@ -143,7 +151,7 @@ def _next_word(st: CState, ch: str) -> str:
 def _regex_may_start(last: str, word: str) -> bool:
     if last == "\0w" or last == "\0W":
         return word in _REGEX_KEYWORDS
-    if last == "\0s":  # after a string or template
+    if last in ("\0s", "\0p"):  # after a string or template, a postfix ++/--
         return False
     return last == "" or last not in ")]}"
 
@@ -187,7 +195,7 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
             return st._replace(mode=STRING_ESC)
         if ord(ch) == st.aux:
             return st._replace(mode=CODE, aux=0, last="\0s")
-        if ch == "\n" or ch == "\r":
+        if (ch == "\n" or ch == "\r") and not (d.multiline_strings and st.aux == ord('"')):
             # A string or character literal never spans lines unescaped (JSX text: an
             # apostrophe, not a string).
             return None if d.strict else CState(CODE, st.stack, 0, 0, "", "")
@@ -279,6 +287,19 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
         if ch == "'":
             return CState(CODE, st.stack, 0, 0, "", "\0s")  # 'x'
         return _code(d, CState(CODE, st.stack, 0, 0, "a", "\0w"), ch)  # 'a: a lifetime
+    if mode == CPP_RAW_DELIM:
+        if ch == "(":
+            return st._replace(mode=CPP_RAW, run=0)
+        if ch in ' )\\\t\n\r\v\f' or len(st.word) >= 16:
+            return None  # not allowed in a raw string's delimiter
+        return st._replace(word=st.word + ch)
+    if mode == CPP_RAW:
+        end = ")" + st.word + '"'
+        if ch == end[st.run]:
+            if st.run + 1 == len(end):
+                return CState(CODE, st.stack, 0, 0, "", "\0s")
+            return st._replace(run=st.run + 1)
+        return st._replace(run=1 if ch == ")" else 0)
     raise AssertionError(f"unknown mode {mode}")
 
 
@@ -321,11 +342,17 @@ def closing(d: Dialect, state: CState) -> str:
         return "x'"
     if mode == CHAR_ONE:
         return "'"
+    if mode == CPP_RAW_DELIM:
+        return "()" + state.word + '"'
+    if mode == CPP_RAW:
+        return (")" + state.word + '"')[state.run:]
     return ""
 
 
-def close_brackets(stack: str) -> str:
-    return "".join("}`" if b == TEMPLATE_OPEN else OPENERS[b] for b in reversed(stack))
+def close_brackets(stack: str) -> list[str]:
+    """The closer of each open bracket, innermost first (``}` `` ends a template substitution
+    and its template)."""
+    return ["}`" if b == TEMPLATE_OPEN else OPENERS[b] for b in reversed(stack)]
 
 
 def in_code(state: CState) -> bool:

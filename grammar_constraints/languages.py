@@ -115,11 +115,19 @@ class ClikeSyntax:
     def anchor(self, prefix: str) -> int:
         return self.oracle.anchor(prefix)
 
+    def _jsx(self, text: str) -> bool:
+        # JSX: the continuation search knows no way to close an element, so it would refuse
+        # good tokens inside one; the constraint steps aside in statements that hold one.
+        return (self.name == "javascript" or self.oracle.grammar == "tsx") and \
+            _JSX.search(text) is not None
+
     def viable(self, text: str, state: Any) -> bool:
+        if self._jsx(text):
+            return False
         return self._viable(text, state) is not False  # out of time: do not know
 
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
-        if self._viable(text, state) is not False:
+        if self._jsx(text) or self._viable(text, state) is not False:
             return True
         if self._viable(before, before_state) is not False:
             return False
@@ -136,6 +144,8 @@ class ClikeSyntax:
 
 
 _PYTHON = PythonSyntax()
+# An element's start where an expression starts, a closing tag, a fragment.
+_JSX = re.compile(r"(?:^|[=(,?:&|{}\[]|\breturn)\s*<[A-Za-z]|</[A-Za-z>]|/>|<>")
 
 
 def syntax_for(language_id: str) -> Syntax | None:

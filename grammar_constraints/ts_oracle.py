@@ -43,11 +43,12 @@ _FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " := x", "; x {}
             " x.x", " 1", " : x", "() {}", "{}", "\n", " from 'x'", "'x'", " := x; x {}",
             " = x; x {}", " x; x; x {}", "; x; x {}", " range x {}",
             " x := x; x {}", " => x", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
-            " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}")
+            " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
+            "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
 _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
-           " while (x);", " in x {}", "{}")
+           " while (x);", " in x {}", "{}", " : x", " : x;", " catch (x) {}", " -> x")
 # The fillers tried with every variation of the joints (the rest only plainly).
 _COMMON = 8
 # After the last closer: a declaration may still need its end (``struct s {};``), a method its
@@ -56,10 +57,13 @@ _COMMON = 8
 _TAILS = ("", ";", " {}", " x() {}", " => {}", " : x", " from 'x'", " while (x);", " {};",
           " ? x : x")
 _NO_ERROR = 1 << 62
+_OPERATOR_CHARS = frozenset("-=:<>!&|+*/%^.?")
+_OPERATOR_TAILS = ("=", ">", ":", "-", "&", "|", "+", ".", "<", "*")
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(if|ifdef|ifndef|endif)\b", re.M)
 # Longest search for a continuation; past it the oracle does not know (and the caller fails
-# open). A refusal tries every combination, ~1,000 parses of the statement at most.
-BUDGET_S = 0.02
+# open). Accepting a token usually takes a few parses; refusing one tries every combination,
+# some hundreds of parses of the statement (incremental: only the end is re-parsed).
+BUDGET_S = 0.1
 
 
 # The grammar wheels: (module, its language function).
@@ -87,6 +91,15 @@ def language(name: str) -> Any:
         raise ValueError(f"no tree-sitter grammar for {name!r}")
     module, function = _GRAMMARS[name]
     return tree_sitter.Language(getattr(importlib.import_module(module), function)())
+
+
+@cache
+def keywords(name: str) -> tuple[str, ...]:
+    """The grammar's keywords: its anonymous nodes that are words."""
+    lang = language(name)
+    kinds = (lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
+             if not lang.node_kind_is_named(i))
+    return tuple(sorted({k for k in kinds if k and re.fullmatch(r"[a-z][a-z_]+", k)}))
 
 
 class _Incremental:
@@ -228,40 +241,59 @@ class TreeSitterOracle:
         in_code = state.mode in (CODE, SLASH)
         fillers: tuple[str, ...] = _FILLERS
         if in_code:
-            # The last word may still grow (``for`` → ``format``): try it finished as a name.
-            heads = [text, text + "x"] if re.search(r"\w$", text) else [text]
-            if state.mode == SLASH and state.aux:  # '/' where a regular expression may start
-                heads.insert(0, text + "x/")
+            heads = [text]
+            word = re.search(r"[A-Za-z_]\w*$", text)
+            if word:
+                # The last word may still grow: into a name (``for`` → ``format``), or into a
+                # keyword (``e`` → ``else``).
+                heads.append(text + "x")
+                w = word.group(0)
+                heads += [text + k[len(w):] for k in keywords(self.grammar)
+                          if k.startswith(w) and k != w]
+            elif text[-1:] in _OPERATOR_CHARS:
+                # The first character of a longer operator (``-`` → ``->``, ``:`` → ``:=``).
+                heads += [text + t for t in _OPERATOR_TAILS]
+            if state.mode == SLASH:
+                heads.append(text + "/\n")  # the start of a comment
+                if state.aux:  # or of a regular expression
+                    heads.insert(0, text + "x/")
         else:
             # An open literal or comment, closed; an escape may still need its digits.
             heads = [text + close, text + "0000" + close]
             if state.mode in (CHAR_QUOTE, CHAR_ONE):  # Rust: or a lifetime ('a, 'static)
                 heads.append(text + ("a" if state.mode == CHAR_QUOTE else ""))
-        epilogue = self._epilogue(text)
+        if re.search(r"(?<![\w.])\d[\w']*$", text):  # an unfinished number: 2_, 0x, 1e
+            heads.append(text + "1")
         closers = close_brackets(state.stack)
         default = _default_joints(closers)
         tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
-        if self.name in ("c", "cpp") and closers.endswith("}"):
-            epilogue = ";" + epilogue  # struct s { ... };  (an empty declaration otherwise)
+        end = ";" if self.name in ("c", "cpp") and closers and closers[-1] == "}" else ""
+        # C/C++ conditionals left open: their #endif goes after the brackets (opened before the
+        # #if) or before them (opened after it).
+        endifs = self._endifs(text)
+        frames = [("", end + endifs)] + ([(endifs, end)] if endifs else [])
         # 1. Each filler, the brackets closed plainly.
-        for head in heads:
-            for filler in fillers:
-                yield head + filler + _join(closers, default) + epilogue
+        for before, after in frames:
+            for head in heads:
+                for filler in fillers:
+                    yield head + filler + before + _join(closers, default) + after
         # 2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``).
-        for head in heads:
-            for filler in fillers[:_COMMON]:
-                for i in range(1, len(closers)):
-                    for joint in _JOINTS:
-                        if joint != default[i - 1]:
-                            joints = [*default[: i - 1], joint, *default[i:]]
-                            yield head + filler + _join(closers, joints) + epilogue
-        # 3. Each filler with a declaration's end after the brackets.
-        for head in heads:
-            for filler in fillers:
-                for tail in tails[1:]:
-                    yield head + filler + _join(closers, default) + tail + epilogue
+        for before, after in frames:
+            for head in heads:
+                for filler in fillers[:_COMMON]:
+                    for i in range(1, len(closers)):
+                        for joint in _JOINTS:
+                            if joint != default[i - 1]:
+                                joints = [*default[: i - 1], joint, *default[i:]]
+                                yield head + filler + before + _join(closers, joints) + after
+        # 3. Common fillers with a declaration's end after the brackets.
+        for before, after in frames:
+            for head in heads:
+                for filler in fillers[:_COMMON]:
+                    for tail in tails[1:]:
+                        yield head + filler + before + _join(closers, default) + tail + after
 
-    def _epilogue(self, text: str) -> str:
+    def _endifs(self, text: str) -> str:
         """C and C++: an ``#endif`` for each conditional the text leaves open."""
         if self.name not in ("c", "cpp") or "#" not in text:
             return ""
@@ -291,13 +323,14 @@ class TreeSitterOracle:
         return 0
 
 
-def _default_joints(closers: str) -> list[str]:
+def _default_joints(closers: list[str]) -> list[str]:
     """What goes between each pair of closers by default: a statement end before a block
-    closes after a bracket (``f(x);}``), nothing elsewhere."""
-    return [";" if a in ")]`" and b == "}" else "" for a, b in zip(closers, closers[1:], strict=False)]
+    closes after a bracket or a template (``f(x);}``), nothing elsewhere."""
+    return [";" if a[-1] in ")]`" and b == "}" else ""
+            for a, b in zip(closers, closers[1:], strict=False)]
 
 
-def _join(closers: str, joints: list[str]) -> str:
+def _join(closers: list[str], joints: list[str]) -> str:
     if not closers:
         return ""
     return closers[0] + "".join(j + c for j, c in zip(joints, closers[1:], strict=True))
