@@ -135,8 +135,13 @@ class ClikeSyntax:
             before, before_state)
 
     def error_count(self, text: str) -> int:
+        """Errors in ``text`` with what it leaves open closed plainly (the suffix window may
+        end before the closing brace: an unclosed block is not this completion's error)."""
         from grammar_constraints.finish import error_count
 
+        state = self.feed(self.start(), text)
+        if state is not None:
+            text = text + self.oracle.plain_close(text, state)
         return error_count(text, self.oracle.grammar)
 
     def statement_end(self, line: str) -> bool:

@@ -213,11 +213,15 @@ class TreeSitterOracle:
                 return None
         return False
 
+    def plain_close(self, text: str, state: CState) -> str:
+        """What closes ``text`` plainly: its open literal or comment, then its brackets."""
+        closers = close_brackets(state.stack)
+        return closing(self.dialect, state) + _join(closers, _default_joints(closers))
+
     def first_error(self, text: str, state: CState) -> int:
         """Where the first error of ``text``, closed plainly, starts (a large number if none):
         a text whose error lies no earlier than its predecessor's did not make it worse."""
-        closers = close_brackets(state.stack)
-        probe = text + closing(self.dialect, state) + _join(closers, _default_joints(closers))
+        probe = text + self.plain_close(text, state)
         root = _parser(self.grammar).parse(probe.encode("utf-8")).root_node
         if not root.has_error:
             return _NO_ERROR

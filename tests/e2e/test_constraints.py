@@ -50,3 +50,35 @@ async def test_a_broken_file_does_not_stop_completions(raw_client: LanguageClien
     await start_session(raw_client, {"backend": "fake"})
     open_doc(raw_client, URI, doc)
     assert await suggestion(raw_client, URI, 5, 4) == "return x + 1"
+
+
+# The same for the tree-sitter languages: the fake model copies a broken example body.
+JS_DOC = "/* example\nfunction g(x) {\n  return x + * 2;\n}\n*/\n\nfunction f(x) {\n  "
+GO_DOC = "package main\n\n/* example\nfunc g(x int) int {\n\treturn x + ]\n}\n*/\n\nfunc f(x int) int {\n\t"
+
+
+async def test_javascript_and_go_are_constrained_too(raw_client: LanguageClient):
+    await start_session(raw_client, {"backend": "fake"})
+    from server.lspclient import _plain
+
+    for uri, doc, lang, pos in [("file:///tmp/pingti-e2e/c.js", JS_DOC, "javascript", (7, 2)),
+                                ("file:///tmp/pingti-e2e/c.go", GO_DOC, "go", (9, 1))]:
+        open_doc(raw_client, uri, doc, language_id=lang)
+        text = await suggestion(raw_client, uri, *pos)
+        # The operator after `+` (JS `*`, Go `]`) was refused; what is offered parses once the
+        # function is closed.
+        assert text.startswith("return x"), (lang, text)
+        assert "*" not in text and "]" not in text, (lang, text)
+        from grammar_constraints.ts_oracle import parses
+
+        assert parses(lang, doc + text + "\n}\n"), (lang, text)
+        st = _plain(await raw_client.protocol.send_request_async("pingti/status", {"uri": uri}))
+        syntax = st["lastCompletion"]["syntax"]
+        assert syntax["syntax_active"] == 1 and syntax["syntax_refused"] >= 1, (lang, syntax)
+
+
+async def test_javascript_unconstrained_when_not_listed(raw_client: LanguageClient):
+    await start_session(raw_client, {"backend": "fake", "constraintLanguages": "python,go"})
+    uri = "file:///tmp/pingti-e2e/c.js"
+    open_doc(raw_client, uri, JS_DOC, language_id="javascript")
+    assert (await suggestion(raw_client, uri, 7, 2)).startswith("return x + * 2")
