@@ -8,6 +8,8 @@ fixed) with one minimal case each, at the end of the file.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,8 @@ from grammar_constraints.finish import error_count, fit
 from grammar_constraints.languages import LANGUAGE_IDS, SUPPORTED, ClikeSyntax, syntax_for
 from grammar_constraints.ts_oracle import TreeSitterOracle, language, parses
 from grammar_constraints.vocab import TokenTable
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "grammar_corpus"
 
 LANGUAGES = ("javascript", "typescript", "go", "rust", "java", "c", "cpp")
 STRICT = ("go", "rust", "java", "c", "cpp")
@@ -511,3 +515,24 @@ def test_line_comment_continued_by_a_backslash(lang: str) -> None:
     text = "int x; // a \\\nb)\nint y;\n"
     assert parses(lang, text)
     assert lex(lang, text) is not None
+
+
+# --- incremental parsing ------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(
+    ["", ")", " x;", "}}", " {}", "\n#endif\n", "`", "/*", "'"])), min_size=1, max_size=12))
+def test_incremental_parse_equals_a_fresh_parse(cuts: list[tuple[int, str]]) -> None:
+    """The oracle's parser re-uses its last tree (only the changed end is re-parsed): after
+    every probe its tree equals a fresh parse of the same text."""
+    import tree_sitter
+
+    from grammar_constraints.ts_oracle import _Incremental
+
+    source = (CORPUS / "go" / "errgroup.go").read_text(encoding="utf-8")
+    incremental = _Incremental("go")
+    fresh = tree_sitter.Parser(language("go"))
+    for cut, tail in cuts:
+        text = (source[: cut % len(source)] + tail).encode("utf-8")
+        assert str(incremental.parse(text).root_node) == str(fresh.parse(text).root_node)
