@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"pingti-ls {__version__}")
     parser.add_argument("--tcp", type=_parse_tcp, metavar="HOST:PORT",
                         help="serve over TCP instead of stdio")
+    # Clients (vscode-languageclient among them) add --stdio for the default transport.
+    parser.add_argument("--stdio", action="store_true", help="serve over stdin/stdout (default)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])

@@ -1,0 +1,130 @@
+/**
+ * Settings: the run-time validator agrees with package.json's schema, invalid values become
+ * defaults with a message, and the server gets exactly the server's own setting names.
+ * (That those names, defaults, enums and ranges are the server's is checked against
+ * server/config.py by tests/editors/test_vscode.py.)
+ */
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+    KEYS, SCHEMA, SERVER_KEYS, expandPath, needsRestart, problem, readSettings, serverCommand,
+    serverSettingsChanged,
+} from "../../src/settings";
+
+const reader = (values: Record<string, unknown>) => ({ get: (key: string) => values[key] });
+
+test("every default is valid against its own schema", () => {
+    for (const [key, schema] of Object.entries(SCHEMA)) {
+        assert.equal(problem(schema, schema.default), undefined, key);
+    }
+});
+
+test("server settings are the server's names; client settings stay in the extension", () => {
+    assert.deepEqual([...SERVER_KEYS].sort(), [
+        "backend", "candidates", "constraints", "contextTokens", "debounceMs", "device", "logLevel",
+        "maxTokensMultiLine", "maxTokensSingleLine", "model", "quantization", "sandbox", "temperature",
+        "testgenTimeBudgetS", "threads",
+    ]);
+    assert.deepEqual(KEYS.filter((k) => !SERVER_KEYS.includes(k)).sort(),
+        ["languages", "server.command", "server.python", "trace.server"]);
+});
+
+test("no settings: defaults, no errors, pingti-ls from PATH", () => {
+    const { settings, errors } = readSettings(reader({}));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(settings.command, ["pingti-ls"]);
+    assert.equal(settings.commandSource, "default");
+    assert.deepEqual(settings.server, {
+        model: "default", backend: "auto", quantization: "auto", device: "auto", threads: 0,
+        constraints: "syntax", candidates: 1, temperature: 0, contextTokens: 768,
+        maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, sandbox: "auto",
+        testgenTimeBudgetS: 300, logLevel: "info",
+    });
+    assert.ok(settings.languages.includes("python"));
+});
+
+test("valid values pass through, at the bounds too", () => {
+    const { settings, errors } = readSettings(reader({
+        backend: "llama.cpp", quantization: "nf4", constraints: "off", candidates: 16, temperature: 0.4,
+        maxTokensSingleLine: 1, maxTokensMultiLine: 4096, debounceMs: 0, model: "/models/x.gguf",
+    }));
+    assert.deepEqual(errors, []);
+    assert.equal(settings.server.backend, "llama.cpp");
+    assert.equal(settings.server.quantization, "nf4");
+    assert.equal(settings.server.constraints, "off");
+    assert.equal(settings.server.candidates, 16);
+    assert.equal(settings.server.temperature, 0.4);
+    assert.equal(settings.server.maxTokensSingleLine, 1);
+    assert.equal(settings.server.maxTokensMultiLine, 4096);
+    assert.equal(settings.server.debounceMs, 0);
+    assert.equal(settings.server.model, "/models/x.gguf");
+});
+
+test("invalid values are reported and replaced by their defaults; the rest still applies", () => {
+    const { settings, errors } = readSettings(reader({
+        maxTokensSingleLine: 0, // below the minimum
+        maxTokensMultiLine: 12.5, // not an integer
+        debounceMs: "fast", // wrong type
+        backend: "gpu", // not in the enum
+        quantization: "NF4", // enums are exact
+        candidates: 17, // above the maximum
+        temperature: Number.NaN,
+        model: "   ", // empty
+        languages: ["python", 3],
+        "server.command": 42,
+        contextTokens: 1024, // valid
+    }));
+    const about = (key: string) => errors.filter((e) => e.includes(`"pingti.${key}"`));
+    for (const key of ["maxTokensSingleLine", "maxTokensMultiLine", "debounceMs", "backend", "quantization",
+        "candidates", "temperature", "model", "languages", "server.command"]) {
+        assert.equal(about(key).length, 1, `one message about ${key}: ${errors.join("\n")}`);
+    }
+    assert.equal(errors.length, 10);
+    assert.match(about("maxTokensSingleLine")[0], /between 1 and 1024; using the default 48/);
+    assert.match(about("backend")[0], /expected one of "auto", "llama.cpp", "transformers", "fake"/);
+    assert.match(about("debounceMs")[0], /expected an integer/);
+    assert.equal(settings.server.maxTokensSingleLine, 48);
+    assert.equal(settings.server.maxTokensMultiLine, 160);
+    assert.equal(settings.server.debounceMs, 150);
+    assert.equal(settings.server.backend, "auto");
+    assert.equal(settings.server.quantization, "auto");
+    assert.equal(settings.server.candidates, 1);
+    assert.equal(settings.server.temperature, 0);
+    assert.equal(settings.server.model, "default");
+    assert.equal(settings.server.contextTokens, 1024);
+    assert.ok(settings.languages.includes("python") && settings.languages.length > 1);
+    assert.deepEqual(settings.command, ["pingti-ls"]);
+});
+
+test("server command: an array, a string, a Python interpreter, or pingti-ls", () => {
+    const env = { home: "/home/u", workspaceFolder: "/ws" };
+    assert.deepEqual(serverCommand(["~/pingti/.venv/bin/pingti-ls", "--log-level", "debug"], "", env),
+        { command: ["/home/u/pingti/.venv/bin/pingti-ls", "--log-level", "debug"], commandSource: "pingti.server.command" });
+    assert.deepEqual(serverCommand("${workspaceFolder}/.venv/bin/pingti-ls", "/usr/bin/python3", env),
+        { command: ["/ws/.venv/bin/pingti-ls"], commandSource: "pingti.server.command" });
+    assert.deepEqual(serverCommand([], "~/venv/bin/python", env),
+        { command: ["/home/u/venv/bin/python", "-m", "server"], commandSource: "pingti.server.python" });
+    assert.deepEqual(serverCommand("", "", env), { command: ["pingti-ls"], commandSource: "default" });
+});
+
+test("paths in settings: ~ and ${workspaceFolder}", () => {
+    const env = { home: "/home/u", workspaceFolder: "/ws" };
+    assert.equal(expandPath("~/m.gguf", env), "/home/u/m.gguf");
+    assert.equal(expandPath("${workspaceFolder}/models/m.gguf", env), "/ws/models/m.gguf");
+    assert.equal(expandPath("/abs/m.gguf", env), "/abs/m.gguf");
+    const { settings } = readSettings(reader({ model: "~/m.gguf" }), env);
+    assert.equal(settings.server.model, "/home/u/m.gguf");
+});
+
+test("which changes restart the server and which are sent to it", () => {
+    const base = readSettings(reader({})).settings;
+    const tokens = readSettings(reader({ maxTokensSingleLine: 20 })).settings;
+    const command = readSettings(reader({ "server.command": ["/x/pingti-ls"] })).settings;
+    const langs = readSettings(reader({ languages: ["python"] })).settings;
+    assert.equal(needsRestart(base, tokens), false);
+    assert.equal(serverSettingsChanged(base, tokens), true);
+    assert.equal(needsRestart(base, command), true);
+    assert.equal(needsRestart(base, langs), true);
+    assert.equal(serverSettingsChanged(base, command), false);
+});
