@@ -115,19 +115,21 @@ class ClikeSyntax:
     def anchor(self, prefix: str) -> int:
         return self.oracle.anchor(prefix)
 
-    def _jsx(self, text: str) -> bool:
-        # JSX: the continuation search knows no way to close an element, so it would refuse
-        # good tokens inside one; the constraint steps aside in statements that hold one.
-        return (self.name == "javascript" or self.oracle.grammar == "tsx") and \
-            _JSX.search(text) is not None
+    def _aside(self, text: str) -> bool:
+        """Constructs the continuation search cannot complete, where it would refuse good
+        tokens: JSX elements, Rust ``macro_rules!`` patterns. The constraint steps aside in
+        statements that hold one."""
+        if self.name == "javascript" or self.oracle.grammar == "tsx":
+            return _JSX.search(text) is not None
+        return self.name == "rust" and "macro_rules!" in text
 
     def viable(self, text: str, state: Any) -> bool:
-        if self._jsx(text):
+        if self._aside(text):
             return False
         return self._viable(text, state) is not False  # out of time: do not know
 
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
-        if self._jsx(text) or self._viable(text, state) is not False:
+        if self._aside(text) or self._viable(text, state) is not False:
             return True
         if self._viable(before, before_state) is not False:
             return False

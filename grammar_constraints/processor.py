@@ -77,7 +77,12 @@ class SyntaxConstraint:
             ok = True
         finally:
             self.check_s += time.perf_counter() - t0
-        self.refused += not ok
+        if not ok:
+            self.refused += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                text, _ = self.cursor._after(token)
+                logger.debug("syntax constraint refused %r after %r", text[len(self.cursor.text):],
+                             (self.cursor.base + self.cursor.text)[-80:])
         return ok
 
     def stats(self) -> dict[str, float]:

@@ -44,18 +44,20 @@ _FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " := x", "; x {}
             " = x; x {}", " x; x; x {}", "; x; x {}", " range x {}",
             " x := x; x {}", " => x", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
             " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
-            "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}")
+            "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}",
+            " := range x {}", " := x; x {}")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
 _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
-           " while (x);", " in x {}", "{}", " : x", " : x;", " catch (x) {}", " -> x")
+           " while (x);", " in x {}", "{}", " : x", " : x;", " catch (x) {}", " -> x", " => {}",
+           " fn x() {}")
 # The fillers tried with every variation of the joints (the rest only plainly).
 _COMMON = 8
 # After the last closer: a declaration may still need its end (``struct s {};``), a method its
 # name and body (Go's ``func (r *T) m() {}``), arrow parameters their body, an import its
 # source. Only tried with at most two brackets open: deeper, the declaration's end is far away.
-_TAILS = ("", ";", " {}", " x() {}", " => {}", " : x", " from 'x'", " while (x);", " {};",
-          " ? x : x")
+_TAILS = ("", ";", " {}", " x() {}", "() {}", " => {}", " fn x() {}", " : x", " from 'x'",
+          " while (x);", " {};", " ? x : x")
 _NO_ERROR = 1 << 62
 _OPERATOR_CHARS = frozenset("-=:<>!&|+*/%^.?")
 _OPERATOR_TAILS = ("=", ">", ":", "-", "&", "|", "+", ".", "<", "*")
