@@ -129,8 +129,35 @@ class ClikeSyntax:
         return self._viable(text, state) is not False  # out of time: do not know
 
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
-        if self._aside(text) or self._viable(text, state) is not False:
+        if self._aside(text):
             return True
+        if self._viable(text, state) is not False:
+            # tree-sitter takes a reserved word for a name where only a name fits
+            # (``return return x``): refuse a token that completes one.
+            return not self._reserved_name(text, state, len(before.encode("utf-8")))
+        return self._relative(text, state, before, before_state)
+
+    def _reserved_name(self, text: str, state: Any, since: int) -> bool:
+        reserved = _RESERVED.get(self.name)
+        if not reserved or not re.search(r"\b(" + "|".join(sorted(reserved)) + r")\b",
+                                         text[max(0, len(text) - 64):]):
+            return False
+        root = self.oracle.tree(text + self.oracle.plain_close(text, state)).root_node
+        end = len(text.encode("utf-8"))
+        node = root.descendant_for_byte_range(max(0, since - 16), end)
+        stack = [node] if node is not None else []
+        while stack:
+            n = stack.pop()
+            if n.end_byte < since - 16 or n.start_byte >= end:
+                continue
+            if n.type in ("identifier", "type_identifier") and n.end_byte < end and \
+                    n.text.decode("utf-8", "replace") in reserved and \
+                    (n.parent is None or n.parent.type not in _NAME_OK_IN):
+                return True
+            stack.extend(n.children)
+        return False
+
+    def _relative(self, text: str, state: Any, before: str, before_state: Any) -> bool:
         if self._viable(before, before_state) is not False:
             return False
         return self.oracle.first_error(text, state) >= self.oracle.first_error(
@@ -151,6 +178,37 @@ class ClikeSyntax:
 
 
 _PYTHON = PythonSyntax()
+_JS_RESERVED = frozenset(
+    "break case catch class const continue debugger delete do else export extends finally for "
+    "function if import in instanceof new return switch throw try typeof var void while with"
+    .split())
+_C_RESERVED = frozenset(
+    "break case char const continue do double else enum extern float for goto if int long "
+    "register return short signed sizeof static struct switch typedef union unsigned void "
+    "volatile while".split())
+# Where tree-sitter rightly shows a reserved word as an identifier: Rust's 'static, a type as
+# a C/C++ macro argument (va_arg(ap, int)).
+_NAME_OK_IN = frozenset({"lifetime", "argument_list"})
+# Words that are never a name (contextual keywords left out: they may be names).
+_RESERVED = {
+    "javascript": _JS_RESERVED,
+    "typescript": _JS_RESERVED,
+    "go": frozenset("break case chan const continue defer else fallthrough for func go goto if "
+                    "import interface map package range return select struct switch var"
+                    .split()),
+    "rust": frozenset("as break const continue else enum extern fn for if impl in let loop "
+                      "match mod move mut pub ref return static struct trait unsafe use where "
+                      "while".split()),
+    "java": frozenset("abstract assert boolean break byte case catch char class continue do "
+                      "double else enum extends final finally float for if implements import "
+                      "instanceof int interface long native new package private protected "
+                      "public return short static strictfp switch synchronized throw throws "
+                      "transient try void volatile while".split()),
+    "c": _C_RESERVED,
+    "cpp": _C_RESERVED | frozenset("catch class delete friend namespace new operator private "
+                                   "protected public template throw try typename using virtual"
+                                   .split()),
+}
 # An element's start where an expression starts, a closing tag, a fragment.
 _JSX = re.compile(r"(?:^|[=(,?:&|{}\[]|\breturn)\s*<[A-Za-z]|</[A-Za-z>]|/>|<>")
 

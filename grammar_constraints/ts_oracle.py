@@ -215,6 +215,10 @@ class TreeSitterOracle:
                 return None
         return False
 
+    def tree(self, text: str) -> Any:
+        """The parse of ``text`` (incremental: shares the oracle's parser)."""
+        return _parser(self.grammar).parse(text.encode("utf-8"))
+
     def plain_close(self, text: str, state: CState) -> str:
         """What closes ``text`` plainly: its open literal or comment, then its brackets."""
         closers = close_brackets(state.stack)
