@@ -42,6 +42,8 @@ CPP_RAW = 23  # C++: in R"delim( ... )delim" ; word = delim, run = chars of ')de
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
 TEMPLATE_OPEN = "$"  # on the bracket stack: inside ${ ... } of a template literal
+# On the bracket stack: the block of a ``do`` loop, which its ``while (...)`` must follow.
+DO_OPEN = "d"
 
 # After these words a '/' starts a regular expression, not a division (JavaScript).
 _REGEX_KEYWORDS = frozenset({"return", "typeof", "case", "do", "else", "in", "of", "new",
@@ -67,6 +69,7 @@ class Dialect:
     strict: bool = True
     multiline_strings: bool = False  # Rust: "..." may span lines
     cpp_raw: bool = False  # C++ R"delim(...)delim"
+    do_while: bool = True  # do { ... } while (...);
 
 
 DIALECTS = {
@@ -74,8 +77,9 @@ DIALECTS = {
                           templates=True, regex=True, strict=False),
     "typescript": Dialect("typescript", char_literals=False, single_quote_strings=True,
                           templates=True, regex=True, strict=False),
-    "go": Dialect("go", backtick_raw=True),
-    "rust": Dialect("rust", char_literals=False, rust=True, multiline_strings=True),
+    "go": Dialect("go", backtick_raw=True, do_while=False),
+    "rust": Dialect("rust", char_literals=False, rust=True, multiline_strings=True,
+                    do_while=False),
     "java": Dialect("java", text_blocks=True),
     "c": Dialect("c"),
     "cpp": Dialect("cpp", digit_separators=True, cpp_raw=True),
@@ -129,11 +133,13 @@ def _code(d: Dialect, st: CState, ch: str) -> CState | None:
     if ch in "+-" and last == ch:
         new_last = "\0p"  # a postfix ++/--: an operand ends here (a '/' after it divides)
     if ch in OPENERS:
+        if ch == "{" and d.do_while and word_before == "do":
+            ch = DO_OPEN
         return CState(CODE, stack + ch, 0, 0, "", new_last)
     if ch in CLOSERS:
         if stack and stack[-1] == TEMPLATE_OPEN and ch == "}":
             return CState(TEMPLATE, stack[:-1], 0, 0, "", "\0s")
-        if not stack or stack[-1] != CLOSERS[ch]:
+        if not stack or stack[-1] != CLOSERS[ch] and not (stack[-1] == DO_OPEN and ch == "}"):
             if d.strict:
                 return None
             return CState(CODE, stack, 0, 0, "", new_last)  # JSX text: leave the stack alone
@@ -351,8 +357,11 @@ def closing(d: Dialect, state: CState) -> str:
 
 def close_brackets(stack: str) -> list[str]:
     """The closer of each open bracket, innermost first (``}` `` ends a template substitution
-    and its template)."""
-    return ["}`" if b == TEMPLATE_OPEN else OPENERS[b] for b in reversed(stack)]
+    and its template, ``} while (x);`` a do loop's block)."""
+    return [_CLOSE_SPECIAL.get(b) or OPENERS[b] for b in reversed(stack)]
+
+
+_CLOSE_SPECIAL = {TEMPLATE_OPEN: "}`", DO_OPEN: "} while (x);"}
 
 
 def in_code(state: CState) -> bool:

@@ -11,6 +11,7 @@ import re
 from typing import Any, Protocol
 
 from grammar_constraints import python_lexer, python_oracle
+from grammar_constraints.clike_lexer import CODE
 from grammar_constraints.ts_oracle import TreeSitterOracle
 
 # LSP language ids → the constraint's language names.
@@ -96,15 +97,22 @@ class ClikeSyntax:
         self.name = name
         self.oracle = TreeSitterOracle(name, grammar)
         self._verdicts: dict[str, bool | None] = {}  # recent texts → the oracle's answer
+        self._witnesses: dict[str, str] = {}  # recent texts → a continuation that parsed
+        self._never: tuple[str, ...] = _NEVER.get(name, ())
+        reserved = _RESERVED.get(name)
+        self._reserved = re.compile(r"\b(" + "|".join(sorted(reserved)) + r")\b") \
+            if reserved else None
 
     def _viable(self, text: str, state: Any) -> bool | None:
-        verdict = self._verdicts.get(text, False)
-        if verdict is False and text not in self._verdicts:
-            verdict = self.oracle.viable(text, state)
+        if text not in self._verdicts:
             if len(self._verdicts) > 64:
                 self._verdicts.clear()
-            self._verdicts[text] = verdict
-        return verdict
+                self._witnesses.clear()
+            self._verdicts[text] = verdict = self.oracle.viable(text, state)
+            witness = self.oracle.witness
+            if verdict and witness is not None and witness[0] == text:
+                self._witnesses[text] = witness[1]
+        return self._verdicts[text]
 
     def start(self) -> Any:
         return self.oracle.start()
@@ -131,18 +139,42 @@ class ClikeSyntax:
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
         if self._aside(text):
             return True
+        if self._never and self._never_valid(text, before, before_state):
+            return False
         if self._viable(text, state) is not False:
             # tree-sitter takes a reserved word for a name where only a name fits
             # (``return return x``): refuse a token that completes one.
             return not self._reserved_name(text, state, len(before.encode("utf-8")))
         return self._relative(text, state, before, before_state)
 
+    def _never_valid(self, text: str, before: str, before_state: Any) -> bool:
+        """Does the token (``text`` after ``before``) complete, in code, a sequence that no
+        program holds (``_NEVER``)? The lexer walks the token to know what is code."""
+        new = text[len(before):]
+        if not any(seq[-1] in new for seq in self._never):
+            return False
+        st = before_state
+        for i, ch in enumerate(new):
+            if st is None:
+                return False
+            if st.mode == CODE:
+                if ch == "," and "(," in self._never and st.last == "(":
+                    return True
+                at = len(before) + i
+                if ch == ":" and ":::" in self._never and text[at - 2:at] == "::":
+                    return True
+            st = self.feed(st, ch)
+        return False
+
     def _reserved_name(self, text: str, state: Any, since: int) -> bool:
         reserved = _RESERVED.get(self.name)
-        if not reserved or not re.search(r"\b(" + "|".join(sorted(reserved)) + r")\b",
-                                         text[max(0, len(text) - 64):]):
+        if not reserved or self._reserved is None or \
+                not self._reserved.search(text, max(0, len(text) - 64)):
             return False
-        root = self.oracle.tree(text + self.oracle.plain_close(text, state)).root_node
+        # The continuation that parsed shows how tree-sitter reads the text; a plain closing
+        # may be an error that it recovers from by taking a keyword for a name.
+        probe = self._witnesses.get(text) or text + self.oracle.plain_close(text, state)
+        root = self.oracle.tree(probe).root_node
         end = len(text.encode("utf-8"))
         node = root.descendant_for_byte_range(max(0, since - 16), end)
         stack = [node] if node is not None else []
@@ -209,6 +241,13 @@ _RESERVED = {
                                    "protected public template throw try typename using virtual"
                                    .split()),
 }
+# Token sequences no program of the language holds, though tree-sitter's grammar (lenient, or
+# recovering without an ERROR node) takes them: a token that completes one in code is refused.
+# "(,": an argument or parameter list, or a parenthesised expression, never starts with a comma
+# (not C/C++, where a macro's argument may be empty, nor Rust, whose macros take any tokens).
+# ":::": by maximal munch ``::`` then ``:``, which C++ never allows.
+_NEVER = {"javascript": ("(,",), "typescript": ("(,",), "java": ("(,",), "go": ("(,",),
+          "cpp": (":::",)}
 # An element's start where an expression starts, a closing tag, a fragment.
 _JSX = re.compile(r"(?:^|[=(,?:&|{}\[]|\breturn)\s*<[A-Za-z]|</[A-Za-z>]|/>|<>")
 

@@ -38,21 +38,22 @@ from grammar_constraints.clike_lexer import (
 
 # Fillers before the closers (and before the end): what may finish the construct that is open.
 # The first that parses wins, so the common ones come first.
-_FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " := x", "; x {}", " x; x {}",
+_FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " => x", " := x", "; x {}", " x; x {}",
             ": x", " x: x", " x = x;", " x;}", "x", " x =>x", ":x;", " x()", ";;", " x; x",
             " x.x", " 1", " : x", "() {}", "{}", "\n", " from 'x'", "'x'", " := x; x {}",
             " = x; x {}", " x; x; x {}", "; x; x {}", " range x {}",
-            " x := x; x {}", " => x", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
+            " x := x; x {}", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
             " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
             "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}",
-            " := range x {}", " := x; x {}")
+            " := range x {}", " := x; x {}", " while (x);", "() => x", " x x() {}", " -> x",
+            " = x {}", ' "x"', " (x);")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
 _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
            " while (x);", " in x {}", "{}", " : x", " : x;", " catch (x) {}", " -> x", " => {}",
            " fn x() {}")
 # The fillers tried with every variation of the joints (the rest only plainly).
-_COMMON = 8
+_COMMON = 9
 # After the last closer: a declaration may still need its end (``struct s {};``), a method its
 # name and body (Go's ``func (r *T) m() {}``), arrow parameters their body, an import its
 # source. Only tried with at most two brackets open: deeper, the declaration's end is far away.
@@ -65,7 +66,7 @@ _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(if|ifdef|ifndef|endif)\b", re.M)
 # Longest search for a continuation; past it the oracle does not know (and the caller fails
 # open). Accepting a token usually takes a few parses; refusing one tries every combination,
 # some hundreds of parses of the statement (incremental: only the end is re-parsed).
-BUDGET_S = 0.1
+BUDGET_S = 0.25
 
 
 # The grammar wheels: (module, its language function).
@@ -191,6 +192,8 @@ class TreeSitterOracle:
         self.name = name
         self.grammar = grammar or name  # the parser: "tsx" for typescriptreact
         self.dialect = DIALECTS[name]
+        # The last continuation that parsed: (text, text + continuation).
+        self.witness: tuple[str, str] | None = None
 
     def start(self) -> CState:
         return CState()
@@ -210,6 +213,7 @@ class TreeSitterOracle:
         deadline = time.perf_counter() + budget_s
         for probe in self._probes(text, state):
             if parses(self.grammar, probe, end):
+                self.witness = (text, probe)
                 return True
             if time.perf_counter() > deadline:
                 return None
@@ -274,6 +278,12 @@ class TreeSitterOracle:
                 heads.append(text + ("a" if state.mode == CHAR_QUOTE else ""))
         if re.search(r"(?<![\w.])\d[\w']*$", text):  # an unfinished number: 2_, 0x, 1e
             heads.append(text + "1")
+        angles = _open_angles(text) if in_code or state.mode in (CHAR_QUOTE, CHAR_ONE) else 0
+        if angles:
+            # Generic arguments or parameters left open (``Array<T``, ``<T extends``): the
+            # lexer cannot tell them from a comparison, so they are closed here, after the
+            # last word or after a type.
+            heads += [h + f + ">" * angles for h in list(heads) for f in ("", " x", "x")]
         closers = close_brackets(state.stack)
         default = _default_joints(closers)
         tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
@@ -282,25 +292,27 @@ class TreeSitterOracle:
         # #if) or before them (opened after it).
         endifs = self._endifs(text)
         frames = [("", end + endifs)] + ([(endifs, end)] if endifs else [])
+        if end:  # the ";" ends a struct or class; after a function's body it may not stand
+            frames += [("", endifs)] + ([(endifs, "")] if endifs else [])
         # 1. Each filler, the brackets closed plainly.
-        for before, after in frames:
-            for head in heads:
-                for filler in fillers:
+        for head in heads:
+            for filler in fillers:
+                for before, after in frames:
                     yield head + filler + before + _join(closers, default) + after
         # 2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``).
-        for before, after in frames:
-            for head in heads:
-                for filler in fillers[:_COMMON]:
-                    for i in range(1, len(closers)):
-                        for joint in _JOINTS:
-                            if joint != default[i - 1]:
-                                joints = [*default[: i - 1], joint, *default[i:]]
+        for head in heads:
+            for filler in fillers[:_COMMON]:
+                for i in range(1, len(closers)):
+                    for joint in _JOINTS:
+                        if joint != default[i - 1]:
+                            joints = [*default[: i - 1], joint, *default[i:]]
+                            for before, after in frames:
                                 yield head + filler + before + _join(closers, joints) + after
         # 3. Common fillers with a declaration's end after the brackets.
-        for before, after in frames:
-            for head in heads:
-                for filler in fillers[:_COMMON]:
-                    for tail in tails[1:]:
+        for head in heads:
+            for filler in fillers[:_COMMON]:
+                for tail in tails[1:]:
+                    for before, after in frames:
                         yield head + filler + before + _join(closers, default) + tail + after
 
     def _endifs(self, text: str) -> str:
@@ -331,6 +343,28 @@ class TreeSitterOracle:
             if parses(self.grammar, prefix[:start]):
                 return start
         return 0
+
+
+# The tokens that open or close generic arguments, and those that only look like them.
+_ANGLE = re.compile(r"->|=>|<<=|>>=|<=|>=|<-|<<|>>|<|>|[;{}]")
+
+
+def _open_angles(text: str) -> int:
+    """How many ``<`` of generics the text's last statement leaves open, at a guess (a ``<``
+    directly after a name or ``::``, or after ``=``/``static`` in a generic arrow or method,
+    counts; a comparison then costs the search some useless probes, never a refusal)."""
+    depth = 0
+    for m in _ANGLE.finditer(text, max(0, len(text) - 400)):
+        t = m.group(0)
+        if t in (";", "{", "}"):
+            depth = 0
+        elif t == "<":
+            depth += 1
+        elif t == ">":
+            depth = max(0, depth - 1)
+        elif t == ">>":
+            depth = max(0, depth - 2)
+    return depth
 
 
 def _default_joints(closers: list[str]) -> list[str]:

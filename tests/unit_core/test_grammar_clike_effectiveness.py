@@ -48,13 +48,12 @@ from grammar_constraints.vocab import TokenTable
 LANGUAGES = ("javascript", "typescript", "go", "rust", "java", "c", "cpp")
 # Long enough that no check here runs out of time (a refusal takes < 0.3 s even under load).
 PATIENT_S = 5.0
-# Measured (generous budget) when this test was written: 118/136 = 0.868, both through
-# still_viable and through the constraint (javascript 20/21, typescript 16/19, go 19/20, rust
-# 15/19, java 17/19, c 16/19, cpp 15/19). The misses are tree-sitter's leniency (see
-# TREE_SITTER_ACCEPTS and test_recall's output): a keyword where a name must be ('return
-# return', 'int class', 'let let'; Rust and C++ read 'else {' as a struct/compound literal of
-# a type named 'else'), and a hole in an argument list.
-MIN_RECALL = 0.83
+# Measured (generous budget, and the same at the production budget on an idle machine),
+# 2026-11-29: 134/136 = 0.985, both through still_viable and through the constraint
+# (javascript, typescript, java, c, cpp all caught; go 19/20, rust 18/19). The two misses are
+# tree-sitter's leniency (TREE_SITTER_ACCEPTS): Go's ``a++ + b`` read as ``a + +(+b)``, and a
+# hole in a Rust argument list (which a macro's arguments may really hold). The issue's bar.
+MIN_RECALL = 0.95
 
 
 class PatientOracle(TreeSitterOracle):
@@ -282,6 +281,8 @@ int add(int a, int b) {
 
 # --- the corruptions: (kind, insert after the first occurrence of this text (None: at the
 # end), the corrupting text) --------------------------------------------------------------------
+# The corrupting text must leave no continuation: ``a +/`` may still become ``a +// note`` and
+# the next line, so the ``+/`` corruptions include the space after the slash.
 
 CORRUPTIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "javascript": [
@@ -330,7 +331,7 @@ CORRUPTIONS: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "go": [
         ("unmatched closer", "total := a + b", ")"),
-        ("doubled operator", "total := a ", "+/"),
+        ("doubled operator", "total := a ", "+/ "),
         ("else without if", "total := a + b\n\t", "else {"),
         ("return return", "\t\treturn ", "return "),
         ("missing operand (,", "fmt.Println(", ","),
@@ -352,7 +353,7 @@ CORRUPTIONS: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "rust": [
         ("unmatched closer", "let mut total = a + b", ")"),
-        ("doubled operator", "let mut total = a ", "+/"),
+        ("doubled operator", "let mut total = a ", "+/ "),
         ("else without if", "let mut total = a + b;\n    ", "else {"),
         ("let let", "    let ", "let "),
         ("missing operand (,", "HashMap::new(", ","),
@@ -394,7 +395,7 @@ CORRUPTIONS: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "c": [
         ("unmatched closer", "int total = a + b", ")"),
-        ("doubled operator", "int total = a ", "+/"),
+        ("doubled operator", "int total = a ", "+/ "),
         ("else without if", "int total = a + b;\n    ", "else {"),
         ("return return", "        return ", "return "),
         ("missing operand (,", "printf(", ","),
@@ -415,7 +416,7 @@ CORRUPTIONS: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "cpp": [
         ("unmatched closer", "int total = a + b", ")"),
-        ("doubled operator", "int total = a ", "+/"),
+        ("doubled operator", "int total = a ", "+/ "),
         ("else without if", "int total = a + b;\n    ", "else {"),
         ("return return", "        return ", "return "),
         ("missing operand (,", "f(", ","),
