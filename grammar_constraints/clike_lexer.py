@@ -42,8 +42,10 @@ CPP_RAW = 23  # C++: in R"delim( ... )delim" ; word = delim, run = chars of ')de
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
 TEMPLATE_OPEN = "$"  # on the bracket stack: inside ${ ... } of a template literal
-# On the bracket stack: the block of a ``do`` loop, which its ``while (...)`` must follow.
+# On the bracket stack: the block of a ``do`` loop, which its ``while (...)`` must follow, and
+# the block of a ``try``, which a handler must follow.
 DO_OPEN = "d"
+TRY_OPEN = "t"
 
 # After these words a '/' starts a regular expression, not a division (JavaScript).
 _REGEX_KEYWORDS = frozenset({"return", "typeof", "case", "do", "else", "in", "of", "new",
@@ -70,19 +72,20 @@ class Dialect:
     multiline_strings: bool = False  # Rust: "..." may span lines
     cpp_raw: bool = False  # C++ R"delim(...)delim"
     do_while: bool = True  # do { ... } while (...);
+    try_close: str = ""  # what closes a try block: its closer and a handler
 
 
 DIALECTS = {
     "javascript": Dialect("javascript", char_literals=False, single_quote_strings=True,
-                          templates=True, regex=True, strict=False),
+                          templates=True, regex=True, strict=False, try_close="} finally {}"),
     "typescript": Dialect("typescript", char_literals=False, single_quote_strings=True,
-                          templates=True, regex=True, strict=False),
+                          templates=True, regex=True, strict=False, try_close="} finally {}"),
     "go": Dialect("go", backtick_raw=True, do_while=False),
     "rust": Dialect("rust", char_literals=False, rust=True, multiline_strings=True,
                     do_while=False),
-    "java": Dialect("java", text_blocks=True),
+    "java": Dialect("java", text_blocks=True, try_close="} finally {}"),
     "c": Dialect("c"),
-    "cpp": Dialect("cpp", digit_separators=True, cpp_raw=True),
+    "cpp": Dialect("cpp", digit_separators=True, cpp_raw=True, try_close="} catch (...) {}"),
 }
 
 
@@ -135,11 +138,13 @@ def _code(d: Dialect, st: CState, ch: str) -> CState | None:
     if ch in OPENERS:
         if ch == "{" and d.do_while and word_before == "do":
             ch = DO_OPEN
+        elif ch == "{" and d.try_close and word_before == "try":
+            ch = TRY_OPEN
         return CState(CODE, stack + ch, 0, 0, "", new_last)
     if ch in CLOSERS:
         if stack and stack[-1] == TEMPLATE_OPEN and ch == "}":
             return CState(TEMPLATE, stack[:-1], 0, 0, "", "\0s")
-        if not stack or stack[-1] != CLOSERS[ch] and not (stack[-1] == DO_OPEN and ch == "}"):
+        if not stack or stack[-1] != CLOSERS[ch] and not (stack[-1] in _BLOCKS and ch == "}"):
             if d.strict:
                 return None
             return CState(CODE, stack, 0, 0, "", new_last)  # JSX text: leave the stack alone
@@ -355,13 +360,16 @@ def closing(d: Dialect, state: CState) -> str:
     return ""
 
 
-def close_brackets(stack: str) -> list[str]:
+def close_brackets(stack: str, dialect: Dialect | None = None) -> list[str]:
     """The closer of each open bracket, innermost first (``}` `` ends a template substitution
-    and its template, ``} while (x);`` a do loop's block)."""
-    return [_CLOSE_SPECIAL.get(b) or OPENERS[b] for b in reversed(stack)]
+    and its template, ``} while (x);`` a do loop's block, the dialect's ``try_close`` a try
+    block)."""
+    return [_CLOSE_SPECIAL.get(b) or (dialect.try_close if b == TRY_OPEN and dialect else "")
+            or OPENERS.get(b, "}") for b in reversed(stack)]
 
 
 _CLOSE_SPECIAL = {TEMPLATE_OPEN: "}`", DO_OPEN: "} while (x);"}
+_BLOCKS = (DO_OPEN, TRY_OPEN)
 
 
 def in_code(state: CState) -> bool:

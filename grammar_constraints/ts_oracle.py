@@ -194,6 +194,11 @@ class TreeSitterOracle:
         self.dialect = DIALECTS[name]
         # The last continuation that parsed: (text, text + continuation).
         self.witness: tuple[str, str] | None = None
+        # The last search ran out of time: the construct being written is one the search does
+        # not know, and the next token's search would most likely run out too. Until a search
+        # succeeds again, searches get a fifth of the budget (a time-out lets the token through,
+        # so this costs no soundness, only the refusals the long search would have made).
+        self.behind = False
 
     def start(self) -> CState:
         return CState()
@@ -210,12 +215,14 @@ class TreeSitterOracle:
             if state is None:
                 return False
         end = len(text.encode("utf-8"))
-        deadline = time.perf_counter() + budget_s
+        deadline = time.perf_counter() + (budget_s / 5 if self.behind else budget_s)
         for probe in self._probes(text, state):
             if parses(self.grammar, probe, end):
                 self.witness = (text, probe)
+                self.behind = False
                 return True
             if time.perf_counter() > deadline:
+                self.behind = True
                 return None
         return False
 
@@ -225,7 +232,7 @@ class TreeSitterOracle:
 
     def plain_close(self, text: str, state: CState) -> str:
         """What closes ``text`` plainly: its open literal or comment, then its brackets."""
-        closers = close_brackets(state.stack)
+        closers = close_brackets(state.stack, self.dialect)
         return closing(self.dialect, state) + _join(closers, _default_joints(closers))
 
     def first_error(self, text: str, state: CState) -> int:
@@ -282,47 +289,65 @@ class TreeSitterOracle:
         if angles:
             # Generic arguments or parameters left open (``Array<T``, ``<T extends``): the
             # lexer cannot tell them from a comparison, so they are closed here, after the
-            # last word or after a type.
-            heads += [h + f + ">" * angles for h in list(heads) for f in ("", " x", "x")]
-        closers = close_brackets(state.stack)
+            # last word or after a type. In code, right after the common readings (the text
+            # itself, its last word grown); after a Rust lifetime's quote, last.
+            at = (2 if len(heads) > 1 and heads[1] == text + "x" else 1) if in_code \
+                else len(heads)
+            heads[at:at] = [h + f + ">" * angles for h in heads[:at] for f in ("", " x", "x")]
+        closers = close_brackets(state.stack, self.dialect)
         default = _default_joints(closers)
         tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
         end = ";" if self.name in ("c", "cpp") and closers and closers[-1] == "}" else ""
         # C/C++ conditionals left open: their #endif goes after the brackets (opened before the
-        # #if) or before them (opened after it).
-        endifs = self._endifs(text)
-        frames = [("", end + endifs)] + ([(endifs, end)] if endifs else [])
-        if end:  # the ";" ends a struct or class; after a function's body it may not stand
-            frames += [("", endifs)] + ([(endifs, "")] if endifs else [])
+        # #if), before them (opened after it), or between (a method's body, in a class body
+        # the #if is in).
+        endifs, inside = self._endifs(text)
+        split = [*default[: inside - 1], default[inside - 1] + endifs, *default[inside:]] \
+            if 0 < inside < len(closers) else None
+
+        def layouts_ending(e: str) -> list[tuple[str, list[str], str]]:
+            return [("", default, e + endifs)] + ([(endifs, default, e)] if endifs else []) + \
+                ([("", split, e)] if split else [])
+
+        # The ";" ends a struct or class; after a function's body it may not stand.
+        layouts = layouts_ending(end) + (layouts_ending("") if end else [])
         # 1. Each filler, the brackets closed plainly.
         for head in heads:
             for filler in fillers:
-                for before, after in frames:
-                    yield head + filler + before + _join(closers, default) + after
+                for before, joints, after in layouts:
+                    yield head + filler + before + _join(closers, joints) + after
         # 2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``).
         for head in heads:
             for filler in fillers[:_COMMON]:
                 for i in range(1, len(closers)):
                     for joint in _JOINTS:
                         if joint != default[i - 1]:
-                            joints = [*default[: i - 1], joint, *default[i:]]
-                            for before, after in frames:
+                            for before, base, after in layouts:
+                                joints = [*base[: i - 1], joint, *base[i:]]
                                 yield head + filler + before + _join(closers, joints) + after
         # 3. Common fillers with a declaration's end after the brackets.
         for head in heads:
             for filler in fillers[:_COMMON]:
                 for tail in tails[1:]:
-                    for before, after in frames:
-                        yield head + filler + before + _join(closers, default) + tail + after
+                    for before, joints, after in layouts:
+                        yield head + filler + before + _join(closers, joints) + tail + after
 
-    def _endifs(self, text: str) -> str:
-        """C and C++: an ``#endif`` for each conditional the text leaves open."""
+    def _endifs(self, text: str) -> tuple[str, int]:
+        """C and C++: an ``#endif`` for each conditional the text leaves open, and how many
+        brackets were opened (net, counted roughly) after the innermost open one."""
         if self.name not in ("c", "cpp") or "#" not in text:
-            return ""
-        depth = 0
+            return "", 0
+        opened: list[int] = []
         for m in _DIRECTIVE.finditer(text):
-            depth += 1 if m.group(1).startswith("if") else -1
-        return "\n#endif" * max(0, depth) + ("\n" if depth > 0 else "")
+            if m.group(1).startswith("if"):
+                opened.append(m.end())
+            elif opened:
+                opened.pop()
+        if not opened:
+            return "", 0
+        after = text[opened[-1]:]
+        inside = sum(after.count(c) for c in "([{") - sum(after.count(c) for c in ")]}")
+        return "\n#endif" * len(opened) + "\n", inside
 
     def anchor(self, prefix: str) -> int:
         """Where the top-level declaration that ``prefix`` ends in begins: the last line at
