@@ -46,12 +46,16 @@ _FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " => x", " := x"
             " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
             "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}",
             " := range x {}", " := x; x {}", " while (x);", "() => x", " x x() {}", " -> x",
-            " = x {}", ' "x"', " (x);")
+            " = x {}", ' "x"', " (x);", " catch (...) {}", " finally {}")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
 _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
            " while (x);", " in x {}", "{}", " : x", " : x;", " catch (x) {}", " -> x", " => {}",
            " fn x() {}")
+# The joints tried after the innermost closer with every filler.
+_INNER_JOINTS = (" {}", ";", " => x", ">", " x {}")
+# The joints tried in pairs.
+_PAIR_JOINTS = ("{}", " {}", ";", " x", " => x", "() {}")
 # The fillers tried with every variation of the joints (the rest only plainly).
 _COMMON = 9
 # After the last closer: a declaration may still need its end (``struct s {};``), a method its
@@ -325,12 +329,28 @@ class TreeSitterOracle:
                             for before, base, after in layouts:
                                 joints = [*base[: i - 1], joint, *base[i:]]
                                 yield head + filler + before + _join(closers, joints) + after
+        # 2b. The other fillers with the innermost bracket's most common joints (a Java
+        # record's ``(@x x x) {}``, Go's ``[]<-chan x) {}``).
+        for filler in fillers[_COMMON:]:
+            for joint in _INNER_JOINTS:
+                if len(closers) > 1 and joint != default[0]:
+                    for before, base, after in layouts[:1]:
+                        yield heads[0] + filler + before + _join(closers, [joint, *base[1:]]) + after
         # 3. Common fillers with a declaration's end after the brackets.
         for head in heads:
             for filler in fillers[:_COMMON]:
                 for tail in tails[1:]:
                     for before, joints, after in layouts:
                         yield head + filler + before + _join(closers, joints) + tail + after
+        # 4. Two joints varied, the text as it is (``&struct {`` in a literal in a range
+        # clause: ``}{}`` closes the literal, `` {}`` is the loop's body).
+        for i in range(1, len(closers)):
+            for j in range(i + 1, len(closers)):
+                for a in _PAIR_JOINTS:
+                    for b in _PAIR_JOINTS:
+                        for before, base, after in layouts[:1]:
+                            joints = [*base[: i - 1], a, *base[i:j - 1], b, *base[j:]]
+                            yield heads[0] + before + _join(closers, joints) + after
 
     def _endifs(self, text: str) -> tuple[str, int]:
         """C and C++: an ``#endif`` for each conditional the text leaves open, and how many
