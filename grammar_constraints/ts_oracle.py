@@ -46,7 +46,8 @@ _FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " => x", " := x"
             " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
             "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}",
             " := range x {}", " := x; x {}", " while (x);", "() => x", " x x() {}", " -> x",
-            " = x {}", ' "x"', " (x);", " catch (...) {}", " finally {}")
+            " = x {}", ' "x"', " (x);", " catch (...) {}", " finally {}",
+            " class x {}", " function x() {}", " as x from 'x'")
 # Between a closed bracket and the block around it: the statement may end there, or need its
 # body (``if (x) {}``, Go's ``if x {}``).
 _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "x>",
@@ -55,7 +56,7 @@ _JOINTS = (";", " {}", "", " x;", "; x {}", "() {}", " => x", " x", " = x {}", "
 # The joints tried after the innermost closer with every filler.
 _INNER_JOINTS = (" {}", ";", " => x", ">", " x {}")
 # The joints tried in pairs.
-_PAIR_JOINTS = ("{}", " {}", ";", " x", " => x", "() {}")
+_PAIR_JOINTS = ("{}", " {}", ";", " x", " => x", "() {}", " : x")
 # The fillers tried with every variation of the joints (the rest only plainly).
 _COMMON = 9
 # After the last closer: a declaration may still need its end (``struct s {};``), a method its
@@ -106,14 +107,19 @@ def keywords(name: str) -> tuple[str, ...]:
     lang = language(name)
     kinds = (lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
              if not lang.node_kind_is_named(i))
-    return tuple(sorted({k for k in kinds if k and re.fullmatch(r"[a-z][a-z_]+", k)}))
+    return tuple(sorted({k for k in kinds if k and re.fullmatch(r"[a-z][a-z_]+(-[a-z]+)?", k)}))
 
 
 class _Incremental:
-    """A parser that reuses its last tree: the probes of one check share their long start, so
+    """A parser that reuses an earlier tree: the probes of one check share their long start, so
     tree-sitter re-parses only around the changed end. One per thread and grammar (a
     tree-sitter parser is not thread-safe; the model thread checks tokens while a worker cuts
-    finished completions)."""
+    finished completions).
+
+    A probe's tree is built from the *base* (the text being checked, set by ``rebase``), not
+    from the previous probe's: chains of incremental parses through trees with errors in them
+    can end in a tree with an error that a fresh parse does not have (seen on a Java file: the
+    134th probe of a check parsed cleanly alone, not after the 133 before it)."""
 
     def __init__(self, name: str) -> None:
         import tree_sitter
@@ -121,17 +127,31 @@ class _Incremental:
         self.parser = tree_sitter.Parser(language(name))
         self.source = b""
         self.tree: Any = None
+        self.base_source = b""
+        self.base_tree: Any = None
+
+    def rebase(self, source: bytes) -> Any:
+        """Parse ``source`` and keep its tree as the one later parses that extend it reuse."""
+        tree = self.parse(source)
+        self.base_source, self.base_tree = source, tree
+        return tree
 
     def parse(self, source: bytes) -> Any:
-        old = self.tree
+        if self.base_tree is not None and len(self.base_source) >= 64 and \
+                source.startswith(self.base_source):
+            old, old_source = self.base_tree.copy(), self.base_source
+        else:
+            old, old_source = self.tree, self.source
         if old is not None:
-            common = _common_prefix(self.source, source)
+            common = _common_prefix(old_source, source)
             if common < 64:  # little to reuse
                 old = None
             else:
-                old.edit(start_byte=common, old_end_byte=len(self.source),
+                if old is self.tree:
+                    old = old.copy()
+                old.edit(start_byte=common, old_end_byte=len(old_source),
                          new_end_byte=len(source), start_point=_point(source, common),
-                         old_end_point=_point(self.source, len(self.source)),
+                         old_end_point=_point(old_source, len(old_source)),
                          new_end_point=_point(source, len(source)))
         tree = self.parser.parse(source, old) if old is not None else self.parser.parse(source)
         self.source, self.tree = source, tree
@@ -219,6 +239,7 @@ class TreeSitterOracle:
             if state is None:
                 return False
         end = len(text.encode("utf-8"))
+        _parser(self.grammar).rebase(text.encode("utf-8"))
         deadline = time.perf_counter() + (budget_s / 5 if self.behind else budget_s)
         for probe in self._probes(text, state):
             if parses(self.grammar, probe, end):
@@ -268,6 +289,11 @@ class TreeSitterOracle:
         if in_code:
             heads = [text]
             word = re.search(r"[A-Za-z_]\w*$", text)
+            hyphened = re.search(r"\b[a-z]+-[a-z]*$", text)
+            if hyphened:  # Java's non-sealed
+                w = hyphened.group(0)
+                heads += [text + k[len(w):] for k in keywords(self.grammar)
+                          if k.startswith(w) and k != w]
             if word:
                 # The last word may still grow: into a name (``for`` → ``format``), or into a
                 # keyword (``e`` → ``else``).

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from grammar_constraints.cursor import SyntaxCursor
+from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks
 from grammar_constraints.vocab import TokenTable
 from lspbench.tasks import load_humaneval
 from server.config import Config
@@ -76,49 +77,17 @@ def test_standard_library_files_are_accepted(model) -> None:  # type: ignore[no-
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "grammar_corpus"
 LANGUAGES = ("javascript", "typescript", "go", "rust", "java", "c", "cpp")
-CHUNK_LINES = 8  # a completion's worth: a new cursor (a new request) every 8 lines
-MAX_CHARS = 6000
 
 
 def corpus_files(language: str) -> list[Path]:
     return sorted(p for p in (CORPUS / language).iterdir() if p.is_file())
 
 
-def cut_whole(syntax, source: str) -> str:  # type: ignore[no-untyped-def]
-    """The file up to MAX_CHARS, cut before a top-level declaration so it stays valid."""
-    return source if len(source) <= MAX_CHARS else source[: syntax.anchor(source[:MAX_CHARS])]
-
-
-def teacher_force_chunks(backend, table: TokenTable, syntax, source: str  # type: ignore[no-untyped-def]
-                         ) -> tuple[int, int, list[str]]:
-    """Feed ``source`` a chunk of lines at a time, each through a fresh cursor whose prefix is
-    the text before it (as the server would); (tokens fed, cursors that stood aside because
-    they judged the prefix broken, refusals)."""
-    lines = source.splitlines(keepends=True)
-    fed, aside, refused = 0, 0, []
-    for start in range(0, len(lines), CHUNK_LINES):
-        prefix = "".join(lines[:start])
-        chunk = "".join(lines[start:start + CHUNK_LINES])
-        ids = backend.encode(chunk)
-        cursor = SyntaxCursor(table, prefix, backend.decode, syntax)
-        if not cursor.enabled:  # fails open: no refusal, but no constraint either
-            aside += 1
-            continue
-        for k, tok in enumerate(ids):
-            fed += 1
-            if not cursor.viable_with(tok):
-                refused.append(f"after {(prefix + backend.decode(ids[:k]))[-70:]!r}: "
-                               f"{backend.decode([tok])!r}")
-            cursor.accept(tok)
-    return fed, aside, refused
-
-
-# False refusals measured on this corpus (2026-11-29): 0 to 0.31% of tokens per language; the
-# continuation search does not cover every construct (nested do-while, Go anonymous struct
-# literals and generic parameter lists, Rust macro_rules patterns and bounds, TS call
-# signatures in type literals, C++ template argument lists). A new miss shows up as a rise over
-# this bound.
-MAX_REFUSAL_RATE = 0.004
+# False refusals measured on this corpus (2026-11-29): none, except three in TypeScript, all in
+# one conditional type (zustand-persist.ts: a function type as a member of an object type after
+# ``S extends {``, where the continuation must end in ``? x : x`` after varied joints, a
+# combination the search does not try). Any new one fails the test.
+KNOWN_REFUSALS = {"typescript": 3}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -128,15 +97,13 @@ def test_real_files_are_accepted(model, language: str) -> None:  # type: ignore[
     backend, table = model
     syntax = syntax_for(language)
     assert syntax is not None
-    fed, aside, chunks, refused = 0, 0, 0, []
+    found = Forced()
     for path in corpus_files(language):
         source = cut_whole(syntax, path.read_text(encoding="utf-8"))
-        n, m, bad = teacher_force_chunks(backend, table, syntax, source)
-        fed, aside = fed + n, aside + m
-        chunks += -(-len(source.splitlines()) // CHUNK_LINES)
-        refused += [f"{path.name}: {r}" for r in bad]
-    print(f"\n{language}: {len(refused)} refused of {fed} tokens ({len(refused) / fed:.3%}); "
-          f"{aside}/{chunks} cursors stood aside")
-    assert fed > 2000
-    assert aside <= 0.05 * chunks  # a cursor that stands aside does not constrain at all
-    assert len(refused) / fed <= MAX_REFUSAL_RATE, refused[:10]
+        found.add(teacher_force_chunks(backend.encode, backend.decode, table, syntax, source),
+                  f"{path.name}: ")
+    print(f"\n{language}: {len(found.refused)} refused of {found.fed} tokens; "
+          f"{found.aside}/{found.chunks} cursors stood aside")
+    assert found.fed > 2000
+    assert found.aside <= 0.05 * found.chunks  # a cursor that stands aside does not constrain
+    assert len(found.refused) <= KNOWN_REFUSALS.get(language, 0), found.refused[:10]

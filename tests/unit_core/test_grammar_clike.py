@@ -302,32 +302,43 @@ def test_closing_ends_the_literal(lang: str) -> None:
 # --- the oracle -------------------------------------------------------------------------------
 
 VIABLE = {
-    "javascript": ["function f(a, b) {\n  return a +", "const x = [1, 2", "if (a &&",
+    "javascript": ["function f() {\n  try {\n    g();", "function f() {\n  do {\n    g();",
+                   "function f(a, b) {\n  return a +", "const x = [1, 2", "if (a &&",
                    "const s = `a${b", "x = /[(]/.test(", "class A extends", "import { a,",
                    "const f = (a, b) =>", "obj?.", "let {a, b} =", "/* comment (",
                    "const s = 'it\\'s", "x = (/", "x = /", "for (let i = 0;"],
-    "typescript": ["function f(x: Array<", "interface A {\n  x:", "const x: number | ",
+    "typescript": ["const f = <T extends", "class A {\n  xs: Array<B & {",
+                   "function f(x: Array<", "interface A {\n  x:", "const x: number | ",
                    "type T = {", "let a = b as", "class A implements", "function f<T extends",
                    "enum E {", "x = (/"],
-    "go": ["func f() {\n\tif err :=", 'package main\n\nimport (\n\t"fmt"', "type T struct {\n\tX",
+    "go": ['func f() {\n\tfor _, t := range []struct {\n\t\tn string\n\t}{\n\t\t{"a", &struct {\n',
+           "func f(c []<-", "func f() {\n\tif err :=",
+           'package main\n\nimport (\n\t"fmt"', "type T struct {\n\tX",
            "func (r *T) M(", "x := []int{1,", "func f() {\n\tfor i, v := range",
            "func f() {\n\tgo func() {", "var s = `raw\n", "func f() {\n\tswitch x {\n\tcase 1:",
            "func f() {\n\tselect {"],
-    "rust": ["fn main() {\n    let v: Vec<", "impl<T: Clone> S<T> {",
+    "rust": ["fn f<'a, S: io::Write<'", "impl W for Q<&mut F<'", "fn f() {\n    if let Some(x)",
+             "fn main() {\n    let v: Vec<", "impl<T: Clone> S<T> {",
              "fn f() {\n    match x {\n        Some(y) =>", 'const S: &str = r#"a"',
              "fn f<'a>(x: &'a", "const C: char = '", "#[derive(Debug,", "use std::{io,",
              "struct S {\n    x:", "/* a /* b */", "fn f() {\n    for i in 0..",
              "fn f() {\n    'outer: loop {", "fn f() -> Result<(), E> {\n    let x = g()?"],
-    "java": ["class A {\n  void f() {\n    for (int i = 0; i <",
+    "java": ["class A {\n  void f() {\n    try {\n      g();", "class A {\n  static <T, E extends",
+             "class A {\n  record R(@", "class A {\n  F<A, B> f() {\n    return (final A a)",
+             "class A {\n  void f() {\n    for (int i = 0; i <",
              "public class A extends B implements", "class A {\n  List<String> xs = new ArrayList<",
              'class A {\n  String s = """\n  a', "class A {\n  @Override\n  public",
              "class A {\n  void f() {\n    try {\n      f();\n    } catch (",
              "class A {\n  int[] a = {1,", "class A {\n  Runnable r = () ->"],
-    "c": ["int main(void) {\n  return sizeof(", "#include <stdio.h>\n", "struct s {\n  int x;",
+    "c": ["void f() {\n  do {\n    do {\n      x++;", "void f() {\n  do {\n    x++;\n  }",
+          "void f() {\n  do {\n    g();\n  } while", "int main(void) {\n  return sizeof(",
+          "#include <stdio.h>\n", "struct s {\n  int x;",
           "typedef struct {", "int *p = &", "void f() {\n  for (;;", 'char *s = "a\\n',
           "int x = a ? b :", "void f() {\n  switch (x) {\n  case 1:",
           "#define MAX(a, b) ((a) > (b) ?"],
-    "cpp": ["template <typename T>\nstruct S {\n  T", "std::vector<int> v{",
+    "cpp": ["void f() {\n  try {\n    g();", "class A {\n#ifndef X\n  void f() {\n    int y = g(",
+            "void f() {\n  auto n = std::numeric_limits<unsigned>::digits /",
+            "void f() {\n  g([&", "template <typename T>\nstruct S {\n  T", "std::vector<int> v{",
             "auto f = [&](int x) {", "namespace a {", "class A : public", "int x = 1'000",
             "void f() {\n  std::cout <<", "char c = u8'"],
 }
@@ -362,6 +373,79 @@ def test_broken_prefixes(lang: str) -> None:
     oracle = TreeSitterOracle(lang)
     accepted = [t for t in NOT_VIABLE[lang] if oracle.viable(t, budget_s=PATIENT_S) is not False]
     assert not accepted, accepted
+
+
+NEVER = [("javascript", "f(", ","), ("typescript", "g(x, (", " ,"),
+         ("java", "class A {\n  void f() {\n    g(", ","),
+         ("go", "func f() {\n\tg(\n\t\t", ","), ("cpp", "void f() {\n  std:", "::"),
+         ("cpp", "void f() {\n  std::", ":"),
+         ("javascript", "f(/* a comment is no operand */", ",")]
+NOT_NEVER = [("javascript", "s = '(", ",'"), ("javascript", "x = [1 // (\n", ", 2]"),
+             ("java", 'class A {\n  String s = "(', ',";'), ("c", "F(", ","),
+             ("rust", "m!(", ","), ("cpp", 'auto s = ":', '::";'), ("cpp", "a ? b : ", "::c")]
+
+
+@pytest.mark.parametrize(("lang", "before", "token"), NEVER)
+def test_sequences_no_program_holds_are_refused(lang: str, before: str, token: str) -> None:
+    """tree-sitter accepts ``f(, a)`` in JavaScript, ``std:::x`` in C++; the syntax refuses the
+    token that completes such a sequence in code."""
+    syntax = syntax_for(lang)
+    assert isinstance(syntax, ClikeSyntax)
+    state = syntax.feed(syntax.start(), before)
+    after = syntax.feed(state, token)
+    assert after is not None
+    assert not syntax.still_viable(before + token, after, before, state)
+
+
+@pytest.mark.parametrize(("lang", "before", "token"), NOT_NEVER)
+def test_the_same_characters_elsewhere_are_not_refused(lang: str, before: str,
+                                                       token: str) -> None:
+    """In a string or a comment, in C (a macro's argument may be empty), in a Rust macro, or
+    apart (``: ::c``), the same characters are fine."""
+    syntax = syntax_for(lang)
+    assert isinstance(syntax, ClikeSyntax)
+    state = syntax.feed(syntax.start(), before)
+    after = syntax.feed(state, token)
+    assert after is not None
+    assert not syntax._never_valid(before + token, before, state)
+
+
+def test_do_and_try_blocks_close_with_what_must_follow() -> None:
+    state = lex("c", "void f() {\n  do {\n    do {")
+    assert state is not None and state.stack == "{" + lx.DO_OPEN * 2
+    assert close_brackets(state.stack, DIALECTS["c"])[:2] == ["} while (x);"] * 2
+    state = lex("c", "void f() {\n  do {\n    do {}")  # a closer pops the block
+    assert state is not None and state.stack == "{" + lx.DO_OPEN
+    for lang, handler in (("java", "} finally {}"), ("javascript", "} finally {}"),
+                          ("cpp", "} catch (...) {}")):
+        state = lex(lang, "x = 1; try {")
+        assert state is not None and state.stack == lx.TRY_OPEN, lang
+        assert close_brackets(state.stack, DIALECTS[lang]) == [handler]
+    for lang in ("go", "rust", "c"):  # no do-while (Go, Rust) or no try (C, Go, Rust)
+        state = lex(lang, "try {")
+        assert state is not None and state.stack == "{", lang
+    state = lex("go", "do {")
+    assert state is not None and state.stack == "{"
+
+
+@pytest.mark.parametrize(("text", "angles"), [
+    ("Array<T", 1), ("Map<K, List<V", 2), ("Map<K, List<V>", 1), ("x<<y", 0), ("a -> b", 0),
+    ("f(a) => b <= c", 0), ("Vec<Vec<u8>> x = y < z", 1), ("a < b; c", 0), ("x < y {", 0),
+    ("std::vector<std::pair<int, int>> v", 0)])
+def test_open_angles(text: str, angles: int) -> None:
+    from grammar_constraints.ts_oracle import _open_angles
+
+    assert _open_angles(text) == angles
+
+
+def test_a_search_that_ran_out_of_time_makes_the_next_one_short() -> None:
+    oracle = TreeSitterOracle("c")
+    assert oracle.viable("int x = 1 2", budget_s=0.0) is None  # out of time at once
+    assert oracle.behind
+    assert oracle.viable("int x = 1 +", budget_s=PATIENT_S) is True
+    assert not oracle.behind and oracle.witness is not None
+    text, probe = oracle.witness
+    assert text == "int x = 1 +" and probe.startswith(text) and parses("c", probe, len(text))
 
 
 def test_the_examples_of_the_brief_through_the_syntax() -> None:
