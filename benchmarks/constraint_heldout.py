@@ -90,7 +90,7 @@ def main() -> int:
         grammar = getattr(getattr(syntax, "oracle", None), "grammar", language)
         candidates = [(p, s) for p, s in SOURCES[language]() if usable(s)]
         random.Random(args.seed).shuffle(candidates)
-        found, used, skipped = Forced(), [], 0
+        found, used, skipped = Forced(), list[str](), 0
         t0 = time.perf_counter()
         for path, source in candidates:
             if len(used) >= args.files:
