@@ -315,12 +315,13 @@ class TreeSitterOracle:
                 heads.append(text + ("a" if state.mode == CHAR_QUOTE else ""))
         if re.search(r"(?<![\w.])\d[\w']*$", text):  # an unfinished number: 2_, 0x, 1e
             heads.append(text + "1")
-        angles = _open_angles(text) if in_code or state.mode in (CHAR_QUOTE, CHAR_ONE) else 0
+        angles = _open_angles(text)
         if angles:
             # Generic arguments or parameters left open (``Array<T``, ``<T extends``): the
             # lexer cannot tell them from a comparison, so they are closed here, after the
             # last word or after a type. In code, right after the common readings (the text
-            # itself, its last word grown); after a Rust lifetime's quote, last.
+            # itself, its last word grown); in a literal (``Pick<T, "a" | "``, a Rust
+            # lifetime's quote), last.
             at = (2 if len(heads) > 1 and heads[1] == text + "x" else 1) if in_code \
                 else len(heads)
             heads[at:at] = [h + f + ">" * angles for h in heads[:at] for f in ("", " x", "x")]
