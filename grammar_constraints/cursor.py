@@ -90,9 +90,7 @@ class SyntaxCursor:
             self.accept(tok)
 
     def fill_mask(self, logits: np.ndarray) -> None:
-        if self.syntax.lexical_mask:  # the table's modes are Python's
-            state = self.state
-            self.table.mask(logits, state.mode, state.stack, state.run)
+        self.syntax.fill_mask(self.table, logits, self.state)
 
     def viable_with(self, token: int) -> bool:
         if token in self.table.exempt:

@@ -2,7 +2,8 @@
 
 Python has its own lexer (with the vectorised vocabulary mask) and an exact oracle on CPython's
 parser; the C-family languages share a configurable lexer and the tree-sitter oracle
-(:mod:`grammar_constraints.ts_oracle`) on the official grammar wheels.
+(:mod:`grammar_constraints.ts_oracle`) on the official grammar wheels, and the strict ones (Go,
+Rust, Java, C, C++) a vectorised mask of the tokens whose closing brackets match nothing open.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
+import numpy as np
+
 from grammar_constraints import python_lexer, python_oracle
 from grammar_constraints.clike_lexer import CODE
 from grammar_constraints.ts_oracle import TreeSitterOracle
+from grammar_constraints.vocab import TokenTable
 
 # LSP language ids → the constraint's language names.
 LANGUAGE_IDS = {
@@ -28,9 +32,13 @@ class Syntax(Protocol):
     """What the cursor and the end-of-generation check need from a language."""
 
     name: str
-    lexical_mask: bool  # the vocabulary table's mask applies (its modes are Python's)
 
     def start(self) -> Any: ...
+
+    def fill_mask(self, table: TokenTable, logits: np.ndarray, state: Any) -> None:
+        """The vectorised lexical layer: set the logits of tokens that cannot follow
+        ``state`` to -inf (over the whole vocabulary)."""
+        ...
 
     def feed(self, state: Any, text: str) -> Any | None: ...
 
@@ -51,10 +59,13 @@ class Syntax(Protocol):
 
 class PythonSyntax:
     name = "python"
-    lexical_mask = True
 
     def start(self) -> python_lexer.LexState:
         return python_lexer.LexState()
+
+    def fill_mask(self, table: TokenTable, logits: np.ndarray,
+                  state: python_lexer.LexState) -> None:
+        table.mask(logits, state.mode, state.stack, state.run)
 
     def feed(self, state: python_lexer.LexState, text: str) -> python_lexer.LexState | None:
         return python_lexer.feed(state, text)
@@ -91,7 +102,6 @@ class ClikeSyntax:
       token is refused only if the text's first parse error moved earlier with it.
     """
 
-    lexical_mask = False
 
     def __init__(self, name: str, grammar: str | None = None) -> None:
         self.name = name
@@ -116,6 +126,12 @@ class ClikeSyntax:
 
     def start(self) -> Any:
         return self.oracle.start()
+
+    def fill_mask(self, table: TokenTable, logits: np.ndarray, state: Any) -> None:
+        # Only the strict dialects (Go, Rust, Java, C, C++), whose lexer refuses a closer that
+        # matches no opener anyway: in JavaScript/TypeScript, JSX text may hold any bracket.
+        if self.oracle.dialect.strict and state.mode == CODE:
+            table.mask_closers(logits, state.stack)
 
     def feed(self, state: Any, text: str) -> Any | None:
         return self.oracle.feed(state, text)

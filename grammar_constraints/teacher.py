@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from grammar_constraints.cursor import SyntaxCursor
 from grammar_constraints.languages import Syntax
 from grammar_constraints.vocab import TokenTable
@@ -54,7 +56,9 @@ def teacher_force_chunks(encode: Callable[[str], Sequence[int]],
             continue
         for k, tok in enumerate(ids):
             out.fed += 1
-            if not cursor.viable_with(tok):
+            logits = np.zeros(table.size, dtype=np.float32)
+            cursor.fill_mask(logits)  # the vectorised layer, then the exact check
+            if not np.isfinite(logits[tok]) or not cursor.viable_with(tok):
                 out.refused.append(f"after {(prefix + decode(ids[:k]))[-70:]!r}: "
                                    f"{decode([tok])!r}")
             cursor.accept(tok)

@@ -22,6 +22,11 @@ import numpy as np
 from grammar_constraints.python_lexer import CODE_ESC, FORBIDDEN, N_MODES, signature
 
 _SPECIAL_CHARS = frozenset("'\"#\\()[]{}\n\r") | FORBIDDEN
+# The C-family closer mask: a token with one of these may change the lexical mode (a string,
+# a character or lifetime, a comment, a directive, an escape, a template), so its brackets
+# are not simply brackets; such tokens are never masked by it.
+_CLIKE_CONTEXTUAL = frozenset("'\"`/#\\$")
+_OPENER_OF = {")": "(", "]": "[", "}": "{"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class TokenTable:
         self.exempt = frozenset(exempt)
         self.exempt_ids = np.array(sorted(i for i in exempt if 0 <= i < self.size), dtype=np.int64)
         self._modes: list[ModeTable | None] = [None] * N_MODES
+        self._closers: ModeTable | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -90,3 +96,55 @@ class TokenTable:
         for need, ids in table.needs:
             if not top.startswith(need):
                 logits[ids] = -np.inf
+
+    def closers(self) -> ModeTable:
+        """The C-family layer, in code: tokens made only of characters whose meaning does not
+        depend on the lexical context, grouped by the brackets they close below their own."""
+        if self._closers is None:
+            with self._lock:
+                if self._closers is None:
+                    fail: list[int] = []
+                    needs: dict[str, list[int]] = {}
+                    for i, text in enumerate(self.texts):
+                        if i in self.exempt or not text or _CLIKE_CONTEXTUAL.intersection(text):
+                            continue
+                        failed, need = closer_signature(text)
+                        if failed:
+                            fail.append(i)
+                        elif need:
+                            needs.setdefault(need, []).append(i)
+                    self._closers = ModeTable(
+                        np.array(fail, dtype=np.int64),
+                        tuple((k, np.array(v, dtype=np.int64)) for k, v in needs.items()))
+        return self._closers
+
+    def mask_closers(self, logits: np.ndarray, stack: str) -> None:
+        """C-family code whose bracket stack is ``stack`` (openers, innermost last; a do or try
+        block's marker stands for its ``{``): mask the tokens whose closers do not match it."""
+        if "$" in stack:  # a template substitution: after its "}" brackets are text
+            return
+        table = self.closers()
+        if table.fail.size:
+            logits[table.fail] = -np.inf
+        top = "".join(c if c in "([" else "{" for c in reversed(stack))
+        for need, ids in table.needs:
+            if not top.startswith(need):
+                logits[ids] = -np.inf
+
+
+def closer_signature(text: str) -> tuple[bool, str]:
+    """What a token of plain code does to the brackets: (it fails whatever the stack, the
+    openers its unmatched closers close, innermost first). ``(]`` fails; ``)}`` needs ``({``
+    on top of the stack (the ``(`` innermost)."""
+    own: list[str] = []
+    need: list[str] = []
+    for ch in text:
+        if ch in "([{":
+            own.append(ch)
+        elif ch in _OPENER_OF:
+            if own:
+                if own.pop() != _OPENER_OF[ch]:
+                    return True, ""
+            else:
+                need.append(_OPENER_OF[ch])
+    return False, "".join(need)

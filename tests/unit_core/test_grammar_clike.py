@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -620,3 +621,56 @@ def test_incremental_parse_equals_a_fresh_parse(cuts: list[tuple[int, str]]) -> 
     for cut, tail in cuts:
         text = (source[: cut % len(source)] + tail).encode("utf-8")
         assert str(incremental.parse(text).root_node) == str(fresh.parse(text).root_node)
+
+
+# --- the vectorised closer mask (strict dialects) ---------------------------------------------
+
+@pytest.mark.parametrize(("text", "signature"), [
+    ("x", (False, "")), (")", (False, "(")), ("})", (False, "{(")), ("(]", (True, "")),
+    ("()", (False, "")), ("();\n}", (False, "{")), ("[0])", (False, "(")), ("{)", (True, ""))])
+def test_closer_signature(text: str, signature: tuple[bool, str]) -> None:
+    from grammar_constraints.vocab import closer_signature
+
+    assert closer_signature(text) == signature
+
+
+_MASK_TEXTS = ["", ")", "]", "}", "})", ");", "))", "x)", "(", "()", "(]", "{}", "});\n",
+               "]}", ")]", "a(b)", "'", '")', "/)", "`}", "#)", "\\)", "$}"]
+
+
+@pytest.mark.parametrize("lang", STRICT)
+@settings(max_examples=150, deadline=None)
+@given(prefix=st.lists(st.sampled_from(["f(", "a[", "{", "do {", "try {", ")", "]", "}", " x",
+                                        ";", "\n"]), max_size=8))
+def test_the_closer_mask_agrees_with_the_lexer(lang: str, prefix: list[str]) -> None:
+    """Property: in code, a token the closer mask removes is one the lexer refuses (soundness),
+    and a token of plain characters (no quote, slash, '#', backslash, '$' or backtick) the
+    lexer refuses for its brackets is masked."""
+    syntax = syntax_for(lang)
+    assert isinstance(syntax, ClikeSyntax)
+    state = feed(DIALECTS[lang], CState(), "".join(prefix))
+    if state is None or state.mode != lx.CODE:
+        return
+    table = TokenTable(_MASK_TEXTS, always_allowed=[0])
+    logits = np.zeros(table.size, dtype=np.float32)
+    syntax.fill_mask(table, logits, state)
+    for i, text in enumerate(_MASK_TEXTS):
+        if not text:
+            continue
+        lexed = feed(DIALECTS[lang], state, text)
+        if not np.isfinite(logits[i]):
+            assert lexed is None, (prefix, text)
+        elif not set(text) & set("'\"/#\\$`"):
+            assert lexed is not None, (prefix, text)
+
+
+def test_the_closer_mask_is_off_in_javascript_and_outside_code() -> None:
+    table = TokenTable(_MASK_TEXTS, always_allowed=[0])
+    for lang, text in (("javascript", "x = 1;"), ("typescript", "x = 1;"), ("c", 'x = "a'),
+                       ("go", "x := 1 // a"), ("rust", "/* a")):
+        syntax = syntax_for(lang)
+        assert isinstance(syntax, ClikeSyntax)
+        state = feed(DIALECTS[lang], CState(), text)
+        logits = np.zeros(table.size, dtype=np.float32)
+        syntax.fill_mask(table, logits, state)
+        assert np.isfinite(logits).all(), lang
