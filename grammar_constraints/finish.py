@@ -14,14 +14,14 @@ import warnings
 from collections.abc import Callable
 
 from grammar_constraints.languages import Syntax, syntax_for
-from grammar_constraints.ts_oracle import _parser
+from grammar_constraints.ts_oracle import parse
 
 
 def error_count(text: str, language: str = "python") -> int:
     """ERROR and MISSING nodes in the parse of ``text`` (``language``: a tree-sitter grammar
     name); for Python, one more if CPython's parser rejects it (tree-sitter's recovery is
     lenient: it accepts a ``def`` whose body is only comments)."""
-    tree = _parser(language).parse(text.encode("utf-8"))
+    tree = parse(language, text)
     count = 0 if language != "python" else int(not _compiles(text))
     stack = [tree.root_node]
     while stack:

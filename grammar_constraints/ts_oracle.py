@@ -190,6 +190,12 @@ def _parser(name: str) -> _Incremental:
     return parser
 
 
+def parse(name: str, text: str) -> Any:
+    """The tree-sitter tree of ``text`` in grammar ``name`` (this thread's incremental
+    parser: cheap when ``text`` shares a long start with the text parsed before)."""
+    return _parser(name).parse(text.encode("utf-8"))
+
+
 def parses(name: str, text: str, end: int | None = None) -> bool:
     """Does ``text`` parse without any ERROR node, and without MISSING nodes before byte
     ``end`` (None: anywhere)? A MISSING node is a token tree-sitter inserted to repair the
@@ -253,7 +259,7 @@ class TreeSitterOracle:
 
     def tree(self, text: str) -> Any:
         """The parse of ``text`` (incremental: shares the oracle's parser)."""
-        return _parser(self.grammar).parse(text.encode("utf-8"))
+        return parse(self.grammar, text)
 
     def plain_close(self, text: str, state: CState) -> str:
         """What closes ``text`` plainly: its open literal or comment, then its brackets."""

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from _decoder import pick  # tests/unit_core/_decoder.py
 
 from grammar_constraints.processor import SyntaxConstraint
 from grammar_constraints.python_lexer import CODE, CODE_ESC, LexState, feed
 from grammar_constraints.python_oracle import anchor, viable
 from grammar_constraints.vocab import TokenTable
-from server.backends.decoding import MAX_REFUSALS
 
 EOS = 0
 STEPS = 200
@@ -143,15 +143,7 @@ def simulate(prefix: str, seed: int, steps: int = STEPS, full: bool = False) -> 
         fails = np.array([i != EOS and feed(state, t) is None for i, t in enumerate(texts)])
         assert (masked == fails).all(), (cursor.text, [texts[i] for i in np.flatnonzero(masked != fails)])
         logits[EOS] = -np.inf  # keep generating: EOS is always allowed, so never informative
-        chosen = None
-        for _ in range(MAX_REFUSALS):
-            tok = int(np.argmax(logits))
-            run.checks += 1
-            if constraint.check(generated, tok):
-                chosen = tok
-                break
-            run.refusals += 1
-            logits[tok] = -np.inf
+        chosen = pick(constraint, generated, logits, run)
         if chosen is None:
             # The decoder fails open here (keeps its first pick). The text so far must still
             # be viable; carry on with the best token the oracle allows, so the run goes on.
