@@ -384,6 +384,16 @@ class TreeSitterOracle:
                         for before, base, after in layouts[:1]:
                             joints = [*base[: i - 1], a, *base[i:j - 1], b, *base[j:]]
                             yield heads[0] + before + _join(closers, joints) + after
+        # 5. However deep the text, the innermost joint varied with the declaration's end after
+        # all the brackets (a TypeScript conditional type: ``S extends { f: () => x } ? x : x``,
+        # ``? { [K in keyof x]: x } : x``).
+        if len(closers) > 1:
+            for head in [heads[0], *(h for h in heads[1:] if h.endswith(">"))]:
+                for filler in ("", " x"):
+                    for joint in (*_INNER_JOINTS, ": x"):
+                        for tail in _TAILS[1:]:
+                            joints = [joint, *default[1:]]
+                            yield head + filler + _join(closers, joints) + tail
 
     def _endifs(self, text: str) -> tuple[str, int]:
         """C and C++: an ``#endif`` for each conditional the text leaves open, and how many
