@@ -27,7 +27,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "data" / "grammar_corpus"
 
 LANGUAGES = ("javascript", "typescript", "go", "rust", "java", "c", "cpp")
 STRICT = ("go", "rust", "java", "c", "cpp")
-# Long enough that no check here runs out of time (the production budget is 20 ms).
+# Long enough that no check here runs out of time (the production budget is 250 ms).
 PATIENT_S = 5.0
 
 
