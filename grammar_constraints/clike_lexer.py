@@ -364,11 +364,11 @@ def close_brackets(stack: str, dialect: Dialect | None = None) -> list[str]:
     """The closer of each open bracket, innermost first (``}` `` ends a template substitution
     and its template, ``} while (x);`` a do loop's block, the dialect's ``try_close`` a try
     block)."""
-    return [_CLOSE_SPECIAL.get(b) or (dialect.try_close if b == TRY_OPEN and dialect else "")
-            or OPENERS.get(b, "}") for b in reversed(stack)]
+    special = {TEMPLATE_OPEN: "}`", DO_OPEN: "} while (x);",
+               TRY_OPEN: (dialect.try_close if dialect else "") or "}"}
+    return [special.get(b) or OPENERS[b] for b in reversed(stack)]
 
 
-_CLOSE_SPECIAL = {TEMPLATE_OPEN: "}`", DO_OPEN: "} while (x);"}
 _BLOCKS = (DO_OPEN, TRY_OPEN)
 
 

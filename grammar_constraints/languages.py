@@ -102,16 +102,16 @@ class ClikeSyntax:
       token is refused only if the text's first parse error moved earlier with it.
     """
 
-
     def __init__(self, name: str, grammar: str | None = None) -> None:
         self.name = name
         self.oracle = TreeSitterOracle(name, grammar)
         self._verdicts: dict[str, bool | None] = {}  # recent texts → the oracle's answer
         self._witnesses: dict[str, str] = {}  # recent texts → a continuation that parsed
         self._never: tuple[str, ...] = _NEVER.get(name, ())
-        reserved = _RESERVED.get(name)
-        self._reserved = re.compile(r"\b(" + "|".join(sorted(reserved)) + r")\b") \
-            if reserved else None
+        self._reserved_words = _RESERVED.get(name, frozenset())
+        self._reserved = re.compile(
+            r"\b(" + "|".join(sorted(self._reserved_words)) + r")\b") \
+            if self._reserved_words else None
 
     def _viable(self, text: str, state: Any) -> bool | None:
         if text not in self._verdicts:
@@ -183,9 +183,7 @@ class ClikeSyntax:
         return False
 
     def _reserved_name(self, text: str, state: Any, since: int) -> bool:
-        reserved = _RESERVED.get(self.name)
-        if not reserved or self._reserved is None or \
-                not self._reserved.search(text, max(0, len(text) - 64)):
+        if self._reserved is None or not self._reserved.search(text, max(0, len(text) - 64)):
             return False
         # The continuation that parsed shows how tree-sitter reads the text; a plain closing
         # may be an error that it recovers from by taking a keyword for a name.
@@ -199,7 +197,7 @@ class ClikeSyntax:
             if n.end_byte < since - 16 or n.start_byte >= end:
                 continue
             if n.type in ("identifier", "type_identifier") and n.end_byte < end and \
-                    n.text.decode("utf-8", "replace") in reserved and \
+                    n.text.decode("utf-8", "replace") in self._reserved_words and \
                     (n.parent is None or n.parent.type not in _NAME_OK_IN):
                 return True
             stack.extend(n.children)

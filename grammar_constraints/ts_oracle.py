@@ -43,14 +43,15 @@ from grammar_constraints.clike_lexer import (
 
 # Fillers before the closers (and before the end): what may finish the construct that is open.
 # The first that parses wins, so the common ones come first.
-_FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " => x", " := x", "; x {}", " x; x {}",
+_FILLERS = ("", " x", ";", " x;", " x {}", " {}", "()", " = x", " => x", " := x", "; x {}",
+            " x; x {}",
             ": x", " x: x", " x = x;", " x;}", "x", " x =>x", ":x;", " x()", ";;", " x; x",
             " x.x", " 1", " : x", "() {}", "{}", "\n", " from 'x'", "'x'", " := x; x {}",
             " = x; x {}", " x; x; x {}", "; x; x {}", " range x {}",
             " x := x; x {}", " fn x() {}", " x x() {}", " x(x) {}", "x>", " x> x",
             " x := range x {}", " in x {}", "chan x", "x = x {}", "x> x x() {}", " 0;", "x;;", " x;;",
             "> = x", "x> = x", "x x x", " (;;) {}", "(;;) {}",
-            " := range x {}", " := x; x {}", " while (x);", "() => x", " x x() {}", " -> x",
+            " := range x {}", " while (x);", "() => x", " -> x",
             " = x {}", ' "x"', " (x);", " catch (...) {}", " finally {}",
             " class x {}", " function x() {}", " as x from 'x'")
 # Between a closed bracket and the block around it: the statement may end there, or need its

@@ -4,12 +4,12 @@ mask nor the exact check may refuse a single token."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from grammar_constraints.cursor import SyntaxCursor
+from grammar_constraints.languages import PythonSyntax
 from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks
 from grammar_constraints.vocab import TokenTable
 from lspbench.tasks import load_humaneval
@@ -28,20 +28,12 @@ def model():  # type: ignore[no-untyped-def]
 
 
 def teacher_force(backend, table: TokenTable, text: str) -> list[str]:  # type: ignore[no-untyped-def]
-    """The refusals while feeding ``text``'s tokens (empty when sound)."""
-    ids = backend.encode(text)
-    cursor = SyntaxCursor(table, "", backend.decode)
-    refused = []
-    for k, tok in enumerate(ids):
-        logits = np.zeros(table.size, dtype=np.float32)
-        cursor.fill_mask(logits)
-        ok_lex = bool(np.isfinite(logits[tok]))
-        ok_exact = cursor.viable_with(tok)
-        if not (ok_lex and ok_exact):
-            refused.append(f"{'lexical' if not ok_lex else 'exact'} after "
-                           f"{backend.decode(ids[:k])[-50:]!r}: {backend.decode([tok])!r}")
-        cursor.accept(tok)
-    return refused
+    """The refusals (lexical mask or exact check) while feeding ``text``'s tokens through one
+    cursor with an empty prefix (empty when sound)."""
+    found = teacher_force_chunks(backend.encode, backend.decode, table, PythonSyntax(), text,
+                                 chunk_lines=sys.maxsize)
+    assert found.aside == 0 and found.fed > 0  # the cursor constrained every token
+    return found.refused
 
 
 def test_table_covers_the_vocabulary(model) -> None:  # type: ignore[no-untyped-def]

@@ -705,3 +705,13 @@ def test_every_probe_of_a_check_parses_as_it_would_alone(lang: str, text: str) -
               != fresh.parse(probe.encode("utf-8")).root_node.has_error]
     assert not differ, differ[:5]
     assert oracle.viable(text, state, budget_s=PATIENT_S) is True
+
+
+def test_the_search_tries_each_continuation_once() -> None:
+    """A filler, joint or tail listed twice costs every refusal search its probes again."""
+    from grammar_constraints import ts_oracle
+
+    for name in ("_FILLERS", "_JOINTS", "_TAILS", "_INNER_JOINTS", "_PAIR_JOINTS",
+                 "_OPERATOR_TAILS"):
+        items = getattr(ts_oracle, name)
+        assert len(items) == len(set(items)), name
