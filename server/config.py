@@ -5,6 +5,13 @@ Settings arrive as JSON from ``initializationOptions`` and ``workspace/didChange
 :class:`Config`; every value that is of the wrong type or out of range is replaced by its default
 and reported as a message, so a typo never stops the server.
 
+Each setting is declared once, as a field of :class:`Config` made by :func:`setting`: its type
+(the annotation), default, range, the name clients send, whether a change reloads the model, who
+it is offered to and its user-facing description. Everything else is derived from that
+declaration: the accepted keys, the checks, :meth:`Config.model_key` and :data:`SETTINGS`, from
+which ``scripts/gen_settings.py`` writes the README's table and the editors' settings lists (a
+test fails when those drift).
+
 Environment variables are read here and nowhere else.
 """
 
@@ -13,9 +20,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from server.languages import Language, from_lsp_id
 
 
 class Backend(enum.Enum):
@@ -62,10 +72,9 @@ class ConstraintMode(enum.Enum):
     OFF = "off"
 
 
-# Languages with a syntax constraint (the constraintLanguages setting chooses among them; the
-# names of grammar_constraints.languages.SUPPORTED). LSP ids of their dialects are accepted too.
-CONSTRAINT_LANGUAGES = ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
-_LANGUAGE_ALIASES = {"javascriptreact": "javascript", "typescriptreact": "typescript"}
+# Languages with a syntax constraint (the constraintLanguages setting chooses among them):
+# every language of server/languages.py, by name. LSP ids of their dialects are accepted too.
+CONSTRAINT_LANGUAGES: tuple[str, ...] = tuple(lang.value for lang in Language)
 
 
 class LogLevel(enum.Enum):
@@ -75,215 +84,362 @@ class LogLevel(enum.Enum):
     DEBUG = "debug"
 
 
+class Audience(enum.Enum):
+    """Whom a setting is offered to, that is where scripts/gen_settings.py lists it."""
+
+    # The README, Neovim's list and VS Code's settings editor.
+    EDITORS = "editors"
+    # The README and Neovim's list. Not in VS Code's settings editor: the extension sends every
+    # setting it shows on each change, so each one there is a setting users would tune.
+    EXPERTS = "experts"
+    # The test-suite's own knobs: listed nowhere.
+    TESTS = "tests"
+
+
+# A parser for a field whose annotation alone does not say how to read it: raw JSON → value,
+# or ValueError with the reason.
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """What :func:`setting` stores in a field's metadata."""
+
+    doc: str
+    range: tuple[float, float] | None
+    reload: bool
+    client_name: str | None
+    aliases: tuple[str, ...]
+    audience: Audience
+    parse: Parser | None
+    type_doc: str | None
+    choices: tuple[str, ...]
+
+
+_META_KEY = "pingti.setting"
+
+
+def setting(default: Any, *, doc: str, range: tuple[float, float] | None = None,
+            reload: bool = False, client_name: str | None = None, aliases: Sequence[str] = (),
+            audience: Audience = Audience.EXPERTS, parse: Parser | None = None,
+            type_doc: str | None = None, choices: Sequence[str] = ()) -> Any:
+    """Declare a :class:`Config` field as a setting.
+
+    ``range`` is inclusive. ``reload``: a change needs the model loaded again. ``client_name``
+    overrides the camelCase form of the field name; ``aliases`` are further keys accepted. ``doc``
+    is Markdown, one or two sentences, for the README and the editors. ``parse`` (with
+    ``type_doc`` and ``choices``) reads a field whose annotation alone does not say how.
+    """
+    declared = _Declared(doc=doc, range=range, reload=reload, client_name=client_name,
+                         aliases=tuple(aliases), audience=audience, parse=parse,
+                         type_doc=type_doc, choices=tuple(choices))
+    return field(default=default, metadata={_META_KEY: declared})
+
+
+def _language_name(lsp_id: str) -> str:
+    lang = from_lsp_id(lsp_id)
+    return lang.value if lang is not None else lsp_id.strip().lower()
+
+
+def _parse_languages(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ValueError("expected a list of language ids")
+    langs = tuple(dict.fromkeys(_language_name(v) for v in items if v.strip()))
+    unknown = [lang for lang in langs if lang not in CONSTRAINT_LANGUAGES]
+    if unknown:
+        raise ValueError(f"no syntax constraint for {', '.join(unknown)} (supported: "
+                         f"{', '.join(CONSTRAINT_LANGUAGES)})")
+    return langs
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     # "default" is the packaged Qwen2.5-Coder-0.5B-Instruct; or a local .gguf file / HF folder.
-    model: str = "default"
-    backend: Backend = Backend.AUTO
-    quantization: Quantization = Quantization.AUTO
-    device: Device = Device.AUTO
+    model: str = setting(
+        "default", reload=True, audience=Audience.EDITORS,
+        doc="`default`: the packaged Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, checksummed); or a "
+            "local `.gguf` file, or a local Hugging Face model folder (`~` is expanded; VS Code "
+            "also expands `${workspaceFolder}`). Nothing is downloaded from a model hub.")
+    backend: Backend = setting(
+        Backend.AUTO, reload=True, audience=Audience.EDITORS,
+        doc="Which inference backend runs the model. `auto`: transformers (bitsandbytes 4-bit) on "
+            "CUDA, llama.cpp on a CPU; `llama.cpp` runs the GGUF file as it is, `transformers` "
+            "de-quantizes it once into the cache (`fake` is model-free, for the test-suite only).")
+    quantization: Quantization = setting(
+        Quantization.AUTO, reload=True, audience=Audience.EDITORS,
+        doc="How the transformers backend holds the weights (llama.cpp runs the GGUF file's own "
+            "quantization). `auto`: NF4 4-bit weights with bf16/fp16 compute (W4A16) on CUDA, full "
+            "precision on a CPU, which is faster there for single lines (BENCHMARKS.md).")
+    device: Device = setting(
+        Device.AUTO, reload=True, audience=Audience.EDITORS,
+        doc="Where the model runs; `auto`: CUDA when torch sees a GPU, else the CPU.")
     # 0 = let torch pick (all cores). On 2 cores more threads than cores only adds contention.
-    threads: int = 0
+    threads: int = setting(
+        0, range=(0, 256), reload=True, audience=Audience.EDITORS,
+        doc="CPU threads for the model; 0 = all cores.")
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
-    context_tokens: int = 768
+    context_tokens: int = setting(
+        768, range=(64, 32768), audience=Audience.EDITORS,
+        doc="Prompt budget (text before and after the cursor) in tokens. Larger sees more of the "
+            "file but is slower on a CPU.")
     # Longest sequence (prompt + generation) one request may use, in tokens; the prompt budget
     # shrinks to fit it. The memory of all sequences together is bounded by kv_cache_tokens.
-    context_window: int = 2048
+    context_window: int = setting(
+        2048, range=(256, 32768), reload=True,
+        doc="Longest sequence (prompt + generation) of one request, in tokens; the prompt budget "
+            "shrinks to fit it.")
     # The suffix is evaluated after the prefix (FIM order), so every keystroke re-evaluates it:
     # keep it short (and within the cursor's block) so a cached prefix makes typing cheap.
-    suffix_tokens: int = 64
+    suffix_tokens: int = setting(
+        64, range=(0, 32768),
+        doc="At most this many tokens of the text after the cursor (also cut at the end of the "
+            "cursor's block).")
     # The prompt may only start at every n-th line of the file, so its beginning (and the KV
     # cache built on it) stays the same while the user types. 1 = any line.
-    align_lines: int = 32
+    align_lines: int = setting(
+        32, range=(1, 4096),
+        doc="The prompt starts only at every n-th line, so its start (and the KV cache built on "
+            "it) stays put while you type; 1 = any line.")
     # Share of the budget given to the text before the cursor; the rest (at most) to the suffix.
-    prefix_share: float = 0.75
+    prefix_share: float = setting(
+        0.75, range=(0.1, 1.0),
+        doc="Share of the prompt budget for the text before the cursor.")
     # A single line rarely needs more than ~40 tokens; a block body of a small function ~150.
-    max_tokens_single_line: int = 48
-    max_tokens_multi_line: int = 160
+    max_tokens_single_line: int = setting(
+        48, range=(1, 1024), audience=Audience.EDITORS,
+        doc="Most tokens generated when completing the current line.")
+    max_tokens_multi_line: int = setting(
+        160, range=(1, 4096), audience=Audience.EDITORS,
+        doc="Most tokens generated when writing a block (e.g. a function body).")
     # 0 = greedy (deterministic, what benchmarks use).
-    temperature: float = 0.0
-    top_p: float = 0.95
-    seed: int = 0
+    temperature: float = setting(
+        0.0, range=(0.0, 2.0), audience=Audience.EDITORS,
+        doc="Sampling temperature; 0 = greedy (deterministic). Raise it (e.g. 0.4) together with "
+            "`candidates` to get alternatives.")
+    top_p: float = setting(
+        0.95, range=(0.01, 1.0),
+        doc="Nucleus sampling when `temperature` is above 0.")
+    seed: int = setting(
+        0, range=(0, 2**31 - 1),
+        doc="Sampling seed; the candidates of a request use `seed`, `seed+1`, …")
     # The syntax constraint during decoding, and the languages it applies to.
-    constraints: ConstraintMode = ConstraintMode.SYNTAX
-    constraint_languages: tuple[str, ...] = CONSTRAINT_LANGUAGES
+    constraints: ConstraintMode = setting(
+        ConstraintMode.SYNTAX, audience=Audience.EDITORS,
+        doc="`syntax`: while the model writes, refuse tokens after which the code could no "
+            "longer become valid, and cut the suggestion where it fits the text after the "
+            "cursor; `off`: neither.")
+    constraint_languages: tuple[str, ...] = setting(
+        CONSTRAINT_LANGUAGES, parse=_parse_languages, type_doc="list of language ids",
+        choices=CONSTRAINT_LANGUAGES,
+        doc="Languages the syntax constraint applies to: a list or a comma-separated string of "
+            "language ids (`javascriptreact` and `typescriptreact` count as their languages).")
     # Suggestions per request (inline completions the editor can cycle through). Each extra one
     # is sampled with the next seed and shares the prompt's KV cache; with temperature 0 they
     # would all be the same, so greedy decoding always answers with one.
-    candidates: int = 1
+    candidates: int = setting(
+        1, range=(1, 16), audience=Audience.EDITORS,
+        doc="Suggestions per request, for the editor to cycle through (VS Code: `Alt+]` / "
+            "`Alt+[`). Extra ones are sampled, so they only differ when `temperature` is above 0 "
+            "(greedy decoding answers with one).")
     # Longest wait before running the model for an automatic request while the user types fast
     # (adaptive: a bit longer than their recent gap between keys; 0 turns debouncing off).
-    debounce_ms: int = 150
+    debounce_ms: int = setting(
+        150, range=(0, 5000), audience=Audience.EDITORS,
+        doc="Longest wait (ms) after a keystroke before the model runs while you type fast "
+            "(adaptive: a bit longer than your recent gap between keys; 0 = off).")
     # Completions kept by the request cache (identical requests, typed-through suggestions).
-    cache_entries: int = 256
+    cache_entries: int = setting(
+        256, range=(0, 100_000),
+        doc="Size of the cache of identical requests; 0 disables it (typing through the "
+            "suggestion on screen still reuses it).")
     # Dynamic batching: up to this many sequences (requests from several documents, or the
     # candidates of one request) decode together, one token each per model step. 1 = one at a
     # time. On 2 cores 4 sequences step in ~1.7x the time of one (BENCHMARKS.md).
-    max_batch_size: int = 4
+    max_batch_size: int = setting(
+        4, range=(1, 64),
+        doc="Dynamic batching: up to this many requests (from different documents, or the "
+            "candidates of one request) decode together, one token each per model step; 1 = one "
+            "at a time.")
     # When the model is idle, how long the first request waits for others to share its batch.
     # Requests that arrive while a batch is decoding join it at the next step without waiting.
-    batch_timeout_ms: int = 5
+    batch_timeout_ms: int = setting(
+        5, range=(0, 1000),
+        doc="When the model is idle, how long (ms) a request waits for others to share its batch; "
+            "requests arriving during decoding join at the next step without waiting.")
     # KV cache bound in tokens, shared by all cached documents and running sequences (about
     # 12 KB a token for the default model: 8192 tokens is 96 MB). When it is full the least
     # recently used document's cached prompt is dropped.
-    kv_cache_tokens: int = 8192
+    kv_cache_tokens: int = setting(
+        8192, range=(256, 1_048_576), reload=True,
+        doc="KV cache bound in tokens, shared by all cached documents and running requests (about "
+            "12 KB a token for the default model); when it is full, the least recently used "
+            "document's cached prompt is dropped.")
     # Documents whose prompt's KV cache is kept, so switching files does not mean a cold prefill
     # (llama.cpp: sequences of the shared cache; transformers: separate caches). Also bounds how
     # many sequences can decode at once.
-    kv_cache_documents: int = 8
+    kv_cache_documents: int = setting(
+        8, range=(1, 64), reload=True,
+        doc="Documents whose prompt stays cached, so going back to a file is not a cold start; "
+            "also the most requests that can decode at once.")
     # Overrides the XDG cache dir for assembled/converted models.
-    cache_dir: str | None = None
-    log_level: LogLevel = LogLevel.INFO
+    cache_dir: str | None = setting(
+        None, reload=True,
+        doc="Where the assembled and converted model is cached; when unset, `$PINGTI_CACHE_DIR`, "
+            "else `$XDG_CACHE_HOME/pingti`, else `~/.cache/pingti`.")
+    log_level: LogLevel = setting(
+        LogLevel.INFO, audience=Audience.EDITORS,
+        doc="The server's log level (its log goes to stderr, which editors show as the pingti "
+            "log).")
     # "Generate tests": isolation of the generated tests, the time a generation may take (a
     # second round only starts in the first half of it), and the length of each model answer.
-    sandbox: SandboxMode = SandboxMode.AUTO
-    testgen_time_budget_s: int = 300
-    testgen_max_tokens: int = 768
+    sandbox: SandboxMode = setting(
+        SandboxMode.AUTO, audience=Audience.EDITORS,
+        doc="How \"Generate tests\" isolates the model-written tests it runs. `auto`/`bwrap`: "
+            "bubblewrap, and no run without it; `none`: only rlimits, Landlock, seccomp and the "
+            "timeout, you accept the risk (SECURITY.md).")
+    testgen_time_budget_s: int = setting(
+        300, range=(10, 3600), audience=Audience.EDITORS,
+        doc="Seconds one \"Generate tests\" may take (a second round only starts in its first "
+            "half).")
+    testgen_max_tokens: int = setting(
+        768, range=(64, 4096),
+        doc="Length limit of each model answer when writing tests, in tokens.")
     # Fake backend only: seconds per generated token, so tests can observe cancellation.
-    fake_token_delay: float = 0.0
+    fake_token_delay: float = setting(
+        0.0, range=(0.0, 10.0), reload=True, audience=Audience.TESTS,
+        doc="Fake backend only: seconds per generated token.")
 
     def model_key(self) -> tuple[Any, ...]:
-        """The fields whose change requires loading the model again."""
-        return (self.model, self.backend, self.quantization, self.device, self.threads,
-                self.cache_dir, self.fake_token_delay, self.context_window,
-                self.kv_cache_tokens, self.kv_cache_documents)
+        """The fields whose change requires loading the model again (declared ``reload=True``)."""
+        return tuple(getattr(self, s.name) for s in _RELOADING)
 
 
-# Setting names as clients send them (camelCase, as VS Code settings are spelled).
-_ALIASES: dict[str, str] = {
-    "model": "model",
-    "backend": "backend",
-    "quantization": "quantization",
-    "device": "device",
-    "threads": "threads",
-    "contextTokens": "context_tokens",
-    "contextWindow": "context_window",
-    "suffixTokens": "suffix_tokens",
-    "alignLines": "align_lines",
-    "prefixShare": "prefix_share",
-    "maxTokensSingleLine": "max_tokens_single_line",
-    "maxTokensMultiLine": "max_tokens_multi_line",
-    "temperature": "temperature",
-    "topP": "top_p",
-    "seed": "seed",
-    "candidates": "candidates",
-    "constraints": "constraints",
-    "constraintLanguages": "constraint_languages",
-    "cacheEntries": "cache_entries",
-    "maxBatchSize": "max_batch_size",
-    "batchTimeoutMs": "batch_timeout_ms",
-    "kvCacheTokens": "kv_cache_tokens",
-    "kvCacheDocuments": "kv_cache_documents",
-    "debounceMs": "debounce_ms",
-    "cacheDir": "cache_dir",
-    "logLevel": "log_level",
-    "sandbox": "sandbox",
-    "testgenTimeBudgetS": "testgen_time_budget_s",
-    "testgenMaxTokens": "testgen_max_tokens",
-    "fakeTokenDelay": "fake_token_delay",
-}
-
-_RANGES: dict[str, tuple[float, float]] = {
-    "threads": (0, 256),
-    "context_tokens": (64, 32768),
-    "context_window": (256, 32768),
-    "suffix_tokens": (0, 32768),
-    "align_lines": (1, 4096),
-    "prefix_share": (0.1, 1.0),
-    "max_tokens_single_line": (1, 1024),
-    "max_tokens_multi_line": (1, 4096),
-    "temperature": (0.0, 2.0),
-    "top_p": (0.01, 1.0),
-    "seed": (0, 2**31 - 1),
-    "candidates": (1, 16),
-    "cache_entries": (0, 100_000),
-    "max_batch_size": (1, 64),
-    "batch_timeout_ms": (0, 1000),
-    "kv_cache_tokens": (256, 1_048_576),
-    "kv_cache_documents": (1, 64),
-    "testgen_time_budget_s": (10, 3600),
-    "testgen_max_tokens": (64, 4096),
-    "debounce_ms": (0, 5000),
-    "fake_token_delay": (0.0, 10.0),
-}
+def _camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _coerce(name: str, ftype: Any, value: Any) -> Any:
-    """Convert one raw JSON value to the field's type, or raise ValueError with a reason."""
-    if isinstance(ftype, type) and issubclass(ftype, enum.Enum):
-        if not isinstance(value, str):
-            raise ValueError(f"expected one of {[m.value for m in ftype]}")
-        try:
-            return ftype(value.strip().lower())
-        except ValueError:
-            raise ValueError(f"expected one of {[m.value for m in ftype]}") from None
-    if ftype == "languages":
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise ValueError("expected a list of language ids")
-        langs = tuple(dict.fromkeys(_LANGUAGE_ALIASES.get(v.strip().lower(), v.strip().lower())
-                                    for v in items if v.strip()))
-        unknown = [lang for lang in langs if lang not in CONSTRAINT_LANGUAGES]
-        if unknown:
-            raise ValueError(f"no syntax constraint for {', '.join(unknown)} (supported: "
-                             f"{', '.join(CONSTRAINT_LANGUAGES)})")
-        return langs
-    if ftype is int:
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or (isinstance(value, float) and not value.is_integer())):  # also inf/nan
-            raise ValueError("expected an integer")
-        value = int(value)
-    elif ftype is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("expected a number")
-        value = float(value)
-    elif ftype in (str, "str | None"):
-        if value is None and ftype == "str | None":
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("expected a non-empty string")
-        value = value.strip()
-    if name in _RANGES:
-        lo, hi = _RANGES[name]
-        if not lo <= value <= hi:
-            raise ValueError(f"expected a value between {lo} and {hi}")
+@dataclass(frozen=True)
+class Setting:
+    """One setting as clients see it: :data:`SETTINGS` describes them all."""
+
+    name: str  # the Config field (also accepted as a key)
+    client_name: str  # the key clients send, camelCase as VS Code settings are spelled
+    aliases: tuple[str, ...]  # further keys accepted
+    type: Any  # the field's annotation, resolved
+    type_doc: str  # the type in words: "integer", "number", "string", "string or null", ...
+    default: Any  # as on Config (an Enum member for enums)
+    range: tuple[float, float] | None  # inclusive
+    choices: tuple[str, ...]  # the values an enum (or a list's items) may take
+    reload: bool  # a change loads the model again
+    audience: Audience
+    doc: str  # Markdown, one or two sentences
+    _parse: Parser | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def client_default(self) -> Any:
+        """The default as JSON: what a client would send."""
+        return _to_json(self.default)
+
+    def parse(self, value: Any) -> Any:
+        """One raw JSON value as this setting's value, or ValueError with the reason."""
+        if self._parse is not None:
+            return self._parse(value)
+        ftype = self.type
+        if isinstance(ftype, type) and issubclass(ftype, enum.Enum):
+            if not isinstance(value, str):
+                raise ValueError(f"expected one of {[m.value for m in ftype]}")
+            try:
+                return ftype(value.strip().lower())
+            except ValueError:
+                raise ValueError(f"expected one of {[m.value for m in ftype]}") from None
+        if ftype is int:
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or (isinstance(value, float) and not value.is_integer())):  # also inf/nan
+                raise ValueError("expected an integer")
+            value = int(value)
+        elif ftype is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("expected a number")
+            value = float(value)
+        else:  # str or str | None, as _type_doc checked
+            if value is None and ftype is not str:
+                return None
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("expected a non-empty string")
+            value = value.strip()
+        if self.range is not None:
+            lo, hi = self.range
+            if not lo <= value <= hi:  # NaN fails this too
+                raise ValueError(f"expected a value between {lo} and {hi}")
+        return value
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
     return value
 
 
-_FIELD_TYPES: dict[str, Any] = {
-    "model": str,
-    "backend": Backend,
-    "quantization": Quantization,
-    "device": Device,
-    "threads": int,
-    "context_tokens": int,
-    "context_window": int,
-    "suffix_tokens": int,
-    "align_lines": int,
-    "prefix_share": float,
-    "max_tokens_single_line": int,
-    "max_tokens_multi_line": int,
-    "temperature": float,
-    "top_p": float,
-    "seed": int,
-    "candidates": int,
-    "constraints": ConstraintMode,
-    "constraint_languages": "languages",
-    "cache_entries": int,
-    "max_batch_size": int,
-    "batch_timeout_ms": int,
-    "kv_cache_tokens": int,
-    "kv_cache_documents": int,
-    "debounce_ms": int,
-    "cache_dir": "str | None",
-    "log_level": LogLevel,
-    "sandbox": SandboxMode,
-    "testgen_time_budget_s": int,
-    "testgen_max_tokens": int,
-    "fake_token_delay": float,
-}
-assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Config)}
+def _type_doc(name: str, ftype: Any) -> str:
+    """The type in words, for the types :meth:`Setting.parse` reads without a parser."""
+    if isinstance(ftype, type) and issubclass(ftype, enum.Enum):
+        return "string"
+    if ftype in (int, float, str):
+        return {int: "integer", float: "number", str: "string"}[ftype]
+    if ftype == str | None:
+        return "string or null"
+    raise TypeError(f"Config.{name}: no reader for {ftype!r}; declare it with setting(parse=...)")
+
+
+def _collect() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(Config)
+    out = []
+    for f in dataclasses.fields(Config):
+        declared = f.metadata.get(_META_KEY)
+        if not isinstance(declared, _Declared):
+            raise TypeError(f"Config.{f.name} is not declared with setting()")
+        ftype = hints[f.name]
+        if declared.parse is not None and declared.type_doc is None:
+            raise TypeError(f"Config.{f.name}: a setting with parse= needs type_doc= too")
+        choices = declared.choices
+        if not choices and isinstance(ftype, type) and issubclass(ftype, enum.Enum):
+            choices = tuple(m.value for m in ftype)
+        out.append(Setting(
+            name=f.name, client_name=declared.client_name or _camel_case(f.name),
+            aliases=declared.aliases, type=ftype,
+            type_doc=declared.type_doc or _type_doc(f.name, ftype), default=f.default,
+            range=declared.range, choices=choices, reload=declared.reload,
+            audience=declared.audience, doc=declared.doc, _parse=declared.parse))
+    return tuple(out)
+
+
+# Every setting, in the order of Config's fields.
+SETTINGS: tuple[Setting, ...] = _collect()
+_RELOADING = tuple(s for s in SETTINGS if s.reload)
+
+
+def _keys() -> dict[str, Setting]:
+    """Every key a client may send (field name, client name, aliases) → its setting."""
+    keys: dict[str, Setting] = {}
+    for s in SETTINGS:
+        for key in dict.fromkeys((s.name, s.client_name, *s.aliases)):
+            if key in keys or key == "pingti":
+                raise ValueError(f"setting key {key!r} of Config.{s.name} is taken")
+            keys[key] = s
+    return keys
+
+
+_BY_KEY = _keys()
+# Derived views (tests/editors/test_vscode.py reads them): client names and aliases → field,
+# ranges and types by field.
+_ALIASES: dict[str, str] = {key: s.name for s in SETTINGS for key in (s.client_name, *s.aliases)}
+_RANGES: dict[str, tuple[float, float]] = {s.name: s.range for s in SETTINGS if s.range}
+_FIELD_TYPES: dict[str, Any] = {s.name: s.type for s in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -308,21 +464,23 @@ def parse_settings(raw: Any, base: Config | None = None) -> ParsedSettings:
         raw = raw["pingti"]
     updates: dict[str, Any] = {}
     for key, value in raw.items():
-        name = _ALIASES.get(key) or (key if key in _FIELD_TYPES else None)
-        if name is None:
+        s = _BY_KEY.get(key)
+        if s is None:
             errors.append(f"Unknown pingti setting {key!r} ignored.")
             continue
         try:
-            updates[name] = _coerce(name, _FIELD_TYPES[name], value)
+            updates[s.name] = s.parse(value)
         except ValueError as exc:
-            default = getattr(Config(), name)
-            shown = default.value if isinstance(default, enum.Enum) else default
             errors.append(
                 f"Invalid value {value!r} for pingti setting {key!r}: {exc}; "
-                f"using the default {shown!r}."
+                f"using the default {_shown(s.default)!r}."
             )
-            updates[name] = default
+            updates[s.name] = s.default
     return ParsedSettings(dataclasses.replace(base, **updates), errors)
+
+
+def _shown(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def config_from_environment() -> ParsedSettings:

@@ -20,9 +20,9 @@ M.defaults = {
   -- The workspace root (where "Generate tests" puts tests/) is the nearest folder with one of
   -- these; without one the server runs in single-file mode.
   root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', '.git' },
-  -- Server settings (README "Settings"): backend, model, constraints, maxTokensSingleLine,
-  -- debounceMs, candidates, temperature, ... Sent as initializationOptions and with
-  -- workspace/didChangeConfiguration (nested under "pingti").
+  -- Server settings (lua/pingti/settings.lua, :help pingti-settings): backend, model,
+  -- constraints, maxTokensSingleLine, debounceMs, candidates, temperature, ... Sent as
+  -- initializationOptions and with workspace/didChangeConfiguration (nested under "pingti").
   settings = {},
   -- Show suggestions as ghost text while typing.
   ghost_text = true,

@@ -1,5 +1,5 @@
---- :checkhealth pingti: Neovim version, the server command, running clients and the server's
---- own state (pingti/status).
+--- :checkhealth pingti: Neovim version, the server command, the names in the `settings` option,
+--- running clients and the server's own state (pingti/status).
 
 local config = require('pingti.config')
 
@@ -49,6 +49,37 @@ local function check_server()
   end
 end
 
+--- Names in the `settings` option that are no server setting (lua/pingti/settings.lua, written
+--- from the server's schema). Values are left to the server, which reports the invalid ones.
+local function check_settings()
+  local given = config.options.settings or {}
+  if type(given.pingti) == 'table' then
+    given = given.pingti
+  end
+  local known = {}
+  for _, s in ipairs(require('pingti.settings')) do
+    known[s.name], known[s.field] = true, true
+    for _, alias in ipairs(s.aliases or {}) do
+      known[alias] = true
+    end
+  end
+  local unknown = {}
+  for key in pairs(given) do
+    if not known[key] then
+      unknown[#unknown + 1] = tostring(key)
+    end
+  end
+  table.sort(unknown)
+  if #unknown > 0 then
+    vim.health.warn(
+      ('not server settings (the server ignores them): %s'):format(table.concat(unknown, ', ')),
+      { 'see :help pingti-settings' }
+    )
+  else
+    vim.health.ok(('settings: %d given, all known to the server'):format(vim.tbl_count(given)))
+  end
+end
+
 local function check_clients()
   local clients = vim.lsp.get_clients({ name = config.NAME })
   if #clients == 0 then
@@ -94,6 +125,7 @@ function M.check()
   end
   check_neovim()
   check_server()
+  check_settings()
   check_clients()
 end
 
