@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -52,6 +53,8 @@ class BatchScheduler:
         self._closed = False
         self._jobs: dict[int, _Job] = {}  # id(SeqState) -> job, for the running sequences
         self._admitting: list[_Job] = []  # taken from the queue, being prefilled
+        # Work for the model thread between steps (the decoder is not thread-safe).
+        self._chores: deque[Callable[[], None]] = deque()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -87,6 +90,15 @@ class BatchScheduler:
             self._cond.notify_all()
         return job.future
 
+    def forget(self, cache_key: str) -> None:
+        """Free the KV cache kept for ``cache_key`` (a closed document), on the model thread
+        between two steps."""
+        with self._cond:
+            if self._closed:
+                return
+            self._chores.append(lambda: self.decoder.forget(cache_key))
+            self._cond.notify_all()
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread; queued and running requests are cancelled."""
         with self._cond:
@@ -106,7 +118,7 @@ class BatchScheduler:
         """The jobs to admit now ([] if none); None when closed and drained."""
         with self._cond:
             busy = bool(self.decoder.active)
-            while not self._queue and not busy and not self._closed:
+            while not self._queue and not busy and not self._closed and not self._chores:
                 self._cond.wait()
             if self._closed and not self._queue and not busy:
                 return None
@@ -124,8 +136,20 @@ class BatchScheduler:
             self._admitting = taken  # close() must reach these too while they are prefilled
             return taken
 
+    def _run_chores(self) -> None:
+        while True:
+            with self._cond:
+                if not self._chores:
+                    return
+                chore = self._chores.popleft()
+            try:
+                chore()
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not stop the thread
+                logger.warning("model-thread chore failed: %s", exc)
+
     def _loop(self) -> None:
         while True:
+            self._run_chores()
             jobs = self._take()
             if jobs is None:
                 return

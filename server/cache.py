@@ -39,6 +39,8 @@ class CompletionCache:
         self.max_entries = max_entries
         self._lru: OrderedDict[str, str] = OrderedDict()
         self._shown: dict[str, _Shown] = {}
+        self._keys_of: dict[str, set[str]] = {}  # document URI -> its entries' keys (didClose)
+        self._uri_of: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
 
@@ -51,13 +53,30 @@ class CompletionCache:
         self.hits += 1
         return value
 
-    def put(self, key: str, suggestion: str) -> None:
+    def put(self, key: str, suggestion: str, uri: str = "") -> None:
         if self.max_entries <= 0:
             return
         self._lru[key] = suggestion
         self._lru.move_to_end(key)
+        if uri:
+            self._index(key, uri)
         while len(self._lru) > self.max_entries:
-            self._lru.popitem(last=False)
+            old, _ = self._lru.popitem(last=False)
+            self._unindex(old)
+
+    def _index(self, key: str, uri: str) -> None:
+        self._unindex(key)
+        self._uri_of[key] = uri
+        self._keys_of.setdefault(uri, set()).add(key)
+
+    def _unindex(self, key: str) -> None:
+        uri = self._uri_of.pop(key, None)
+        if uri is not None:
+            keys = self._keys_of.get(uri)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_of[uri]
 
     def remember_shown(self, uri: str, prefix: str, suffix: str, suggestion: str,
                        settings_key: str) -> None:
@@ -81,8 +100,17 @@ class CompletionCache:
         return rest
 
     def forget(self, uri: str) -> None:
+        """Drop everything kept for ``uri`` (the document was closed)."""
         self._shown.pop(uri, None)
+        for key in self._keys_of.pop(uri, set()):
+            self._lru.pop(key, None)
+            self._uri_of.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._lru)
 
     def clear(self) -> None:
         self._lru.clear()
         self._shown.clear()
+        self._keys_of.clear()
+        self._uri_of.clear()

@@ -79,10 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     return server.exit_code
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _check_sandbox() -> int:
     from testgen.sandbox import Sandbox, check_report_text
 
@@ -102,3 +98,7 @@ def _check_sandbox() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"probe: {probe.verdict.value} {probe.stdout.strip()} {probe.detail}".rstrip())
     return 0 if probe.ok and "network: denied" in probe.stdout else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

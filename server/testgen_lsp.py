@@ -1,7 +1,8 @@
 """The "Generate tests" code action and the ``pingti.generateTests`` command.
 
-Thin: the work is :func:`testgen.pipeline.generate_tests`, on a thread of its own; the model
-answers through the same batching model thread as completions. The command reports work-done
+Thin: the work is :func:`testgen.pipeline.generate_tests`, on the completion service's jobs
+thread; its model calls go through the service (and so through the same batching generator as
+completions). The command reports work-done
 progress (cancellable, as is the request itself), applies the result with ``workspace/applyEdit``
 (a new file is created with ``overwrite: false``; an existing one only gets text appended at its
 end) and answers with a summary. Anything that goes wrong is a message, and nothing is written.
@@ -13,25 +14,27 @@ import asyncio
 import logging
 import os
 import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from server.backends.base import CancelToken, GenerationRequest
+from server.backends.base import CancelledError, CancelToken
 from server.config import SandboxMode
+from server.languages import Language, from_lsp_id, from_uri
+from server.progress import LspProgress
+from server.service import CompletionFailed, testgen_cache_key
 
 if TYPE_CHECKING:
     from server.lsp import PingtiServer
+    from testgen.pipeline import TestGenResult
 
 logger = logging.getLogger(__name__)
 
 COMMAND = "pingti.generateTests"
 ACTION_KIND = "source.generateTests"
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pingti-testgen")
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -48,8 +51,7 @@ def code_actions(ls: PingtiServer, params: types.CodeActionParams) -> list[types
     doc = ls.pingti_protocol.documents.get(uri)
     if doc is None or uri_to_path(uri) is None:
         return []
-    language = doc.language_id or ""
-    if language != "python" and not uri.endswith((".py", ".pyi")):
+    if (from_lsp_id(doc.language_id) or from_uri(uri)) is not Language.PYTHON:
         return []
     if params.context.only and not any(ACTION_KIND.startswith(k) or k.startswith(ACTION_KIND)
                                        for k in params.context.only):
@@ -92,79 +94,36 @@ def _get(obj: Any, key: str) -> Any:
     return obj[key] if isinstance(obj, dict) else getattr(obj, key)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What one command works on: the file, its text, the target's 0-based line and column."""
+
+    uri: str
+    path: Path
+    text: str
+    line: int
+    character: int
+
+
 async def generate_tests_command(ls: PingtiServer, *args: Any) -> dict[str, Any]:
+    """``pingti.generateTests``: resolve the job, run the pipeline on the service's jobs
+    thread (its model calls go through the service), then apply the edit."""
     from testgen.extract import NoTarget
-    from testgen.pipeline import Cancelled, TestGenError, TestGenSettings, generate_tests
-    from testgen.sandbox import Isolation, Sandbox
+    from testgen.pipeline import Cancelled, TestGenError
 
     try:
-        uri, line, character = _parse_args(args)
-    except ValueError as exc:
+        job = _resolve_job(ls, args)
+        await ls.service.ready()
+    except (ValueError, CompletionFailed) as exc:
         return _failed(ls, str(exc))
-    doc = ls.pingti_protocol.documents.get(uri)
-    path = uri_to_path(uri)
-    if path is None:
-        return _failed(ls, f"cannot generate tests for {uri}: not a file on disk")
-    text = doc.text if doc is not None else _read(path)
-    if text is None:
-        return _failed(ls, f"cannot generate tests: {uri} is neither open nor readable")
-    if doc is not None:
-        offset = doc.offset_at(line, character, ls.pingti_protocol.position_encoding)
-        line, character = _line_col(doc.text, offset)
-    try:
-        engine = await ls.ready_engine()
-    except Exception as exc:  # noqa: BLE001 - the model is missing: say so
-        return _failed(ls, str(getattr(exc, "message", exc)))
-    cfg = ls.config
-    sandbox = await asyncio.get_running_loop().run_in_executor(
-        _executor, lambda: Sandbox(Isolation(cfg.sandbox.value)))
-    if cfg.sandbox is SandboxMode.NONE:
-        ls.notify_user("sandbox is \"none\": generated tests run without namespace isolation "
-                       "(only rlimits, Landlock, seccomp and a timeout).")
     cancel = threading.Event()
-    token = f"pingti-testgen-{uuid.uuid4().hex[:8]}"
-    progress = await _start_progress(ls, token, cancel)
-    loop = asyncio.get_running_loop()
-    backend = engine.backend
-    scheduler = engine.scheduler
-
-    def model(prompt: str, max_new: int) -> str:
-        ids = backend.encode(prompt, special=True)
-        window = backend.info.context_window
-        if window and len(ids) + max_new > window:
-            max_new = max(64, window - len(ids))
-            ids = ids[-(window - max_new):]
-        req = GenerationRequest(ids, max_new, temperature=0.0, cache_key=f"testgen:{uri}")
-        ct = CancelToken()
-
-        def watch() -> None:  # the pipeline's cancel event stops the model too
-            cancel.wait()
-            ct.cancel("test generation cancelled")
-
-        threading.Thread(target=watch, daemon=True).start()
-        if scheduler is not None:
-            result = scheduler.submit(req, ct).result()
-        else:
-            result = backend.generate(req, ct)
-        if cancel.is_set():
-            raise Cancelled()
-        return result.text
-
-    def report(message: str, pct: int) -> None:
-        if progress:
-            loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                      types.WorkDoneProgressReport(message=message,
-                                                                   percentage=pct))
-
-    workspace = ls.workspace_root()
-    settings = TestGenSettings(max_new_tokens=cfg.testgen_max_tokens,
-                               time_budget_s=float(cfg.testgen_time_budget_s))
+    progress = await LspProgress.begin(ls, "pingti: generating tests", cancellable=True,
+                                       percentage=0, prefix="pingti-testgen")
+    if progress is not None:
+        progress.on_cancel(cancel.set)
     outcome = "failed"
     try:
-        result = await loop.run_in_executor(
-            _executor, lambda: generate_tests(path, text, line, character, workspace, model,
-                                              backend.info.special_tokens, sandbox, settings,
-                                              report, cancel))
+        result = await _run_pipeline(ls, job, cancel, progress)
     except asyncio.CancelledError:
         cancel.set()
         outcome = "cancelled"
@@ -172,24 +131,76 @@ async def generate_tests_command(ls: PingtiServer, *args: Any) -> dict[str, Any]
     except Cancelled:
         outcome = "cancelled"
         return _failed(ls, "test generation cancelled; nothing written", level="info")
-    except (TestGenError, NoTarget) as exc:
+    except (TestGenError, NoTarget, CompletionFailed) as exc:
         return _failed(ls, str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
         logger.exception("test generation failed")
         return _failed(ls, f"test generation failed: {type(exc).__name__}: {exc}")
     finally:
-        cancel.set()  # also releases the model-cancel watcher threads
-        if progress:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
+        cancel.set()  # stops a model call still running
+        if progress is not None:
+            progress.end(outcome)
     applied, why = await _apply(ls, result.test_path, result.new_text, result.append)
     if not applied:
         return _failed(ls, f"the client did not apply the tests ({why}); nothing written")
-    outcome = "done"
     ls.notify_user(result.summary, types.MessageType.Info)
     return {"ok": True, "message": result.summary, "testFile": result.test_path.as_uri(),
             "kept": result.kept, "generated": result.generated, "parsed": result.parsed,
             "passed": result.passed, "coverageBefore": round(result.coverage_before, 1),
             "coverageAfter": round(result.coverage_after, 1), "rounds": result.rounds}
+
+
+def _resolve_job(ls: PingtiServer, args: tuple[Any, ...]) -> _Job:
+    """The command's arguments → the file and position (raises ValueError with a message)."""
+    uri, line, character = _parse_args(args)
+    path = uri_to_path(uri)
+    if path is None:
+        raise ValueError(f"cannot generate tests for {uri}: not a file on disk")
+    doc = ls.pingti_protocol.documents.get(uri)
+    text = doc.text if doc is not None else _read(path)
+    if text is None:
+        raise ValueError(f"cannot generate tests: {uri} is neither open nor readable")
+    if doc is not None:  # the client's position is in its encoding's units
+        offset = doc.offset_at(line, character, ls.pingti_protocol.position_encoding)
+        line, character = _line_col(doc.text, offset)
+    return _Job(uri, path, text, line, character)
+
+
+async def _run_pipeline(ls: PingtiServer, job: _Job, cancel: threading.Event,
+                        progress: LspProgress | None) -> TestGenResult:
+    from testgen.pipeline import Cancelled, TestGenSettings, generate_tests
+    from testgen.sandbox import Isolation, Sandbox
+
+    service, cfg = ls.service, ls.config
+    loop = asyncio.get_running_loop()
+    sandbox = await service.run_job(lambda: Sandbox(Isolation(cfg.sandbox.value)))
+    if cfg.sandbox is SandboxMode.NONE:
+        ls.notify_user("sandbox is \"none\": generated tests run without namespace isolation "
+                       "(only rlimits, Landlock, seccomp and a timeout).")
+    # One token for every model call of this command, on the pipeline's own cancel event:
+    # cancelling the command stops the model call that is running.
+    token = CancelToken(cancel, "test generation cancelled")
+    key = testgen_cache_key(job.uri)
+
+    def model(prompt: str, max_new: int) -> str:  # on the jobs thread
+        future = asyncio.run_coroutine_threadsafe(
+            service.generate_text(prompt, max_new, token, key), loop)
+        try:
+            return future.result()
+        except CancelledError:
+            raise Cancelled() from None
+
+    def report(message: str, pct: int) -> None:
+        if progress is not None:
+            progress.report(message, pct)
+
+    generator = await service.ready()
+    settings = TestGenSettings(max_new_tokens=cfg.testgen_max_tokens,
+                               time_budget_s=float(cfg.testgen_time_budget_s))
+    workspace = ls.workspace_root()
+    return await service.run_job(lambda: generate_tests(
+        job.path, job.text, job.line, job.character, workspace, model,
+        generator.capabilities.special_tokens, sandbox, settings, report, cancel))
 
 
 def _read(path: Path) -> str | None:
@@ -203,21 +214,6 @@ def _failed(ls: PingtiServer, message: str, level: str = "warning") -> dict[str,
     kind = types.MessageType.Info if level == "info" else types.MessageType.Warning
     ls.notify_user(message, kind)
     return {"ok": False, "message": message}
-
-
-async def _start_progress(ls: PingtiServer, token: str, cancel: threading.Event) -> bool:
-    if not ls._supports_progress():
-        return False
-    try:
-        await asyncio.wait_for(ls.work_done_progress.create_async(token), 10)
-    except Exception:  # noqa: BLE001 - no progress then
-        return False
-    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-        title="pingti: generating tests", cancellable=True, percentage=0))
-    fut = ls.work_done_progress.tokens.get(token)
-    if fut is not None:
-        fut.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
-    return True
 
 
 async def _apply(ls: PingtiServer, path: Path, text: str, append: bool) -> tuple[bool, str]:

@@ -18,12 +18,22 @@ class CancelledError(Exception):
     """Generation was cancelled through its :class:`CancelToken`."""
 
 
+class GenerationOutOfMemory(Exception):
+    """The backend ran out of memory (host or device) while evaluating a request.
+
+    Backends translate their own errors into this type at the boundary (llama.cpp's failed
+    allocations, torch's ``OutOfMemoryError`` and CPU allocator failures), so callers decide by
+    type, never by matching message text."""
+
+
 class CancelToken:
     """A thread-safe flag set by the event loop and polled by the decoding loop."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
+    def __init__(self, event: threading.Event | None = None, reason: str = "") -> None:
+        # ``event``: share a flag someone else sets (e.g. the test generator's cancel event);
+        # ``reason`` then says why, since that someone does not.
+        self._event = event or threading.Event()
+        self.reason = reason
 
     def cancel(self, reason: str = "cancelled") -> None:
         if not self._event.is_set():

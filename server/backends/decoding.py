@@ -83,6 +83,11 @@ class KVRunner(Protocol):
         """The sequences are finished; their KV stays cached for later prompts."""
         ...
 
+    def forget(self, cache_key: str) -> None:
+        """Drop what is cached for ``cache_key`` (a closed document); running sequences keep
+        theirs."""
+        ...
+
     def reset(self) -> None:
         """Forget every cached sequence (after an error, the cache may be inconsistent)."""
         ...
@@ -178,6 +183,10 @@ class BatchDecoder:
         self.active = [s for s in self.active if not s.done]
         self._release(done_now)
         return done_now
+
+    def forget(self, cache_key: str) -> None:
+        """A document was closed: its KV cache is no longer worth keeping."""
+        self.runner.forget(cache_key)
 
     def abort(self, exc: BaseException) -> list[SeqState]:
         """Drop every active sequence after ``exc`` broke a step; the caches are reset."""

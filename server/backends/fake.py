@@ -116,6 +116,7 @@ class _FakeRunner:
     def __init__(self, backend: FakeBackend) -> None:
         self._backend = backend
         self.prefilled_tokens = 0  # prompt tokens "evaluated", for tests
+        self.forgotten: list[str] = []  # cache keys of closed documents, for tests
 
     def _logits(self, s: SeqState) -> Logits:
         plan: str = s.handle
@@ -138,6 +139,9 @@ class _FakeRunner:
 
     def release(self, seqs: Sequence[SeqState]) -> None:
         pass
+
+    def forget(self, cache_key: str) -> None:
+        self.forgotten.append(cache_key)
 
     def reset(self) -> None:
         pass

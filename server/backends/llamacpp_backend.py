@@ -35,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from server.backends.base import CancelToken, GenerationRequest, GenerationResult, ModelInfo, detect_fim
+from server.backends.base import (
+    CancelToken,
+    GenerationOutOfMemory,
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+    detect_fim,
+)
 from server.backends.decoding import (
     BatchDecoder,
     Logits,
@@ -128,8 +135,11 @@ class LlamaCppRunner:
             if rc == 1 and self._evict_one(protect):
                 continue  # llama.cpp left the cache as it was: retry with more free cells
             if rc == 1:
-                raise ModelError("pingti: the KV cache is full (kvCacheTokens); lower "
-                                 "maxBatchSize or contextTokens, or raise kvCacheTokens")
+                raise GenerationOutOfMemory(
+                    "the KV cache is full (kvCacheTokens); lower maxBatchSize or contextTokens, "
+                    "or raise kvCacheTokens")
+            if rc == -2:  # llama.cpp: "failed to allocate the compute buffers"
+                raise GenerationOutOfMemory(f"llama.cpp could not allocate memory (llama_decode {rc})")
             raise ModelError(f"llama.cpp could not evaluate the batch (llama_decode {rc})")
 
     def _logits(self, i: int) -> Logits:
@@ -216,6 +226,14 @@ class LlamaCppRunner:
             s.handle.tokens.append(tok)
         return [self._logits(k) for k in range(len(seqs))]
 
+    def forget(self, cache_key: str) -> None:
+        """Drop the cached prompt of a closed document (idle slots only: a running sequence
+        keeps its cells until it finishes)."""
+        for slot in self.slots:
+            if slot.cache_key == cache_key and not slot.busy:
+                self._truncate(slot, 0)
+                slot.cache_key = None
+
     def release(self, seqs: Sequence[SeqState]) -> None:
         now = time.perf_counter()
         for s in seqs:
@@ -251,7 +269,6 @@ class LlamaCppBackend:
         self._special_ids = special_ids
         self.vocab_size = runner._n_vocab  # the logits' length
         self._decoder = BatchDecoder(runner, special_ids, self.decode)
-        self.last_reused_tokens = 0  # prompt tokens served from the KV cache by the last call
 
     @classmethod
     def load(cls, source: ModelSource, config: Config, cache_dir: Path,
@@ -345,17 +362,8 @@ class LlamaCppBackend:
         ids = self._model.tokenize(token.encode("utf-8"), False, True)
         return ids[0] if len(ids) == 1 else None
 
-    def cached_prefix(self, prompt_ids: Sequence[int]) -> int:
-        """How many leading prompt tokens an idle KV slot already holds."""
-        prompt = list(prompt_ids)
-        best = max((common_prefix(s.tokens, prompt) for s in self.runner.slots if not s.busy),
-                   default=0)
-        return min(best, len(prompt) - 1) if prompt else 0
-
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
-        result = generate_one(self._decoder, request, cancel)
-        self.last_reused_tokens = int(result.extra.get("reused_tokens", 0))
-        return result
+        return generate_one(self._decoder, request, cancel)
 
     def close(self) -> None:
         runner, self.runner = self.runner, None  # type: ignore[assignment]

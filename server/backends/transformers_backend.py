@@ -10,19 +10,21 @@ torch/transformers are imported lazily: importing this module is cheap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.backends.base import (
     CancelToken,
+    GenerationOutOfMemory,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
@@ -317,6 +319,20 @@ class TorchRunner:
             s.tokens, s.kv = [], []
 
     def prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
+        with _out_of_memory_as_ours():
+            return self._prefill(seqs)
+
+    def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
+        with _out_of_memory_as_ours():
+            return self._step(seqs, tokens)
+
+    def forget(self, cache_key: str) -> None:
+        """Drop the cached prompt of a closed document (idle slots only)."""
+        for s in self.slots:
+            if s.cache_key == cache_key and not s.busy:
+                s.tokens, s.kv, s.cache_key = [], [], None
+
+    def _prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
         import torch
 
         self._unstack()
@@ -357,7 +373,7 @@ class TorchRunner:
         self._bound_memory()
         return out
 
-    def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
+    def _step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
         import torch
 
         slots: list[_TorchSlot] = [s.handle for s in seqs]
@@ -442,6 +458,25 @@ class TorchRunner:
                 torch.cuda.empty_cache()  # after an out-of-memory error, give the memory back
         except ImportError:
             pass
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_ours() -> Iterator[None]:
+    """Translate torch's out-of-memory errors into :class:`GenerationOutOfMemory` here, at the
+    backend, so the server decides by type. CUDA raises ``torch.OutOfMemoryError``; torch's CPU
+    allocator raises a plain RuntimeError whose only mark is its text (this is the one place
+    that reads it)."""
+    import torch
+
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise GenerationOutOfMemory(str(exc).split("\n", 1)[0]) from exc
+    except RuntimeError as exc:
+        text = str(exc)
+        if "DefaultCPUAllocator" in text or "can't allocate memory" in text:
+            raise GenerationOutOfMemory(text.split("\n", 1)[0]) from exc
+        raise
 
 
 def _special_tokens(tokenizer: Any) -> set[str]:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from server.backends.base import CancelToken, FinishReason, GenerationRequest
+from server.backends.decoding import common_prefix
 from server.backends.llamacpp_backend import LlamaCppBackend
+from server.backends.loader import load_backend
 from server.config import Backend, Config, force_offline
-from server.engine import load_backend
 from server.model_assets import ModelError
 
 pytestmark = pytest.mark.model
@@ -117,8 +118,8 @@ def test_full_kv_cache_drops_the_least_recently_used_document() -> None:
             r = backend.generate(GenerationRequest(p, 8, cache_key=f"d{i}"), CancelToken())
             assert r.finish in (FinishReason.LENGTH, FinishReason.EOS, FinishReason.STOP)
         # The first document was dropped to make room for the third; the third is cached.
-        assert backend.cached_prefix(prompts[0] + [13]) == 0
-        assert backend.cached_prefix(prompts[2] + [13]) >= len(prompts[2])
+        assert _cached_prefix(backend, prompts[0]) == 0
+        assert _cached_prefix(backend, prompts[2]) >= len(prompts[2])
     finally:
         backend.close()
 
@@ -137,5 +138,24 @@ def test_requests_that_cannot_fit_fail_clearly_and_the_backend_serves_on() -> No
         assert not backend.decoder.active
         r = backend.generate(GenerationRequest(prompts[0], 8), CancelToken())
         assert r.token_ids
+    finally:
+        backend.close()
+
+
+def _cached_prefix(backend: LlamaCppBackend, prompt: list[int]) -> int:
+    """How many leading tokens of ``prompt`` some KV slot holds."""
+    return max(common_prefix(s.tokens, prompt) for s in backend.runner.slots)
+
+
+def test_forget_drops_a_closed_documents_cache() -> None:
+    backend = _backend()
+    try:
+        ids = backend.encode(SOURCE)[:200]
+        backend.generate(GenerationRequest(ids, 4, cache_key="doc"), CancelToken())
+        assert _cached_prefix(backend, ids) >= len(ids) - 1
+        backend.decoder.forget("other")
+        assert _cached_prefix(backend, ids) >= len(ids) - 1
+        backend.decoder.forget("doc")
+        assert _cached_prefix(backend, ids) == 0
     finally:
         backend.close()

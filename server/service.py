@@ -1,0 +1,426 @@
+"""The completion service: one pipeline from a document snapshot to ranked suggestions.
+
+The LSP handlers (``server/lsp.py``) and the test generator (``server/testgen_lsp.py``) call only
+this class. It owns everything around the pure stages of ``server/stages.py``:
+
+- the model's life: loading on a worker thread (with progress), reloading when a setting that
+  needs it changes, the state a request waits for;
+- the worker thread that builds prompts and post-processes (one: prompt building tokenizes, and
+  2 cores are not worth sharing), while the generator's own thread decodes;
+- debounce of automatic requests, the request cache, and in-flight cancellation: a newer request
+  for a document cancels the older one, and a cancelled request stops at its next decoding step;
+- the per-document state, all of it freed by :meth:`close_document`;
+- mapping failures to :class:`CompletionFailed` with a message for the user, decided by
+  exception type (``GenerationOutOfMemory``, ``ModelError``), never by message text.
+
+Life of a request (:meth:`complete`): context → cache (on the event loop: answers that need no
+model skip the queue and the debounce) → debounce → prompt (worker) → generate (generator) →
+post-process and rank (worker) → cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from server.backends.base import (
+    CancelledError,
+    CancelToken,
+    GenerationOutOfMemory,
+    GenerationRequest,
+)
+from server.backends.loader import load_backend
+from server.cache import CompletionCache
+from server.config import Config
+from server.context import CursorContext
+from server.debounce import Debouncer
+from server.generation import Generator, LocalGenerator
+from server.model_assets import ModelError
+from server.stages import (
+    CompletionOutcome,
+    CompletionQuery,
+    Plan,
+    Source,
+    Trigger,
+    cache_key,
+    candidates_of,
+    context_stage,
+    outcome_of,
+    postprocess_stage,
+    prompt_stage,
+    rank_stage,
+    settings_key,
+)
+
+if TYPE_CHECKING:
+    from grammar_constraints.factory import ConstraintFactory
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_LAST_OUTCOMES = 256  # documents whose last completion figures pingti/status can report
+
+
+class ModelState(enum.Enum):
+    NOT_LOADED = "not_loaded"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class CompletionFailed(Exception):
+    """A request that was valid but could not be carried out; the message is for the user."""
+
+
+class Progress(Protocol):
+    """Where long work reports (the LSP layer: work-done progress)."""
+
+    def report(self, message: str, percentage: int | None = None) -> None: ...
+
+
+Notify = Callable[[str, bool], None]  # (message, is_error): a message for the user
+
+
+@dataclass
+class Loaded:
+    """What loading produces: the generator, and the syntax constraint's factory for its
+    tokenizer (None: no constraint with this generator)."""
+
+    generator: Generator
+    constraints: ConstraintFactory | None
+
+
+# Builds the generator for a configuration on the worker thread, reporting progress messages;
+# raises ModelError with a message for the user. The seam where another kind of generator
+# (a remote engine) is chosen.
+Loader = Callable[[Config, Callable[[str], None]], Loaded]
+
+
+def load_local(config: Config, report: Callable[[str], None]) -> Loaded:
+    """The in-process generator: the configured backend on the batching model thread."""
+    from grammar_constraints.factory import ConstraintFactory
+
+    backend = load_backend(config, report)
+    generator = LocalGenerator(backend, config.max_batch_size, config.batch_timeout_ms / 1000)
+    return Loaded(generator, ConstraintFactory(backend.decode, backend.vocab_size,
+                                               backend.decoder.stop_ids))
+
+
+class CompletionService:
+    def __init__(self, config: Config, notify: Notify | None = None,
+                 loader: Loader = load_local) -> None:
+        self.config = config
+        self._notify = notify or (lambda message, error: None)
+        self._loader = loader
+        # One worker: prompts and post-processing are CPU work on 2 cores; the model decodes on
+        # the generator's own thread meanwhile.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pingti-worker")
+        # Long background jobs (test generation) get their own thread, so completions go on.
+        self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pingti-jobs")
+        self.state = ModelState.NOT_LOADED
+        self.load_error = ""
+        self._loaded: Loaded | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self.cache = CompletionCache(config.cache_entries)
+        self.debouncer = Debouncer(config.debounce_ms / 1000)
+        self.inflight: dict[str, CancelToken] = {}
+        # The last completion's figures per document, oldest first (pingti/status).
+        self.last_outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._specials: list[str] = []
+
+    @property
+    def generator(self) -> Generator | None:
+        return self._loaded.generator if self._loaded is not None else None
+
+    # --- settings and the model's life ------------------------------------------------------
+
+    def apply_config(self, config: Config) -> bool:
+        """Take new settings. Returns True when they need the model loaded again (the caller
+        starts that, with progress); others apply at once."""
+        old, self.config = self.config, config
+        self.debouncer.max_delay_s = config.debounce_ms / 1000
+        if self.state is ModelState.NOT_LOADED:
+            return False
+        if old.model_key() != config.model_key() or self.state is ModelState.FAILED:
+            return True
+        # Applied right away (not queued behind the worker): the cache fast path runs on the
+        # event loop and must not answer with the old settings. Cache entries are keyed by the
+        # settings, so a generation still running with the old ones cannot leak.
+        self.cache.max_entries = config.cache_entries
+        self.cache.clear()
+        if self._loaded is not None:
+            self._loaded.generator.configure(config.max_batch_size,
+                                             config.batch_timeout_ms / 1000)
+        return False
+
+    def start_loading(self, progress: Callable[[Config], Awaitable[Progress | None]] | None = None,
+                      done: Callable[[], None] | None = None) -> None:
+        """Load (or reload) the model for the current settings on the worker; requests wait.
+        ``progress`` opens the client's progress report; ``done`` closes it."""
+        for token in self.inflight.values():
+            token.cancel("model reload")
+        self.state = ModelState.LOADING
+        self._load_task = asyncio.ensure_future(self._load(self.config, progress, done))
+
+    async def _load(self, config: Config,
+                    progress: Callable[[Config], Awaitable[Progress | None]] | None,
+                    done: Callable[[], None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        reporter = await progress(config) if progress is not None else None
+
+        def report(message: str) -> None:
+            logger.info("loading: %s", message)
+            if reporter is not None:
+                loop.call_soon_threadsafe(reporter.report, message, None)
+
+        def build() -> Loaded:
+            if self._loaded is not None:
+                self._loaded.generator.close()
+                self._loaded = None
+            return self._loader(config, report)
+
+        try:
+            loaded = await loop.run_in_executor(self.worker, build)
+        except Exception as exc:  # noqa: BLE001 - a failed load is a message, not a crash
+            if isinstance(exc, ModelError):
+                error, prefix = str(exc), "model not available"
+            else:
+                logger.exception("model load failed")
+                error, prefix = f"{type(exc).__name__}: {exc}", "model failed to load"
+            self._notify(f"{prefix}: {error}", True)
+            if config.model_key() == self.config.model_key():  # else a newer load is running
+                self.state, self.load_error = ModelState.FAILED, error
+        else:
+            info = loaded.generator.info
+            # Settings may have changed while loading; only a model-affecting change (which
+            # started another load) makes this model stale.
+            if config.model_key() == self.config.model_key():
+                self._loaded, self.state, self.load_error = loaded, ModelState.READY, ""
+                self._specials = sorted(loaded.generator.capabilities.special_tokens,
+                                        key=len, reverse=True)
+                self.apply_config(self.config)
+            else:
+                loaded.generator.close()
+            logger.info("model ready: %s on %s (%s, %s) in %.1fs", info.name, info.device,
+                        info.quantization, info.dtype, info.load_s)
+        finally:
+            if done is not None:
+                done()
+
+    async def ready(self) -> Generator:
+        """The generator, once the model is loaded; raises CompletionFailed if it could not."""
+        if self._load_task is None:
+            self.start_loading()
+        assert self._load_task is not None
+        while True:
+            task = self._load_task
+            await asyncio.shield(task)
+            if task is self._load_task:  # not replaced by a reload meanwhile
+                break
+        if self._loaded is None:
+            raise CompletionFailed(f"pingti: model not available: {self.load_error}")
+        return self._loaded.generator
+
+    # --- completion ------------------------------------------------------------------------
+
+    async def complete(self, query: CompletionQuery) -> CompletionOutcome | None:
+        """Complete at the query's cursor. None when a newer request for the same document (or
+        a reload) superseded this one. Raises CompletionFailed with a message for the user."""
+        await self.ready()
+        loaded = self._loaded
+        assert loaded is not None
+        uri = query.uri
+        token = CancelToken()
+        if (older := self.inflight.get(uri)) is not None:
+            older.cancel("superseded by a newer request")
+        self.inflight[uri] = token
+        loop = asyncio.get_running_loop()
+        delay = (self.debouncer.delay(uri, loop.time())
+                 if query.trigger is Trigger.AUTOMATIC else 0.0)
+        try:
+            outcome = await self._run(query, loaded, token, delay)
+        except asyncio.CancelledError:
+            token.cancel("$/cancelRequest")
+            raise
+        except CancelledError:
+            return None  # superseded: the newer request answers
+        except GenerationOutOfMemory as exc:
+            raise CompletionFailed(f"pingti: out of memory while generating ({exc}); lower "
+                                   "contextTokens or use quantization") from exc
+        except Exception as exc:  # noqa: BLE001 - one request fails, the server serves on
+            logger.exception("generation failed")
+            raise CompletionFailed(f"pingti: generation failed: {exc}") from exc
+        finally:
+            if self.inflight.get(uri) is token:
+                del self.inflight[uri]
+        if outcome is not None:
+            self._remember(uri, outcome)
+        return outcome
+
+    async def _run(self, query: CompletionQuery, loaded: Loaded, token: CancelToken,
+                   delay: float) -> CompletionOutcome | None:
+        t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        # The cursor context is built once, for both cache checks and the prompt.
+        ctx = context_stage(query)
+        if (quick := self._from_cache(query.uri, ctx, t0)) is not None:
+            return quick
+        if delay > 0:
+            await asyncio.sleep(delay)
+            if token.cancelled:  # the user typed on: the newer request answers
+                return None
+        planned = await loop.run_in_executor(self.worker, self._plan, query.uri, ctx, loaded,
+                                             token, t0)
+        if isinstance(planned, CompletionOutcome):
+            return planned
+        # The generator batches this request's candidates (they share the prompt's KV cache)
+        # with the requests of other documents.
+        results = await loaded.generator.generate(planned.requests, token)
+        if token.cancelled:
+            raise CancelledError(token.reason)
+        return await loop.run_in_executor(self.worker, self._finish, query.uri, planned,
+                                          results, t0)
+
+    def _from_cache(self, uri: str, ctx: CursorContext, t0: float) -> CompletionOutcome | None:
+        """The answer if it needs no model (typed through, or an identical request).
+
+        NOTE: runs on the event loop and on the worker; it only reads and updates the cache's
+        dicts, whose single operations are atomic under the GIL."""
+        skey = settings_key(self.config)
+        rest = self.cache.typed_through(uri, ctx.prefix, ctx.suffix, skey)
+        if rest is not None:
+            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, rest, skey)
+            logger.info("completion uri=%s source=typed_through chars=%d", uri, len(rest))
+            return CompletionOutcome(rest, ctx.mode, Source.TYPED_THROUGH,
+                                     total_s=time.perf_counter() - t0)
+        # The cache holds one suggestion; asked for several, sample them again.
+        hit = (self.cache.get(cache_key(ctx, skey))
+               if candidates_of(self.config) == 1 else None)
+        if hit is not None:
+            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit, skey)
+            logger.info("completion uri=%s source=cache chars=%d", uri, len(hit))
+            return CompletionOutcome(hit, ctx.mode, Source.CACHE,
+                                     total_s=time.perf_counter() - t0)
+        return None
+
+    def _plan(self, uri: str, ctx: CursorContext, loaded: Loaded, token: CancelToken,
+              t0: float) -> Plan | CompletionOutcome:
+        """Worker: the prompt stage (the cache is checked again: another request may have
+        filled it while this one waited)."""
+        if token.cancelled:  # cancelled while queued behind another request
+            raise CancelledError(token.reason)
+        if (cached := self._from_cache(uri, ctx, t0)) is not None:
+            return cached
+        gen = loaded.generator
+        return prompt_stage(ctx, uri, self.config, gen.capabilities, gen.tokenizer,
+                            loaded.constraints)
+
+    def _finish(self, uri: str, plan: Plan, results: list[Any], t0: float) -> CompletionOutcome:
+        """Worker: post-process every candidate, rank them, cache the first."""
+        candidates = [postprocess_stage(r, plan, self._specials) for r in results]
+        ranked = rank_stage(candidates)
+        outcome = outcome_of(plan, ranked, time.perf_counter() - t0)
+        ctx = plan.ctx
+        # The cache keeps the first suggestion: typing through it is what users do.
+        self.cache.put(plan.key, outcome.suggestion, uri)
+        self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, outcome.suggestion,
+                                  plan.settings_key)
+        logger.info(
+            "completion uri=%s mode=%s prompt_tokens=%d gen_tokens=%d prefill=%.3fs "
+            "decode=%.3fs total=%.3fs finish=%s chars=%d reused_tokens=%d", uri, ctx.mode.value,
+            outcome.prompt_tokens, outcome.generated_tokens, outcome.prefill_s,
+            outcome.decode_s, outcome.total_s, outcome.finish, len(outcome.suggestion),
+            outcome.reused_tokens)
+        return outcome
+
+    def _remember(self, uri: str, outcome: CompletionOutcome) -> None:
+        """Keep the figures of the last answer per document for ``pingti/status`` (benchmark
+        clients read token counts and timings there; LSP results cannot carry them)."""
+        self.last_outcomes.pop(uri, None)
+        self.last_outcomes[uri] = {
+            "source": outcome.source.value, "mode": outcome.mode.value,
+            "candidates": 1 + len(outcome.alternatives),
+            "promptTokens": outcome.prompt_tokens, "generatedTokens": outcome.generated_tokens,
+            "reusedTokens": outcome.reused_tokens, "prefillS": round(outcome.prefill_s, 4),
+            "decodeS": round(outcome.decode_s, 4), "totalS": round(outcome.total_s, 4),
+            "finish": outcome.finish, "syntax": outcome.syntax or None}
+        while len(self.last_outcomes) > _LAST_OUTCOMES:
+            self.last_outcomes.popitem(last=False)
+
+    # --- documents -------------------------------------------------------------------------
+
+    def close_document(self, uri: str) -> None:
+        """The client closed ``uri``: cancel its request and free everything kept for it
+        (cached answers, debounce rhythm, last figures, its KV cache)."""
+        if (token := self.inflight.pop(uri, None)) is not None:
+            token.cancel("document closed")
+        self.cache.forget(uri)
+        self.debouncer.forget(uri)
+        self.last_outcomes.pop(uri, None)
+        if self._loaded is not None:
+            self._loaded.generator.forget(uri)
+            self._loaded.generator.forget(testgen_cache_key(uri))
+
+    # --- plain text generation (the test generator) ---------------------------------------
+
+    async def generate_text(self, prompt: str, max_new_tokens: int, cancel: CancelToken,
+                            cache_key: str | None = None) -> str:
+        """Greedy text for a chat-style prompt (special tokens in ``prompt`` are tokens),
+        cut from the front to fit the context window."""
+        gen = await self.ready()
+        ids = gen.tokenizer.encode(prompt, special=True)
+        window = gen.capabilities.context_window
+        if window and len(ids) + max_new_tokens > window:
+            max_new_tokens = max(64, window - len(ids))
+            ids = ids[-(window - max_new_tokens):]
+        request = GenerationRequest(ids, max_new_tokens, temperature=0.0, cache_key=cache_key)
+        try:
+            (result,) = await gen.generate([request], cancel)
+        except GenerationOutOfMemory as exc:
+            raise CompletionFailed(f"pingti: out of memory while generating ({exc})") from exc
+        if cancel.cancelled:
+            raise CancelledError(cancel.reason)
+        return result.text
+
+    async def run_job(self, job: Callable[[], T]) -> T:
+        """Run a long blocking job (test generation) on the jobs thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.jobs, job)
+
+    # --- status and shutdown ---------------------------------------------------------------
+
+    def status(self, uri: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state.value}
+        if uri is not None:
+            out["lastCompletion"] = self.last_outcomes.get(uri)
+        if self.load_error:
+            out["error"] = self.load_error
+        if self._loaded is not None:
+            gen = self._loaded.generator
+            info = gen.info
+            out["model"] = {"name": info.name, "backend": info.backend, "device": info.device,
+                            "quantization": info.quantization,
+                            "contextWindow": info.context_window}
+            out["batching"] = gen.stats()
+        return out
+
+    def cancel_all(self, reason: str) -> None:
+        for token in self.inflight.values():
+            token.cancel(reason)
+
+    def close(self) -> None:
+        self.cancel_all("shutdown")
+        if self._loaded is not None:
+            self._loaded.generator.close()
+            self._loaded = None
+
+
+def testgen_cache_key(uri: str) -> str:
+    """The KV-cache key of a document's test generation (kept apart from its completions)."""
+    return f"testgen:{uri}"

@@ -1,0 +1,208 @@
+"""The stages of a completion, as typed functions with no LSP, no threads and no model in them.
+
+    context → prompt → generate → post-process → rank → cache
+
+:class:`server.service.CompletionService` runs them in that order and owns everything around
+them (worker thread, debounce, cancellation, errors). Each stage here is testable alone:
+
+- **context** (:func:`context_stage`): the text around the cursor and whether the user wants
+  a line or a block (``server/context.py``);
+- **prompt** (:func:`prompt_stage`): the fill-in-the-middle prompt within the token budget and
+  one :class:`GenerationRequest` per candidate, with the syntax constraint's processors when it
+  applies (``server/prompt.py``, ``grammar_constraints``);
+- **generate**: a :class:`server.generation.Generator` (the request-level seam);
+- **post-process** (:func:`postprocess_stage`): cut the raw text where the user would stop
+  (``server/postprocess.py``), and, under the syntax constraint, back to what leaves the document
+  with no more syntax errors than before;
+- **rank** (:func:`rank_stage`): order the candidates, best first. A pass-through for now
+  (seed order); reranking plugs in here;
+- **cache**: the service stores the first candidate (``server/cache.py``).
+
+A new stage is a function here plus one line in ``CompletionService._run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from server.backends.base import GenerationRequest, GenerationResult
+from server.cache import request_key
+from server.config import Config, ConstraintMode
+from server.context import CompletionMode, CursorContext, build_context
+from server.generation import GeneratorCapabilities, Tokenizer
+from server.languages import from_lsp_id
+from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
+from server.prompt import block_suffix, build_prompt
+
+if TYPE_CHECKING:
+    from grammar_constraints.factory import ConstraintFactory, SequenceConstraints
+
+
+class Trigger(enum.Enum):
+    AUTOMATIC = "automatic"  # while typing: debounced, superseded by the next key
+    INVOKED = "invoked"  # the user asked explicitly
+
+
+class Source(enum.Enum):
+    MODEL = "model"
+    CACHE = "cache"
+    TYPED_THROUGH = "typed_through"
+
+
+@dataclass(frozen=True)
+class CompletionQuery:
+    """One completion request, as the LSP layer hands it over (a snapshot of the document)."""
+
+    uri: str
+    text: str
+    offset: int  # code-point index of the cursor in ``text``
+    language: str  # LSP language id ('' when unknown)
+    trigger: Trigger = Trigger.INVOKED
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str  # post-processed; '' when there is nothing worth showing
+    result: GenerationResult
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    suggestion: str  # '' when there is nothing worth showing
+    mode: CompletionMode
+    source: Source
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    total_s: float = 0.0
+    finish: str = ""
+    # Prompt tokens served from the backend's KV cache instead of being evaluated again.
+    reused_tokens: int = 0
+    # Further suggestions when ``candidates`` > 1, in rank order; '' where a candidate had
+    # nothing worth showing. ``generated_tokens`` counts all of them.
+    alternatives: tuple[str, ...] = ()
+    # The syntax constraint's figures (time spent, tokens refused), when it ran.
+    syntax: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the prompt stage decided: the requests to generate, and what finishing needs."""
+
+    ctx: CursorContext
+    key: str  # request-cache key
+    settings_key: str
+    requests: tuple[GenerationRequest, ...]  # one per candidate, seeds seed, seed + 1, ...
+    constraints: SequenceConstraints | None = None  # the syntax constraint's processors
+
+
+# --- context ---------------------------------------------------------------------------------
+
+def context_stage(query: CompletionQuery) -> CursorContext:
+    return build_context(query.text, query.offset, query.language)
+
+
+# --- prompt ----------------------------------------------------------------------------------
+
+def candidates_of(config: Config) -> int:
+    """Sequences a model request samples: greedy decoding would repeat the same one."""
+    return config.candidates if config.temperature > 0 else 1
+
+
+def settings_key(config: Config) -> str:
+    """The settings a cached answer depends on."""
+    c = config
+    return repr((c.context_tokens, c.prefix_share, c.max_tokens_single_line,
+                 c.max_tokens_multi_line, c.temperature, c.top_p, c.seed, candidates_of(c),
+                 c.suffix_tokens, c.align_lines))
+
+
+def cache_key(ctx: CursorContext, skey: str) -> str:
+    return request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
+
+
+def constrained(config: Config, caps: GeneratorCapabilities, language: str) -> bool:
+    """Does the syntax constraint apply: on in the settings, a listed language, and a
+    generator that runs logits processors?"""
+    if config.constraints is not ConstraintMode.SYNTAX or not caps.logits_processors:
+        return False
+    lang = from_lsp_id(language)
+    return lang is not None and lang.value in config.constraint_languages
+
+
+def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCapabilities,
+                 tokenizer: Tokenizer, constraints: ConstraintFactory | None) -> Plan:
+    skey = settings_key(config)
+    suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
+    max_new = (config.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
+               else config.max_tokens_multi_line)
+    # Memory guard: the prompt and the generation must fit the context window; the prompt
+    # budget shrinks to fit instead of failing.
+    budget = config.context_tokens
+    if caps.context_window:
+        budget = max(16, min(budget, caps.context_window - max_new))
+    prompt = build_prompt(prompt_prefix(ctx), suffix, tokenizer.encode, caps.fim, caps.fim_ids,
+                          budget, config.prefix_share, config.suffix_tokens, config.align_lines)
+    seqs: SequenceConstraints | None = None
+    if constraints is not None and constrained(config, caps, ctx.language):
+        # The constraint sees the document as the user will: the text before the cursor, then
+        # the generation as it would be inserted (on an indentation-only line the model writes
+        # the indentation itself, and the cursor's wins).
+        seqs = constraints.for_document(ctx.language, ctx.prefix,
+                                        lambda text: strip_cursor_indent(text, ctx))
+    base = GenerationRequest(
+        prompt.ids, max_new, config.temperature, config.top_p, config.seed,
+        stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri,
+        logits_processors=_processors(seqs))
+    # Each candidate needs its own processors: the syntax constraint follows its sequence.
+    requests = [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31,
+                                             logits_processors=_processors(seqs))
+                         for i in range(1, candidates_of(config))]
+    return Plan(ctx, cache_key(ctx, skey), skey, tuple(requests), seqs)
+
+
+def _processors(seqs: SequenceConstraints | None) -> tuple[object, ...]:
+    return (seqs.make(),) if seqs is not None else ()
+
+
+def _indent(line_prefix: str) -> int:
+    return len(line_prefix) - len(line_prefix.lstrip())
+
+
+# --- post-process ----------------------------------------------------------------------------
+
+def postprocess_stage(result: GenerationResult, plan: Plan,
+                      special_tokens: Sequence[str]) -> Candidate:
+    """Post-processed text; with the syntax constraint, cut back to what leaves the document
+    with no more syntax errors than before (the suffix counts: FIM)."""
+    ctx = plan.ctx
+    text = postprocess(strip_cursor_indent(result.text, ctx), ctx, special_tokens)
+    if plan.constraints is not None and text:
+        from grammar_constraints.finish import fit
+
+        text = fit(ctx.prefix, text, ctx.suffix, ctx.language)
+    return Candidate(text, result)
+
+
+# --- rank ------------------------------------------------------------------------------------
+
+def rank_stage(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Best first. For now the seed order (the greedy or first-seeded candidate first): a
+    reranker replaces this, and must keep every candidate (it orders, it does not drop)."""
+    return list(candidates)
+
+
+def outcome_of(plan: Plan, ranked: Sequence[Candidate], total_s: float) -> CompletionOutcome:
+    first = ranked[0].result
+    results = [c.result for c in ranked]
+    return CompletionOutcome(
+        ranked[0].text, plan.ctx.mode, Source.MODEL, first.prompt_tokens,
+        sum(len(r.token_ids) for r in results), first.prefill_s,
+        max(r.decode_s for r in results), total_s, first.finish.value,
+        int(first.extra.get("reused_tokens", 0)), tuple(c.text for c in ranked[1:]),
+        plan.constraints.stats() if plan.constraints is not None else {})
