@@ -27,11 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_report  # noqa: E402
+from grammar_constraints.factory import ConstraintFactory  # noqa: E402
 from grammar_constraints.languages import syntax_for  # noqa: E402
 from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks  # noqa: E402
 from grammar_constraints.ts_oracle import parses  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import CompletionEngine, load_backend  # noqa: E402
+from server.engine import load_backend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "editors" / "vscode" / "node_modules"
@@ -83,7 +84,7 @@ def main() -> int:
     args = ap.parse_args()
     force_offline()
     backend = load_backend(Config())
-    table = CompletionEngine(backend, Config()).syntax_table()
+    table = ConstraintFactory(backend.decode, backend.vocab_size, backend.decoder.stop_ids).table
     report: dict[str, object] = {"files_per_language": args.files, "seed": args.seed}
     for language in args.languages:
         syntax = syntax_for(language)

@@ -29,12 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import pct, write_report  # noqa: E402
+from grammar_constraints.factory import ConstraintFactory  # noqa: E402
 from grammar_constraints.languages import syntax_for  # noqa: E402
 from grammar_constraints.processor import SyntaxConstraint  # noqa: E402
 from lspbench.tasks import load_humaneval  # noqa: E402
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import CompletionEngine, load_backend  # noqa: E402
+from server.engine import load_backend  # noqa: E402
 
 
 class Timed(SyntaxConstraint):
@@ -91,9 +92,9 @@ def main() -> int:
     args = ap.parse_args()
     force_offline()
     backend = load_backend(Config())
-    engine = CompletionEngine(backend, Config())
+    factory = ConstraintFactory(backend.decode, backend.vocab_size, backend.decoder.stop_ids)
     t0 = time.perf_counter()
-    table = engine.syntax_table()
+    table = factory.table
     table_s = time.perf_counter() - t0
     masks: list[float] = []
     checks_per_step: list[float] = []

@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import pct, write_report  # noqa: E402
 from grammar_constraints.cursor import SyntaxCursor  # noqa: E402
+from grammar_constraints.factory import ConstraintFactory  # noqa: E402
 from lspbench.tasks import load_humaneval  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import CompletionEngine, load_backend  # noqa: E402
+from server.engine import load_backend  # noqa: E402
 
 
 def corruptions(line: str) -> dict[str, tuple[str, str]]:
@@ -54,7 +55,7 @@ def main() -> int:
     args = ap.parse_args()
     force_offline()
     backend = load_backend(Config())
-    table = CompletionEngine(backend, Config()).syntax_table()
+    table = ConstraintFactory(backend.decode, backend.vocab_size, backend.decoder.stop_ids).table
     size = table.size
 
     def feed(cursor: SyntaxCursor, ids: list[int]) -> int | None:

@@ -10,6 +10,7 @@ and a line break inside a one-line string or character literal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -178,9 +179,14 @@ def feed(d: Dialect, state: CState, text: str) -> CState | None:
 
 
 def _step(d: Dialect, st: CState, ch: str) -> CState | None:
-    mode = st.mode
-    if mode == CODE:
+    if st.mode == CODE:
         return _code(d, st, ch)
+    return _STEPS[st.mode](d, st, ch)
+
+
+def _comment(d: Dialect, st: CState, ch: str) -> CState | None:
+    """In a line or block comment (Rust's block comments nest: ``aux`` is the depth)."""
+    mode = st.mode
     if mode == LINE_COMMENT:
         if ch == "\n" or ch == "\r":
             return st._replace(mode=CODE)
@@ -197,10 +203,16 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
                 return st._replace(mode=BLOCK_COMMENT, aux=st.aux - 1)
             return st._replace(mode=CODE, aux=0)
         return st._replace(mode=BLOCK_STAR if ch == "*" else BLOCK_COMMENT)
-    if mode == BLOCK_SLASH:
-        if ch == "*":
-            return st._replace(mode=BLOCK_COMMENT, aux=st.aux + 1)
-        return st._replace(mode=BLOCK_SLASH if ch == "/" else BLOCK_COMMENT)
+    # BLOCK_SLASH
+    if ch == "*":
+        return st._replace(mode=BLOCK_COMMENT, aux=st.aux + 1)
+    return st._replace(mode=BLOCK_SLASH if ch == "/" else BLOCK_COMMENT)
+
+
+def _quoted(d: Dialect, st: CState, ch: str) -> CState | None:
+    """In a string or character literal, or a Java text block (or the ``""`` that may open
+    one)."""
+    mode = st.mode
     if mode == STRING:
         if ch == "\\":
             return st._replace(mode=STRING_ESC)
@@ -231,18 +243,28 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
                 return CState(CODE, st.stack, 0, 0, "", "\0s")
             return st._replace(run=st.run + 1)
         return st._replace(run=0)
-    if mode == TEXT_BLOCK_ESC:
-        return st._replace(mode=TEXT_BLOCK)
-    if mode in (TEMPLATE, TEMPLATE_DOLLAR):
-        if mode == TEMPLATE_DOLLAR and ch == "{":
-            return CState(CODE, st.stack + TEMPLATE_OPEN, 0, 0, "", "{")
-        if ch == "\\":
-            return st._replace(mode=TEMPLATE_ESC)
-        if ch == "`":
-            return CState(CODE, st.stack, 0, 0, "", "\0s")
-        return st._replace(mode=TEMPLATE_DOLLAR if ch == "$" else TEMPLATE)
+    # TEXT_BLOCK_ESC
+    return st._replace(mode=TEXT_BLOCK)
+
+
+def _template(d: Dialect, st: CState, ch: str) -> CState | None:
+    """In a JavaScript template literal (``${`` opens a substitution: code again)."""
+    mode = st.mode
     if mode == TEMPLATE_ESC:
         return st._replace(mode=TEMPLATE)
+    if mode == TEMPLATE_DOLLAR and ch == "{":
+        return CState(CODE, st.stack + TEMPLATE_OPEN, 0, 0, "", "{")
+    if ch == "\\":
+        return st._replace(mode=TEMPLATE_ESC)
+    if ch == "`":
+        return CState(CODE, st.stack, 0, 0, "", "\0s")
+    return st._replace(mode=TEMPLATE_DOLLAR if ch == "$" else TEMPLATE)
+
+
+def _raw(d: Dialect, st: CState, ch: str) -> CState | None:
+    """In a raw string: Go's `` `...` ``, Rust's ``r#"..."#`` (and its opening), C++'s
+    ``R"delim(...)delim"``."""
+    mode = st.mode
     if mode == RAW:
         if st.aux == ord("`"):  # Go
             return CState(CODE, st.stack, 0, 0, "", "\0s") if ch == "`" else st
@@ -264,29 +286,54 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
             return CState(RAW, st.stack, st.run, 0, "", "\0s")
         # r#ident: a raw identifier
         return _code(d, CState(CODE, st.stack, 0, 0, "r", "\0w"), ch)
-    if mode == SLASH:
-        if ch == "/":
-            return st._replace(mode=LINE_COMMENT, aux=0)
-        if ch == "*":
-            return st._replace(mode=BLOCK_COMMENT, aux=0)
-        if st.aux:  # a regular expression
-            return _step(d, CState(REGEX, st.stack, 0, 0, "", "\0s"), ch)
-        return _code(d, CState(CODE, st.stack, 0, 0, "", "/"), ch)
-    if mode in (REGEX, REGEX_CLASS):
-        if ch == "\\":
-            return st._replace(mode=REGEX_ESC, aux=mode)
-        if ch == "\n" or ch == "\r":  # not a regex after all (we guessed): back in code
-            return CState(CODE, st.stack, 0, 0, "", "")
-        if mode == REGEX_CLASS:
-            return st._replace(mode=REGEX) if ch == "]" else st
-        if ch == "[":
-            return st._replace(mode=REGEX_CLASS)
-        if ch == "/":
+    if mode == CPP_RAW_DELIM:
+        if ch == "(":
+            return st._replace(mode=CPP_RAW, run=0)
+        if ch in ' )\\\t\n\r\v\f' or len(st.word) >= 16:
+            return None  # not allowed in a raw string's delimiter
+        return st._replace(word=st.word + ch)
+    # CPP_RAW
+    end = ")" + st.word + '"'
+    if ch == end[st.run]:
+        if st.run + 1 == len(end):
             return CState(CODE, st.stack, 0, 0, "", "\0s")
-        return st
+        return st._replace(run=st.run + 1)
+    return st._replace(run=1 if ch == ")" else 0)
+
+
+def _slash(d: Dialect, st: CState, ch: str) -> CState | None:
+    """After a '/' in code: a comment, a regular expression (``aux``: one may start here), or
+    a division."""
+    if ch == "/":
+        return st._replace(mode=LINE_COMMENT, aux=0)
+    if ch == "*":
+        return st._replace(mode=BLOCK_COMMENT, aux=0)
+    if st.aux:  # a regular expression
+        return _step(d, CState(REGEX, st.stack, 0, 0, "", "\0s"), ch)
+    return _code(d, CState(CODE, st.stack, 0, 0, "", "/"), ch)
+
+
+def _regex(d: Dialect, st: CState, ch: str) -> CState | None:
+    """In a JavaScript regular expression, its character class, or an escape in either."""
+    mode = st.mode
     if mode == REGEX_ESC:
         return st._replace(mode=st.aux, aux=0)
-    if mode == CHAR_QUOTE:  # Rust, after '
+    if ch == "\\":
+        return st._replace(mode=REGEX_ESC, aux=mode)
+    if ch == "\n" or ch == "\r":  # not a regex after all (we guessed): back in code
+        return CState(CODE, st.stack, 0, 0, "", "")
+    if mode == REGEX_CLASS:
+        return st._replace(mode=REGEX) if ch == "]" else st
+    if ch == "[":
+        return st._replace(mode=REGEX_CLASS)
+    if ch == "/":
+        return CState(CODE, st.stack, 0, 0, "", "\0s")
+    return st
+
+
+def _rust_quote(d: Dialect, st: CState, ch: str) -> CState | None:
+    """Rust, after ``'`` or ``'x``: a character literal or a lifetime."""
+    if st.mode == CHAR_QUOTE:
         if ch == "\\":
             return CState(STRING_ESC, st.stack, ord("'"), 0, "", "\0s")
         if ch.isalnum() or ch == "_":
@@ -294,24 +341,24 @@ def _step(d: Dialect, st: CState, ch: str) -> CState | None:
         if ch == "\n" or ch == "\r":
             return None
         return CState(STRING, st.stack, ord("'"), 0, "", "\0s")  # '(' : a character literal
-    if mode == CHAR_ONE:  # Rust, after 'x
-        if ch == "'":
-            return CState(CODE, st.stack, 0, 0, "", "\0s")  # 'x'
-        return _code(d, CState(CODE, st.stack, 0, 0, "a", "\0w"), ch)  # 'a: a lifetime
-    if mode == CPP_RAW_DELIM:
-        if ch == "(":
-            return st._replace(mode=CPP_RAW, run=0)
-        if ch in ' )\\\t\n\r\v\f' or len(st.word) >= 16:
-            return None  # not allowed in a raw string's delimiter
-        return st._replace(word=st.word + ch)
-    if mode == CPP_RAW:
-        end = ")" + st.word + '"'
-        if ch == end[st.run]:
-            if st.run + 1 == len(end):
-                return CState(CODE, st.stack, 0, 0, "", "\0s")
-            return st._replace(run=st.run + 1)
-        return st._replace(run=1 if ch == ")" else 0)
-    raise AssertionError(f"unknown mode {mode}")
+    # CHAR_ONE
+    if ch == "'":
+        return CState(CODE, st.stack, 0, 0, "", "\0s")  # 'x'
+    return _code(d, CState(CODE, st.stack, 0, 0, "a", "\0w"), ch)  # 'a: a lifetime
+
+
+# Every mode but CODE → the step of the construct it is in.
+_STEPS: dict[int, Callable[[Dialect, CState, str], CState | None]] = {
+    LINE_COMMENT: _comment, BLOCK_COMMENT: _comment, BLOCK_STAR: _comment,
+    BLOCK_SLASH: _comment,
+    STRING: _quoted, STRING_ESC: _quoted, QUOTE2: _quoted, TEXT_BLOCK: _quoted,
+    TEXT_BLOCK_ESC: _quoted,
+    TEMPLATE: _template, TEMPLATE_DOLLAR: _template, TEMPLATE_ESC: _template,
+    RAW: _raw, RAW_CLOSE: _raw, RAW_OPEN: _raw, CPP_RAW_DELIM: _raw, CPP_RAW: _raw,
+    SLASH: _slash,
+    REGEX: _regex, REGEX_CLASS: _regex, REGEX_ESC: _regex,
+    CHAR_QUOTE: _rust_quote, CHAR_ONE: _rust_quote,
+}
 
 
 def closing(d: Dialect, state: CState) -> str:

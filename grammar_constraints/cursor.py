@@ -17,8 +17,8 @@ class SyntaxCursor:
     """Follows one generated sequence after a document prefix.
 
     ``accept(token)`` moves on, ``rollback(n)`` undoes, ``fill_mask(logits)`` applies the
-    lexical layer over the whole vocabulary, ``allowed(candidates)`` asks the exact oracle about
-    a few tokens. ``enabled`` is False when the document's own text before the cursor is not a
+    lexical layer over the whole vocabulary, ``viable_with(token)`` asks the exact oracle about
+    one token. ``enabled`` is False when the document's own text before the cursor is not a
     viable prefix (the user's file is broken there): the constraint then stays out of the way.
     """
 
@@ -100,6 +100,3 @@ class SyntaxCursor:
             return False
         return self.syntax.still_viable(self.base + text, state, self.base + self.text,
                                         self.state)
-
-    def allowed(self, candidates: Sequence[int]) -> list[bool]:
-        return [self.viable_with(t) for t in candidates]

@@ -17,15 +17,13 @@ from grammar_constraints import python_lexer, python_oracle
 from grammar_constraints.clike_lexer import CODE
 from grammar_constraints.ts_oracle import TreeSitterOracle
 from grammar_constraints.vocab import TokenTable
+from server.languages import LSP_IDS, Language
 
-# LSP language ids → the constraint's language names.
-LANGUAGE_IDS = {
-    "python": "python",
-    "javascript": "javascript", "javascriptreact": "javascript",
-    "typescript": "typescript", "typescriptreact": "typescript",
-    "go": "go", "rust": "rust", "java": "java", "c": "c", "cpp": "cpp",
-}
-SUPPORTED = ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
+# The languages are declared once, in server.languages: every one there has a syntax constraint
+# (Python, or a dialect of the C-family lexer; a test checks), under its own name.
+SUPPORTED: tuple[str, ...] = tuple(lang.value for lang in Language)
+# LSP language ids (dialects included) → the constraint's language names.
+LANGUAGE_IDS: dict[str, str] = {lsp_id: lang.value for lsp_id, lang in LSP_IDS.items()}
 
 
 class Syntax(Protocol):

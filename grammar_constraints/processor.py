@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +16,21 @@ from grammar_constraints.languages import Syntax
 from grammar_constraints.vocab import TokenTable
 
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class SequenceProcessor(Protocol):
+    """What the batch decoder asks of one sequence's constraint (the shape of
+    :class:`server.backends.decoding.LogitsProcessor`, with its optional ``check``)."""
+
+    def __call__(self, generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
+        """The logits to sample from (changed in place or a new array) after ``generated``."""
+        ...
+
+    def check(self, generated: Sequence[int], token: int) -> bool:
+        """May the token the sampler picked follow ``generated``? A refused token is masked and
+        another one sampled."""
+        ...
 
 
 class SyntaxConstraint:
@@ -117,3 +132,8 @@ class TransformersSyntaxProcessor:
                 logits[refused] = -np.inf
             out[row] = torch.from_numpy(logits).to(out.dtype).to(out.device)
         return out
+
+
+if TYPE_CHECKING:
+    # The type checker holds SyntaxConstraint to the protocol the decoder relies on.
+    _IS_A_SEQUENCE_PROCESSOR: type[SequenceProcessor] = SyntaxConstraint

@@ -79,6 +79,9 @@ _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(if|ifdef|ifndef|endif)\b", re.M)
 # open). Accepting a token usually takes a few parses; refusing one tries every combination,
 # some hundreds of parses of the statement (incremental: only the end is re-parsed).
 BUDGET_S = 0.25
+# How a probe closes the text: (what goes before the closers, the joints between them, what
+# goes after them).
+_Layout = tuple[str, list[str], str]
 
 
 # The grammar wheels: (module, its language function).
@@ -296,33 +299,26 @@ class TreeSitterOracle:
     def _probes(self, text: str, state: CState) -> Iterator[str]:
         """Candidate continuations, most common first (the first that parses ends the search;
         a refusal tries them all, within the time budget)."""
-        close = closing(self.dialect, state)
+        heads = self._heads(text, state)
+        closers = close_brackets(state.stack, self.dialect)
+        default = _default_joints(closers)
+        layouts = self._layouts(text, closers, default)
+        tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
+        yield from _plain_probes(heads, closers, layouts)
+        yield from _joint_probes(heads, closers, default, layouts)
+        yield from _tail_probes(heads, closers, layouts, tails)
+        yield from _pair_probes(heads[0], closers, layouts[0])
+        yield from _deep_tail_probes(heads, closers, default)
+
+    def _heads(self, text: str, state: CState) -> list[str]:
+        """The readings of the text's end, most common first: the text itself, its last word,
+        operator or number grown, its open literal or comment closed, generics closed."""
         in_code = state.mode in (CODE, SLASH)
-        fillers: tuple[str, ...] = _FILLERS
         if in_code:
-            heads = [text]
-            word = re.search(r"[A-Za-z_]\w*$", text)
-            hyphened = re.search(r"\b[a-z]+-[a-z]*$", text)
-            if hyphened:  # Java's non-sealed
-                w = hyphened.group(0)
-                heads += [text + k[len(w):] for k in keywords(self.grammar)
-                          if k.startswith(w) and k != w]
-            if word:
-                # The last word may still grow: into a name (``for`` → ``format``), or into a
-                # keyword (``e`` → ``else``).
-                heads.append(text + "x")
-                w = word.group(0)
-                heads += [text + k[len(w):] for k in keywords(self.grammar)
-                          if k.startswith(w) and k != w]
-            elif text[-1:] in _OPERATOR_CHARS:
-                # The first character of a longer operator (``-`` → ``->``, ``:`` → ``:=``).
-                heads += [text + t for t in _OPERATOR_TAILS]
-            if state.mode == SLASH:
-                heads.append(text + "/\n")  # the start of a comment
-                if state.aux:  # or of a regular expression
-                    heads.insert(0, text + "x/")
+            heads = self._code_heads(text, state)
         else:
             # An open literal or comment, closed; an escape may still need its digits.
+            close = closing(self.dialect, state)
             heads = [text + close, text + "0000" + close]
             if state.mode in (CHAR_QUOTE, CHAR_ONE):  # Rust: or a lifetime ('a, 'static)
                 heads.append(text + ("a" if state.mode == CHAR_QUOTE else ""))
@@ -338,9 +334,35 @@ class TreeSitterOracle:
             at = (2 if len(heads) > 1 and heads[1] == text + "x" else 1) if in_code \
                 else len(heads)
             heads[at:at] = [h + f + ">" * angles for h in heads[:at] for f in ("", " x", "x")]
-        closers = close_brackets(state.stack, self.dialect)
-        default = _default_joints(closers)
-        tails = _TAILS if len(state.stack) <= 2 else _TAILS[:1]
+        return heads
+
+    def _code_heads(self, text: str, state: CState) -> list[str]:
+        """In code: the text, and what its last word or operator may still grow into."""
+        heads = [text]
+        word = re.search(r"[A-Za-z_]\w*$", text)
+        hyphened = re.search(r"\b[a-z]+-[a-z]*$", text)
+        if hyphened:  # Java's non-sealed
+            w = hyphened.group(0)
+            heads += [text + k[len(w):] for k in keywords(self.grammar)
+                      if k.startswith(w) and k != w]
+        if word:
+            # The last word may still grow: into a name (``for`` → ``format``), or into a
+            # keyword (``e`` → ``else``).
+            heads.append(text + "x")
+            w = word.group(0)
+            heads += [text + k[len(w):] for k in keywords(self.grammar)
+                      if k.startswith(w) and k != w]
+        elif text[-1:] in _OPERATOR_CHARS:
+            # The first character of a longer operator (``-`` → ``->``, ``:`` → ``:=``).
+            heads += [text + t for t in _OPERATOR_TAILS]
+        if state.mode == SLASH:
+            heads.append(text + "/\n")  # the start of a comment
+            if state.aux:  # or of a regular expression
+                heads.insert(0, text + "x/")
+        return heads
+
+    def _layouts(self, text: str, closers: list[str], default: list[str]) -> list[_Layout]:
+        """The ways to lay out the closing around the brackets' closers, plain first."""
         end = ";" if self.name in ("c", "cpp") and closers and closers[-1] == "}" else ""
         # C/C++ conditionals left open: their #endif goes after the brackets (opened before the
         # #if), before them (opened after it), or between (a method's body, in a class body
@@ -349,58 +371,12 @@ class TreeSitterOracle:
         split = [*default[: inside - 1], default[inside - 1] + endifs, *default[inside:]] \
             if 0 < inside < len(closers) else None
 
-        def layouts_ending(e: str) -> list[tuple[str, list[str], str]]:
+        def layouts_ending(e: str) -> list[_Layout]:
             return [("", default, e + endifs)] + ([(endifs, default, e)] if endifs else []) + \
                 ([("", split, e)] if split else [])
 
         # The ";" ends a struct or class; after a function's body it may not stand.
-        layouts = layouts_ending(end) + (layouts_ending("") if end else [])
-        # 1. Each filler, the brackets closed plainly.
-        for head in heads:
-            for filler in fillers:
-                for before, joints, after in layouts:
-                    yield head + filler + before + _join(closers, joints) + after
-        # 2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``).
-        for head in heads:
-            for filler in fillers[:_COMMON]:
-                for i in range(1, len(closers)):
-                    for joint in _JOINTS:
-                        if joint != default[i - 1]:
-                            for before, base, after in layouts:
-                                joints = [*base[: i - 1], joint, *base[i:]]
-                                yield head + filler + before + _join(closers, joints) + after
-        # 2b. The other fillers with the innermost bracket's most common joints (a Java
-        # record's ``(@x x x) {}``, Go's ``[]<-chan x) {}``).
-        for filler in fillers[_COMMON:]:
-            for joint in _INNER_JOINTS:
-                if len(closers) > 1 and joint != default[0]:
-                    for before, base, after in layouts[:1]:
-                        yield heads[0] + filler + before + _join(closers, [joint, *base[1:]]) + after
-        # 3. Common fillers with a declaration's end after the brackets.
-        for head in heads:
-            for filler in fillers[:_COMMON]:
-                for tail in tails[1:]:
-                    for before, joints, after in layouts:
-                        yield head + filler + before + _join(closers, joints) + tail + after
-        # 4. Two joints varied, the text as it is (``&struct {`` in a literal in a range
-        # clause: ``}{}`` closes the literal, `` {}`` is the loop's body).
-        for i in range(1, len(closers)):
-            for j in range(i + 1, len(closers)):
-                for a in _PAIR_JOINTS:
-                    for b in _PAIR_JOINTS:
-                        for before, base, after in layouts[:1]:
-                            joints = [*base[: i - 1], a, *base[i:j - 1], b, *base[j:]]
-                            yield heads[0] + before + _join(closers, joints) + after
-        # 5. However deep the text, the innermost joint varied with the declaration's end after
-        # all the brackets (a TypeScript conditional type: ``S extends { f: () => x } ? x : x``,
-        # ``? { [K in keyof x]: x } : x``).
-        if len(closers) > 1:
-            for head in [heads[0], *(h for h in heads[1:] if h.endswith(">"))]:
-                for filler in ("", " x"):
-                    for joint in (*_INNER_JOINTS, ": x"):
-                        for tail in _TAILS[1:]:
-                            joints = [joint, *default[1:]]
-                            yield head + filler + _join(closers, joints) + tail
+        return layouts_ending(end) + (layouts_ending("") if end else [])
 
     def _endifs(self, text: str) -> tuple[str, int]:
         """C and C++: an ``#endif`` for each conditional the text leaves open, and how many
@@ -438,6 +414,72 @@ class TreeSitterOracle:
             if parses(self.grammar, prefix[:start]):
                 return start
         return 0
+
+
+def _plain_probes(heads: list[str], closers: list[str], layouts: list[_Layout]
+                  ) -> Iterator[str]:
+    """1. Each filler, the brackets closed plainly."""
+    for head in heads:
+        for filler in _FILLERS:
+            for before, joints, after in layouts:
+                yield head + filler + before + _join(closers, joints) + after
+
+
+def _joint_probes(heads: list[str], closers: list[str], default: list[str],
+                  layouts: list[_Layout]) -> Iterator[str]:
+    """2. Common fillers with one bracket's joint varied (``if (x) {}``, ``[&]() {}``); then
+    the other fillers with the innermost bracket's most common joints (a Java record's
+    ``(@x x x) {}``, Go's ``[]<-chan x) {}``)."""
+    for head in heads:
+        for filler in _FILLERS[:_COMMON]:
+            for i in range(1, len(closers)):
+                for joint in _JOINTS:
+                    if joint != default[i - 1]:
+                        for before, base, after in layouts:
+                            joints = [*base[: i - 1], joint, *base[i:]]
+                            yield head + filler + before + _join(closers, joints) + after
+    for filler in _FILLERS[_COMMON:]:
+        for joint in _INNER_JOINTS:
+            if len(closers) > 1 and joint != default[0]:
+                for before, base, after in layouts[:1]:
+                    yield heads[0] + filler + before + _join(closers, [joint, *base[1:]]) + after
+
+
+def _tail_probes(heads: list[str], closers: list[str], layouts: list[_Layout],
+                 tails: tuple[str, ...]) -> Iterator[str]:
+    """3. Common fillers with a declaration's end after the brackets."""
+    for head in heads:
+        for filler in _FILLERS[:_COMMON]:
+            for tail in tails[1:]:
+                for before, joints, after in layouts:
+                    yield head + filler + before + _join(closers, joints) + tail + after
+
+
+def _pair_probes(text: str, closers: list[str], layout: _Layout) -> Iterator[str]:
+    """4. Two joints varied, the text as it is (``&struct {`` in a literal in a range clause:
+    ``}{}`` closes the literal, `` {}`` is the loop's body)."""
+    before, base, after = layout
+    for i in range(1, len(closers)):
+        for j in range(i + 1, len(closers)):
+            for a in _PAIR_JOINTS:
+                for b in _PAIR_JOINTS:
+                    joints = [*base[: i - 1], a, *base[i:j - 1], b, *base[j:]]
+                    yield text + before + _join(closers, joints) + after
+
+
+def _deep_tail_probes(heads: list[str], closers: list[str], default: list[str]
+                      ) -> Iterator[str]:
+    """5. However deep the text, the innermost joint varied with the declaration's end after
+    all the brackets (a TypeScript conditional type: ``S extends { f: () => x } ? x : x``,
+    ``? { [K in keyof x]: x } : x``)."""
+    if len(closers) <= 1:
+        return
+    for head in [heads[0], *(h for h in heads[1:] if h.endswith(">"))]:
+        for filler in ("", " x"):
+            for joint in (*_INNER_JOINTS, ": x"):
+                for tail in _TAILS[1:]:
+                    joints = [joint, *default[1:]]
+                    yield head + filler + _join(closers, joints) + tail
 
 
 # The tokens that open or close generic arguments, and those that only look like them.

@@ -193,6 +193,94 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
               generate: Generate, special_tokens: frozenset[str], sandbox: Sandbox,
               cfg: TestGenSettings, step: Callable[[str, int], None], t0: float
               ) -> TestGenResult:
+    """The stages in order: the module imports, the existing tests' coverage, the model's
+    rounds, the ghostwriter's tests, the text to write."""
+    _check_import(runner, module, step)
+    test_path = test_file_for(module, ws, path)
+    existing = test_path.read_text() if test_path.exists() else ""
+    base = _Base()
+    if existing.strip():
+        step("measuring the coverage of the existing tests", 10)
+        base = _Base.of(existing)
+    run = _Run(runner, target, module, text, existing, base, step)
+    before = Coverage()
+    if base.tests:
+        before = run.coverage() or before
+    importable = target.enclosing_class or target.name
+    kept = _Kept([f"from {module} import {importable}"], before)
+    result = TestGenResult(target, module, test_path, bool(existing.strip()), "",
+                           coverage_before=before.percent)
+    _model_rounds(run, kept, result, generate, special_tokens, cfg, t0)
+    if cfg.ghostwriter and target.kind == "function" and target.has_type_hints \
+            and time.monotonic() - t0 < cfg.time_budget_s:
+        _ghost_tests(run, kept, result, sandbox)
+    if not kept.tests:
+        if result.generated == 0:
+            raise TestGenError(f"the model wrote no tests for {target.qualname}; nothing written",
+                               result)
+        raise TestGenError(
+            f"none of the {result.generated} generated tests for {target.qualname} passed "
+            f"reliably in the sandbox; nothing written", result)
+    result.kept = list(kept.tests)
+    result.coverage_after = max(kept.coverage.percent, before.percent)
+    result.new_text = _new_text(run, kept, result.append)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+@dataclass
+class _Base:
+    """The existing test file's tests: they count for coverage ("before", and what the new
+    tests add to)."""
+
+    imports: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
+    tests: list[TestCase] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, existing: str) -> _Base:
+        old = split_tests(existing)
+        return cls(old.imports, [p for p in old.preamble if p not in old.imports], old.tests)
+
+
+@dataclass
+class _Kept:
+    """The tests kept so far, with the imports and helpers they need, and the coverage of the
+    target with them (and the existing tests)."""
+
+    imports: list[str]
+    coverage: Coverage
+    helpers: list[str] = field(default_factory=list)
+    tests: dict[str, TestCase] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """What one generation works on: the runner, the target and its module's text, the test
+    file's text and tests, the progress step (which raises :class:`Cancelled`)."""
+
+    runner: TestRunner
+    target: Target
+    module: str
+    source: str  # the module's text
+    existing: str  # the test file's text ('' when there is none)
+    base: _Base
+    step: Callable[[str, int], None]
+
+    def coverage(self, kept: _Kept | None = None) -> Coverage | None:
+        """The target's coverage with the existing tests and ``kept``'s."""
+        imports, helpers, tests = (kept.imports, kept.helpers, kept.tests) if kept else ([], [], {})
+        return _coverage_with(self.runner, self.base, imports, helpers, tests,
+                              (self.target.start_line, self.target.end_line))
+
+    def taken(self, kept: _Kept) -> set[str]:
+        """The names a new test may not have: the kept tests' and the test file's."""
+        return set(kept.tests) | defined_names(self.existing)
+
+
+def _check_import(runner: TestRunner, module: str, step: Callable[[str, int], None]) -> None:
+    """No test can pass if the module does not import in the sandbox: say so before asking the
+    model."""
     step(f"checking that {module} imports", 5)
     imported = runner.check_import(module)
     if imported.verdict is Verdict.REFUSED:
@@ -200,109 +288,99 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
     if not imported.ok:
         err = (imported.stderr.strip().splitlines() or [imported.detail])[-1]
         raise TestGenError(f"module {module} does not import in the sandbox: {err}")
-    test_path = test_file_for(module, ws, path)
-    existing = test_path.read_text() if test_path.exists() else ""
-    lines = (target.start_line, target.end_line)
-    before = Coverage()
-    base = _Base()
-    if existing.strip():
-        step("measuring the coverage of the existing tests", 10)
-        old = split_tests(existing)
-        base = _Base(old.imports, [p for p in old.preamble if p not in old.imports], old.tests)
-        if base.tests:
-            before = _coverage_with(runner, base, [], [], {}, lines) or Coverage()
 
-    importable = target.enclosing_class or target.name
-    base_import = f"from {module} import {importable}"
-    kept: dict[str, TestCase] = {}
-    helpers: list[str] = []
-    imports: list[str] = [base_import]
-    result = TestGenResult(target, module, test_path, bool(existing.strip()), "",
-                           coverage_before=before.percent)
+
+def _model_rounds(run: _Run, kept: _Kept, result: TestGenResult, generate: Generate,
+                  special_tokens: frozenset[str], cfg: TestGenSettings, t0: float) -> None:
+    """The model writes tests: a first round, then repair rounds that show it the failures and
+    the lines still uncovered, while half the time budget is left and there is something to
+    repair."""
     failures: dict[str, str] = {}
-    coverage = before
     for rnd in range(cfg.rounds):
         if rnd > 0:
             spent = time.monotonic() - t0
-            if spent > cfg.time_budget_s * 0.5 or (not failures and coverage.percent >= 100):
+            if spent > cfg.time_budget_s * 0.5 or (not failures and kept.coverage.percent >= 100):
                 break
         result.rounds = rnd + 1
         if rnd == 0:
-            messages = first_prompt(target, module)
+            messages = first_prompt(run.target, run.module)
         else:
-            uncovered = [(n, text.split("\n")[n - 1].strip()) for n in coverage.missing_lines]
-            messages = repair_prompt(target, module, failures, uncovered)
-        step(f"round {rnd + 1}: the model is writing tests", 15 + 35 * rnd)
+            lines = run.source.split("\n")
+            uncovered = [(n, lines[n - 1].strip()) for n in kept.coverage.missing_lines]
+            messages = repair_prompt(run.target, run.module, failures, uncovered)
+        run.step(f"round {rnd + 1}: the model is writing tests", 15 + 35 * rnd)
         answer = generate(format_chat(messages, special_tokens), cfg.max_new_tokens)
         parsed = split_tests(answer)
         result.generated += len(parsed.tests) + parsed.dropped
         result.parsed += len(parsed.tests)
-        new_tests = rename_colliding(parsed.tests, set(kept) | defined_names(existing))
-        if not new_tests:
-            continue
-        for imp in parsed.imports:
-            if imp not in imports:
-                imports.append(imp)
-        new_helpers = [h for h in parsed.preamble if h not in parsed.imports and h not in helpers]
-        # A helper or fixture named like one of the file's (or an earlier round's) would
-        # redefine it for the tests already there: rename it, with its uses in the new tests.
-        new_helpers, new_tests = _rename_helpers(
-            new_helpers, new_tests, defined_names(existing) | defined_names("\n\n".join(helpers)))
-        step(f"round {rnd + 1}: running {len(new_tests)} tests in the sandbox", 25 + 35 * rnd)
-        kept_now, failed = _filter(runner, imports, helpers + new_helpers, new_tests, step,
-                                   30 + 35 * rnd)
-        result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
-        failures = {k: v for k, v in failed.items() if not k.startswith("flaky:")}
-        if kept_now:
-            helpers += new_helpers
-            kept.update((t.name, t) for t in kept_now)
-            step("measuring coverage", 40 + 35 * rnd)
-            coverage = _coverage_with(runner, base, imports, helpers, kept, lines) or coverage
+        new_tests = rename_colliding(parsed.tests, run.taken(kept))
+        if new_tests:
+            failures = _run_round(run, kept, result, parsed, new_tests, rnd)
 
-    if cfg.ghostwriter and target.kind == "function" and target.has_type_hints \
-            and time.monotonic() - t0 < cfg.time_budget_s:
-        step("Hypothesis ghostwriter: property tests", 85)
-        ghost = _ghostwrite(runner, sandbox, module, target)
-        if ghost is not None and ghost.tests:
-            # Derandomized and without deadline: the same examples on every run (so the
-            # flake filter sees a deterministic test, as the user's CI will).
-            ghost_tests = [TestCase(t.name, "@settings(derandomize=True, deadline=None, "
-                                    "database=None)\n" + t.source)
-                           for t in rename_colliding(ghost.tests,
-                                                     set(kept) | defined_names(existing))]
-            g_imports = imports + [i for i in [*ghost.imports, "from hypothesis import settings"]
-                                   if i not in imports]
-            g_helpers = [h for h in ghost.preamble if h not in ghost.imports]
-            kept_g, _ = _filter(runner, g_imports, helpers + g_helpers, ghost_tests, step, 90)
-            if kept_g:
-                imports = g_imports
-                helpers += g_helpers
-                kept.update((t.name, t) for t in kept_g)
-                result.ghostwritten_kept = len(kept_g)
-                coverage = _coverage_with(runner, base, imports, helpers, kept, lines) or coverage
 
-    if not kept:
-        if result.generated == 0:
-            raise TestGenError(f"the model wrote no tests for {target.qualname}; nothing written",
-                               result)
-        raise TestGenError(
-            f"none of the {result.generated} generated tests for {target.qualname} passed "
-            f"reliably in the sandbox; nothing written", result)
-    result.kept = list(kept)
-    result.coverage_after = max(coverage.percent, before.percent)
-    tests = list(kept.values())
-    if result.append:
-        have = _import_statements(existing)
-        missing_imports = [i for i in imports if _normal_import(i) not in have]
-        header = f"# Tests for {target.qualname}, generated by pingti (kept: passed {FLAKE_RUNS}" \
-                 " more runs in the sandbox)."
-        body = render_module(missing_imports, helpers, tests)
-        sep = "" if existing.endswith("\n") else "\n"
-        result.new_text = f"{sep}\n\n{header}\n{body}"
-    else:
-        result.new_text = render_module(sorted(imports, key=_import_order), helpers, tests)
-    result.seconds = time.monotonic() - t0
-    return result
+def _run_round(run: _Run, kept: _Kept, result: TestGenResult, parsed: ParsedTests,
+               new_tests: list[TestCase], rnd: int) -> dict[str, str]:
+    """Run one round's new tests and keep those that pass every time, with the helpers they
+    came with. Returns the failures by name (the flaky tests left out)."""
+    for imp in parsed.imports:
+        if imp not in kept.imports:
+            kept.imports.append(imp)
+    new_helpers = [h for h in parsed.preamble
+                   if h not in parsed.imports and h not in kept.helpers]
+    # A helper or fixture named like one of the file's (or an earlier round's) would
+    # redefine it for the tests already there: rename it, with its uses in the new tests.
+    new_helpers, new_tests = _rename_helpers(
+        new_helpers, new_tests,
+        defined_names(run.existing) | defined_names("\n\n".join(kept.helpers)))
+    run.step(f"round {rnd + 1}: running {len(new_tests)} tests in the sandbox", 25 + 35 * rnd)
+    kept_now, failed = _filter(run.runner, kept.imports, kept.helpers + new_helpers, new_tests,
+                               run.step, 30 + 35 * rnd)
+    result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
+    if kept_now:
+        kept.helpers += new_helpers
+        kept.tests.update((t.name, t) for t in kept_now)
+        run.step("measuring coverage", 40 + 35 * rnd)
+        kept.coverage = run.coverage(kept) or kept.coverage
+    return {k: v for k, v in failed.items() if not k.startswith("flaky:")}
+
+
+def _ghost_tests(run: _Run, kept: _Kept, result: TestGenResult, sandbox: Sandbox) -> None:
+    """Add the Hypothesis ghostwriter's property tests that pass every time."""
+    run.step("Hypothesis ghostwriter: property tests", 85)
+    ghost = _ghostwrite(run.runner, sandbox, run.module, run.target)
+    if ghost is None or not ghost.tests:
+        return
+    # Derandomized and without deadline: the same examples on every run (so the flake filter
+    # sees a deterministic test, as the user's CI will).
+    ghost_tests = [TestCase(t.name, "@settings(derandomize=True, deadline=None, "
+                            "database=None)\n" + t.source)
+                   for t in rename_colliding(ghost.tests, run.taken(kept))]
+    g_imports = kept.imports + [i for i in [*ghost.imports, "from hypothesis import settings"]
+                                if i not in kept.imports]
+    g_helpers = [h for h in ghost.preamble if h not in ghost.imports]
+    kept_g, _ = _filter(run.runner, g_imports, kept.helpers + g_helpers, ghost_tests, run.step,
+                        90)
+    if kept_g:
+        kept.imports = g_imports
+        kept.helpers += g_helpers
+        kept.tests.update((t.name, t) for t in kept_g)
+        result.ghostwritten_kept = len(kept_g)
+        kept.coverage = run.coverage(kept) or kept.coverage
+
+
+def _new_text(run: _Run, kept: _Kept, append: bool) -> str:
+    """What to write: a new test module, or the kept tests (with the imports the file lacks)
+    to go after the existing file's text."""
+    tests = list(kept.tests.values())
+    if not append:
+        return render_module(sorted(kept.imports, key=_import_order), kept.helpers, tests)
+    have = _import_statements(run.existing)
+    missing_imports = [i for i in kept.imports if _normal_import(i) not in have]
+    header = f"# Tests for {run.target.qualname}, generated by pingti (kept: passed " \
+             f"{FLAKE_RUNS} more runs in the sandbox)."
+    body = render_module(missing_imports, kept.helpers, tests)
+    sep = "" if run.existing.endswith("\n") else "\n"
+    return f"{sep}\n\n{header}\n{body}"
 
 
 def _normal_import(statement: str) -> str:
@@ -335,16 +413,6 @@ def _rename_helpers(helpers: list[str], tests: list[TestCase], taken: set[str]
         helpers = [pattern.sub(new, h) for h in helpers]
         tests = [TestCase(t.name, pattern.sub(new, t.source)) for t in tests]
     return helpers, tests
-
-
-@dataclass
-class _Base:
-    """The existing test file's tests: they count for coverage ("before", and what the new
-    tests add to)."""
-
-    imports: list[str] = field(default_factory=list)
-    helpers: list[str] = field(default_factory=list)
-    tests: list[TestCase] = field(default_factory=list)
 
 
 def _coverage_with(runner: TestRunner, base: _Base, imports: list[str], helpers: list[str],

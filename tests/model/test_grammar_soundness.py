@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from grammar_constraints.factory import ConstraintFactory
 from grammar_constraints.languages import PythonSyntax
 from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks
 from grammar_constraints.vocab import TokenTable
 from lspbench.tasks import load_humaneval
 from server.config import Config
-from server.engine import CompletionEngine, load_backend
+from server.engine import load_backend
 
 pytestmark = pytest.mark.model
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def model():  # type: ignore[no-untyped-def]
     backend = load_backend(Config())
-    engine = CompletionEngine(backend, Config())
-    yield backend, engine.syntax_table()
+    yield backend, ConstraintFactory(backend.decode, backend.vocab_size,
+                                     backend.decoder.stop_ids).table
     backend.close()
 
 
