@@ -31,8 +31,8 @@ from grammar_constraints.factory import ConstraintFactory  # noqa: E402
 from grammar_constraints.languages import syntax_for  # noqa: E402
 from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks  # noqa: E402
 from grammar_constraints.ts_oracle import parses  # noqa: E402
+from server.backends.loader import load_backend  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import load_backend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "editors" / "vscode" / "node_modules"

@@ -34,8 +34,8 @@ from grammar_constraints.languages import syntax_for  # noqa: E402
 from grammar_constraints.processor import SyntaxConstraint  # noqa: E402
 from lspbench.tasks import load_humaneval  # noqa: E402
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
+from server.backends.loader import load_backend  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import load_backend  # noqa: E402
 
 
 class Timed(SyntaxConstraint):

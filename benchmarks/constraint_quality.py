@@ -29,8 +29,8 @@ from benchmarks._common import pct, write_report  # noqa: E402
 from grammar_constraints.cursor import SyntaxCursor  # noqa: E402
 from grammar_constraints.factory import ConstraintFactory  # noqa: E402
 from lspbench.tasks import load_humaneval  # noqa: E402
+from server.backends.loader import load_backend  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
-from server.engine import load_backend  # noqa: E402
 
 
 def corruptions(line: str) -> dict[str, tuple[str, str]]:

@@ -14,8 +14,8 @@ from grammar_constraints.languages import PythonSyntax
 from grammar_constraints.teacher import Forced, cut_whole, teacher_force_chunks
 from grammar_constraints.vocab import TokenTable
 from lspbench.tasks import load_humaneval
+from server.backends.loader import load_backend
 from server.config import Config
-from server.engine import load_backend
 
 pytestmark = pytest.mark.model
 
