@@ -1,13 +1,12 @@
-"""Adapters: the syntax cursor as a logits processor for pingti's batch decoder (every backend:
-llama.cpp and transformers both decode through ``server/backends/decoding.py``), and as a
-``transformers.LogitsProcessor`` for code that calls ``model.generate`` directly."""
+"""The syntax cursor as a per-sequence logits processor for pingti's batch decoder (every
+backend, llama.cpp and transformers alike, decodes through ``server/backends/decoding.py``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -104,36 +103,3 @@ class SyntaxConstraint:
         return {"syntax_steps": self.steps, "syntax_mask_s": self.mask_s,
                 "syntax_check_s": self.check_s, "syntax_refused": self.refused,
                 "syntax_active": float(self.active)}
-
-
-class TransformersSyntaxProcessor:
-    """``transformers.LogitsProcessor`` form (batch of one or more sequences sharing a prefix
-    length): masks every token the cursor refuses among the ``top_k`` best, and the lexical
-    layer over the rest. Use with ``model.generate(..., logits_processor=[...])``."""
-
-    def __init__(self, table: TokenTable, prefixes: Sequence[str], prompt_len: int,
-                 detokenize: Detokenize, top_k: int = 8, syntax: Syntax | None = None) -> None:
-        self.constraints = [SyntaxConstraint(table, p, detokenize, syntax) for p in prefixes]
-        self.prompt_len = prompt_len
-        self.top_k = top_k
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        out = scores.clone()
-        for row, constraint in enumerate(self.constraints):
-            generated = input_ids[row, self.prompt_len:].tolist()
-            logits = scores[row].float().cpu().numpy().copy()
-            logits = constraint(generated, logits)
-            order = np.argsort(-logits)[: self.top_k]
-            refused = [int(t) for t in order
-                       if np.isfinite(logits[t]) and not constraint.check(generated, int(t))]
-            if len(refused) < sum(np.isfinite(logits[order])):
-                logits[refused] = -np.inf
-            out[row] = torch.from_numpy(logits).to(out.dtype).to(out.device)
-        return out
-
-
-if TYPE_CHECKING:
-    # The type checker holds SyntaxConstraint to the protocol the decoder relies on.
-    _IS_A_SEQUENCE_PROCESSOR: type[SequenceProcessor] = SyntaxConstraint

@@ -170,25 +170,3 @@ def test_match_statements_are_never_refused() -> None:
            "        case Point(x=0, y=yy) | None:\n            pass\n")
     assert all(viable(src[:i]) for i in range(1, len(src)))
     assert not viable("x = 1 +* 2")  # outside a match statement nothing changed
-
-
-def test_transformers_logits_processor_adapter() -> None:
-    """The ``model.generate`` form: refused tokens among the best get -inf, others stay."""
-    import torch
-
-    from grammar_constraints.processor import TransformersSyntaxProcessor
-
-    texts = ["", ")", "x", " +* ", "\n", "1"]
-    table = TokenTable(texts, always_allowed=[0])
-    prefix = "def f(x):\n    return "
-    detok = lambda ids: "".join(texts[i] for i in ids)  # noqa: E731
-    proc = TransformersSyntaxProcessor(table, [prefix, prefix], prompt_len=3, detokenize=detok,
-                                       top_k=6)
-    input_ids = torch.tensor([[7, 7, 7], [7, 7, 7]])
-    scores = torch.tensor([[0.0, 9.0, 1.0, 8.0, 2.0, 3.0]] * 2)
-    out = proc(input_ids, scores)
-    row = out[0].tolist()
-    assert row[1] == float("-inf")  # `)` with nothing open: the lexical mask
-    assert row[3] == float("-inf")  # ` +* `: the exact check
-    assert row[2] == 1.0 and row[5] == 3.0 and row[0] == 0.0
-    assert out[1].tolist() == row
