@@ -1,0 +1,105 @@
+"""The completion stages alone (server/stages.py): no service, no threads, no model run."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from grammar_constraints.factory import ConstraintFactory
+from server.backends.base import FinishReason, GenerationResult
+from server.backends.fake import FakeBackend
+from server.config import Config, ConstraintMode
+from server.generation import GeneratorCapabilities, LocalGenerator
+from server.stages import (
+    Candidate,
+    CompletionQuery,
+    Source,
+    constrained,
+    context_stage,
+    outcome_of,
+    postprocess_stage,
+    prompt_stage,
+    rank_stage,
+)
+
+DOC = "def f(x):\n    return x + 1\n\ndef g(x):\n    "
+URI = "file:///s.py"
+
+
+@functools.lru_cache(maxsize=1)
+def _tools() -> tuple[FakeBackend, GeneratorCapabilities, ConstraintFactory]:
+    backend = FakeBackend()
+    gen = LocalGenerator(backend)
+    caps = gen.capabilities
+    gen.scheduler.close()
+    return backend, caps, ConstraintFactory(backend.decode, backend.vocab_size,
+                                            backend.decoder.stop_ids)
+
+
+def _plan(config: Config, caps: GeneratorCapabilities | None = None, language: str = "python"):  # type: ignore[no-untyped-def]
+    backend, own_caps, factory = _tools()
+    ctx = context_stage(CompletionQuery(URI, DOC, len(DOC), language))
+    return prompt_stage(ctx, URI, config, caps or own_caps, backend, factory)
+
+
+def _result(text: str, n_tokens: int = 3) -> GenerationResult:
+    return GenerationResult(list(range(n_tokens)), text, FinishReason.STOP, 10, 0.1, 0.2,
+                            [-0.1] * n_tokens)
+
+
+def test_capabilities_are_declared_by_the_generator() -> None:
+    _, caps, _ = _tools()
+    assert caps.logits_processors and caps.logprobs
+    assert caps.fim is not None and caps.fim_ids is not None and len(set(caps.fim_ids)) == 3
+    assert 0 in caps.stop_ids
+
+
+def test_candidates_get_consecutive_seeds_one_prompt_and_their_own_constraint() -> None:
+    plan = _plan(Config(candidates=3, temperature=0.7, seed=2**31 - 2))
+    assert [r.seed for r in plan.requests] == [2**31 - 2, 2**31 - 1, 0]
+    assert len({tuple(r.prompt_ids) for r in plan.requests}) == 1
+    processors = [r.logits_processors for r in plan.requests]
+    assert all(len(p) == 1 for p in processors)
+    assert len({id(p[0]) for p in processors}) == 3  # a constraint follows its own sequence
+    assert plan.constraints is not None and len(plan.constraints.made) == 3
+
+
+def test_greedy_asks_for_one_sequence() -> None:
+    assert len(_plan(Config(candidates=4, temperature=0.0)).requests) == 1
+
+
+def test_no_constraint_without_logits_processors_or_when_off() -> None:
+    _, caps, _ = _tools()
+    text_only = dataclasses.replace(caps, logits_processors=False)  # e.g. an HTTP engine
+    plan = _plan(Config(), text_only)
+    assert plan.constraints is None and plan.requests[0].logits_processors == ()
+    assert not constrained(Config(constraints=ConstraintMode.OFF), caps, "python")
+    assert not constrained(Config(constraint_languages=("go",)), caps, "python")
+    assert constrained(Config(), caps, "typescriptreact")
+    assert not constrained(Config(), caps, "markdown")
+
+
+def test_prompt_without_fim_markers_is_the_prefix_alone() -> None:
+    _, caps, _ = _tools()
+    plan = _plan(Config(), dataclasses.replace(caps, fim=None, fim_ids=None))
+    assert set(plan.requests[0].prompt_ids).isdisjoint(caps.fim_ids or ())
+
+
+def test_postprocess_stage_cuts_to_the_block_and_rank_keeps_every_candidate() -> None:
+    plan = _plan(Config(constraints=ConstraintMode.OFF))
+    raw = ["return x * 2\n\ndef h():\n    pass", "", "return x - 1"]
+    cands = [postprocess_stage(_result(t), plan, ["<|endoftext|>"]) for t in raw]
+    assert [c.text for c in cands] == ["return x * 2", "", "return x - 1"]
+    ranked = rank_stage(cands)
+    assert ranked == cands  # a pass-through for now: orders, never drops
+    out = outcome_of(plan, ranked, 0.5)
+    assert out.source is Source.MODEL and out.suggestion == "return x * 2"
+    assert out.alternatives == ("", "return x - 1")
+    assert out.generated_tokens == 9 and out.total_s == 0.5
+
+
+def test_rank_stage_returns_a_new_list() -> None:
+    cands = [Candidate("a", _result("a")), Candidate("b", _result("b"))]
+    ranked = rank_stage(cands)
+    ranked.reverse()
+    assert [c.text for c in cands] == ["a", "b"]
