@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_report  # noqa: E402
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
-from server.config import Config, force_offline  # noqa: E402
 from server.backends.loader import load_backend  # noqa: E402
+from server.config import Config, force_offline  # noqa: E402
 from testgen.pipeline import TestGenError, TestGenSettings, generate_tests  # noqa: E402
 from testgen.sandbox import Sandbox  # noqa: E402
 

@@ -6,6 +6,7 @@ It starts the server as a child process and talks to it over stdio exactly as an
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -17,6 +18,35 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+from pygls.protocol import LanguageServerProtocol
+
+logger = logging.getLogger(__name__)
+
+
+class QuietCancelProtocol(LanguageServerProtocol):
+    """pygls' client protocol, except that the answer to a request the client has given up on
+    is dropped quietly.
+
+    Giving up is normal: a client that stops waiting (``asyncio.wait_for`` timing out, a
+    newer request) cancels the asyncio future it awaited, which cancels pygls' own future for
+    the request (``asyncio.wrap_future`` chains them). The server still answers, with its
+    result or with RequestCancelled once it reads ``$/cancelRequest``, and pygls 2.1.1's
+    ``_handle_response`` then calls ``set_result``/``set_exception`` on the cancelled future:
+    ``InvalidStateError: CANCELLED``, logged with a traceback as "Unable to handle message".
+    """
+
+    def _handle_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.done():
+            del self._request_futures[msg_id]
+            logger.debug("answer to request %s dropped: the request was cancelled", msg_id)
+            return
+        super()._handle_response(msg_id, result, error)
+
+
+def language_client(name: str, version: str = "1") -> LanguageClient:
+    """A pygls ``LanguageClient`` for headless clients: cancelling a request is quiet."""
+    return LanguageClient(name, version, protocol_cls=QuietCancelProtocol)
 
 
 @dataclass
@@ -28,7 +58,7 @@ class ClientLog:
 
 class PingtiClient:
     def __init__(self, echo: bool = False) -> None:
-        self.client = LanguageClient("pingti-client", "1")
+        self.client = language_client("pingti-client")
         self.log = ClientLog()
         self._ready = asyncio.Event()
         self.server_pid: int | None = None

@@ -4,20 +4,31 @@ The prompt is ``<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>`` with the 
 marker tokens (PSM order, as Qwen2.5-Coder, StarCoder and DeepSeek-Coder were trained). The prefix
 gets ``prefix_share`` of the budget and the suffix what is left. Both are cut at line
 boundaries, the prefix from the front and the suffix from the back, so that a keystroke changes
-only the end of the prefix (which keeps a backend's prefix cache useful).
+only the end of the prefix (which keeps a backend's prefix cache useful). A single line longer
+than its budget (a minified file) is cut inside: the prefix keeps the end of the cursor's line,
+the suffix the start of the line after the cursor.
+
+Cost: bounded by the budget, not by the document. Only a window of about ``budget`` times
+``_CHARS_PER_TOKEN`` characters next to the cursor is ever tokenized, a few times over (binary
+searches over line starts, or over characters within one long line); nothing here splits the
+whole document into lines.
 
 A model without FIM tokens gets the prefix alone.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.backends.base import FimTokens
-from server.documents import line_starts, split_lines
+from server.documents import line_starts
 
 Encode = Callable[[str], list[int]]
+
+_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -44,20 +55,33 @@ def tail_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]
     if budget <= 0 or not text:
         return "", []
     window = _window(text, budget, encode, from_end=True)
+    return _tail(window, len(window) < len(text), budget, encode)
+
+
+def _tail(window: str, cut: bool, budget: int, encode: Encode) -> tuple[str, list[int]]:
+    """:func:`tail_within` on the end of a text; ``cut``: the window starts mid-text."""
     starts = line_starts(window)
-    if len(window) < len(text):
+    if cut:
         starts = starts[1:]  # the window starts mid-line: that line cannot be whole
     best = _earliest_fitting(window, starts, budget, encode)
     if best is not None:
         return best
     # Even the last line is too long: keep as many of its last characters as fit.
     line = window[starts[-1]:] if starts else window
-    lo, hi, best = 1, len(line), ("", [])
+    return _longest(line, budget, encode, from_end=True)
+
+
+def _longest(line: str, budget: int, encode: Encode, from_end: bool) -> tuple[str, list[int]]:
+    """The longest tail (or head) of ``line`` that fits in ``budget`` tokens: a binary search
+    over its length, so a line of any length costs a few encodings of at most ``line``."""
+    lo, hi = 1, len(line)
+    best: tuple[str, list[int]] = ("", [])
     while lo <= hi:
         mid = (lo + hi) // 2
-        ids = encode(line[-mid:])
+        piece = line[-mid:] if from_end else line[:mid]
+        ids = encode(piece)
         if len(ids) <= budget:
-            best, lo = (line[-mid:], ids), mid + 1
+            best, lo = (piece, ids), mid + 1
         else:
             hi = mid - 1
     return best
@@ -92,14 +116,13 @@ def _earliest_fitting(window: str, starts: list[int], budget: int,
 
 
 def head_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]:
-    """The longest head of ``text`` that ends at a line end and fits in ``budget`` tokens."""
+    """The longest head of ``text`` that ends at a line end and fits in ``budget`` tokens; if
+    even the first line (with its line break) is too long, the longest head of that line."""
     if budget <= 0 or not text:
         return "", []
     window = _window(text, budget, encode, from_end=False)
     # A window shorter than the text ends mid-line: only its line ends are candidates.
     ends = list(line_starts(window)[1:]) + ([len(window)] if len(window) == len(text) else [])
-    if not ends:
-        return "", []
     lo, hi = 0, len(ends) - 1
     best: tuple[str, list[int]] | None = None
     while lo <= hi:
@@ -111,7 +134,26 @@ def head_within(text: str, budget: int, encode: Encode) -> tuple[str, list[int]]
             lo = mid + 1
         else:
             hi = mid - 1
-    return best if best is not None else ("", [])
+    if best is not None:
+        return best
+    first = _BREAK.search(window)
+    return _longest(window[: first.start()] if first else window, budget, encode,
+                    from_end=False)
+
+
+def _is_line_start(text: str, pos: int) -> bool:
+    if pos == 0:
+        return True
+    before = text[pos - 1]
+    return before == "\n" or (before == "\r" and text[pos: pos + 1] != "\n")
+
+
+def _breaks_before(text: str, pos: int) -> int:
+    """How many line breaks end at or before ``pos`` (counted in C, not by a scan in Python)."""
+    n = text.count("\n", 0, pos) + text.count("\r", 0, pos) - text.count("\r\n", 0, pos)
+    if 0 < pos < len(text) and text[pos - 1] == "\r" and text[pos] == "\n":
+        n -= 1  # that \r ends a line only with the \n after it, after pos
+    return n
 
 
 def aligned_tail(text: str, budget: int, encode: Encode, align_lines: int
@@ -128,25 +170,31 @@ def aligned_tail(text: str, budget: int, encode: Encode, align_lines: int
         return tail_within(text, budget, encode)
     window = _window(text, budget, encode, from_end=True)
     base = len(text) - len(window)
-    candidates = [s - base for i, s in enumerate(line_starts(text))
-                  if i % align_lines == 0 and s >= base]
+    # Line numbers of the window's line starts: the breaks before it are counted, not split.
+    before = _breaks_before(text, base)
+    starts = line_starts(window)
+    candidates = [s for j, s in enumerate(starts[1:], 1) if (before + j) % align_lines == 0]
+    if _is_line_start(text, base) and before % align_lines == 0:
+        candidates.insert(0, 0)
     best = _earliest_fitting(window, candidates, budget, encode)
-    return best if best is not None else tail_within(text, budget, encode)
+    return best if best is not None else _tail(window, base > 0, budget, encode)
+
+
+@functools.lru_cache(maxsize=64)
+def _dedent_below(indent: int) -> re.Pattern[str]:
+    """The start of the next line with code indented less than ``indent`` characters."""
+    return re.compile(r"(?:\r\n|\r|\n)(?=[^\S\r\n]{0," + str(indent - 1) + r"}\S)")
 
 
 def block_suffix(suffix: str, indent: int) -> str:
     """The suffix up to the end of the cursor's block: stop before the first line after the
     current one that is indented less than ``indent`` columns. Keeps the suffix short and
-    stable while the user types inside a block."""
+    stable while the user types inside a block. (One search that stops at that line: the
+    suffix's other lines are never split.)"""
     if indent <= 0:
         return suffix
-    starts = line_starts(suffix)
-    lines = split_lines(suffix)
-    for i in range(1, len(lines)):
-        line = lines[i]
-        if line.strip() and len(line) - len(line.lstrip()) < indent:
-            return suffix[: starts[i]]
-    return suffix
+    m = _dedent_below(indent).search(suffix)
+    return suffix[: m.end()] if m else suffix
 
 
 def build_prompt(

@@ -191,3 +191,17 @@ def test_a_server_that_cannot_start(tmp_path: Path) -> None:
     proc = bench("--tasks", str(tasks), "--out", str(tmp_path / "o"), "--",
                  sys.executable, "-c", "import sys; sys.exit(3)", timeout=60)
     assert proc.returncode == 2 and "could not start the server" in proc.stderr
+
+
+def test_timed_out_requests_are_cancelled_quietly(tmp_path: Path) -> None:
+    """A suggestion that takes longer than --timeout is cancelled ($/cancelRequest); the
+    server's late answer must not show up as a pygls traceback (InvalidStateError)."""
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", TASKS[:2])
+    out = tmp_path / "out"
+    # 0.05 s a token: the copied body takes ~0.6 s, the timeout is 0.2 s.
+    proc = bench("--tasks", str(tasks), "--set", "backend=fake", "--set", "fakeTokenDelay=0.05",
+                 "--out", str(out), "--timeout", "0.2", "--concurrency", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert all(r["completion"] == "" for r in rows(out))  # both timed out
+    assert "Unable to handle message" not in proc.stderr, proc.stderr
+    assert "InvalidStateError" not in proc.stderr, proc.stderr

@@ -218,3 +218,105 @@ def test_build_context_at_document_edges() -> None:
     ctx = build_context("abc", 0, "python")
     assert (ctx.line_prefix, ctx.line_suffix) == ("", "abc")
     assert ctx.mode is S
+
+
+# --- comment markers come from server.languages ---------------------------------------------------
+
+@pytest.mark.parametrize("language,line,expected", [
+    ("python", "x = 1  # ends with a colon in a comment:", S),
+    ("perl", "my $x = 1;  # a colon in a comment:", S),  # '#' languages beyond Python
+    ("toml", "key = 1  # note:", S),
+    ("rust", "if x { // comment", M),
+    ("typescriptreact", "const f = () => { // comment", M),
+    ("go", "x := 1 // a colon in a comment:", S),
+])
+def test_comment_marker_of_each_language(language: str, line: str,
+                                         expected: CompletionMode) -> None:
+    assert mode(line, "\n", language) is expected
+
+
+# --- a bounded window around the cursor -------------------------------------------------------------
+
+def _big_module() -> str:
+    """~120 KB: top-level functions, then a class of ~60 KB (longer than the window before
+    the cursor) whose methods hold nested blocks, decorators, comments and docstrings."""
+    parts = []
+    for i in range(150):
+        parts.append(f"def top_{i}(a, b):\n    '''Doc.\n\nExample at column 0.\n    '''\n"
+                     f"    if a:\n        for x in b:\n            a += x\n    else:\n"
+                     f"        pass\n    return a\n\n\n")
+    parts.append("class Big:\n    # a comment\n\n    value = 1\n\n")
+    for i in range(400):
+        parts.append(f"    @staticmethod\n    def m_{i}(a):\n        try:\n            a += {i}\n"
+                     f"        except ValueError:\n            pass\n        with open(a) as fh:\n"
+                     f"            return fh.read()\n\n")
+    parts.append("\nif __name__ == '__main__':\n    top_1(1, [2])\n")
+    return "".join(parts)
+
+
+def _in_string_or_comment(text: str, offset: int) -> bool:
+    from server.context import _python_parser
+
+    byte = len(text[:offset].encode())
+    node = _python_parser().parse(text.encode()).root_node.descendant_for_byte_range(byte, byte)
+    while node is not None:
+        if node.type in ("string", "comment"):
+            return True
+        node = node.parent
+    return False
+
+
+def test_window_decides_like_a_parse_of_the_whole_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blank line inserted before sampled lines (at the indentation of the line before or
+    after, or deeper): the decision on the window is the one on the whole file, top-level
+    functions and a class longer than the window alike. (Inside a multi-line string the window
+    may decide otherwise: no code is being written there.)"""
+    import random
+
+    from server import context
+
+    lines = _big_module().split("\n")
+    rng = random.Random(7)
+    checked = 0
+    for i in sorted(rng.sample(range(1, len(lines)), 60)):
+        src = rng.choice([lines[i - 1], lines[i]])
+        indent = src[: len(src) - len(src.lstrip())] + rng.choice(["", "", "    "])
+        before = "\n".join(lines[:i]) + "\n" + indent
+        text = before + "\n" + "\n".join(lines[i:])
+        if _in_string_or_comment(text, len(before)):
+            continue
+        windowed = context._python_empty_body(text, len(before))
+        with monkeypatch.context() as m:
+            m.setattr(context, "_WINDOW_BEFORE", 1 << 30)
+            m.setattr(context, "_WINDOW_AFTER", 1 << 30)
+            whole = context._python_empty_body(text, len(before))
+        assert windowed == whole, (i, repr(indent))
+        checked += 1
+    assert checked > 40
+
+
+def test_the_python_parse_is_bounded_by_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However large the file or long its lines, tree-sitter parses a window of about
+    ``_WINDOW_BEFORE + _WINDOW_AFTER`` characters."""
+    from server import context
+
+    parsed: list[int] = []
+    real = context._python_parser()
+
+    class Recording:
+        def parse(self, source: bytes) -> object:
+            parsed.append(len(source))
+            return real.parse(source)
+
+    monkeypatch.setattr(context, "_python_parser", lambda: Recording())
+    bound = context._WINDOW_BEFORE + context._WINDOW_AFTER + 1024
+    module = _big_module() * 30  # ~3.6 MB
+    mid = module.index("def top_75(", len(module) // 2)
+    text = module[:mid] + "def new(a):\n    \n" + module[mid:]
+    assert build_context(text, mid + len("def new(a):\n    "), "python").mode is M
+    long_line = "x = [" + "1, " * 400_000 + "]\n"  # 1.2 MB on one line, then a blank line
+    text = long_line + "def f(a):\n    "
+    assert build_context(text, len(text), "python").mode is M
+    text = "def f(a):\n    \n" + long_line
+    assert build_context(text, len("def f(a):\n    "), "python").mode is M
+    assert parsed and max(parsed) <= bound, parsed

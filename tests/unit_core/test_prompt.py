@@ -137,7 +137,13 @@ def test_head_within_budget_and_line_end(text: str, budget: int) -> None:
     assert len(ids) <= budget
     assert text.startswith(piece)
     assert ids == ENC(piece)
-    assert at_line_end(text, len(piece))
+    first_end = min(i for i in range(1, len(text) + 1) if at_line_end(text, i)) if text else 0
+    if not at_line_end(text, len(piece)):
+        # only when even the first line with its break is over budget: then a head of it
+        assert len(ENC(text[:first_end])) > budget
+        assert "\n" not in piece and "\r" not in piece
+        assert len(ENC(text[: len(piece) + 1])) > budget  # longest
+        return
     # longest: the next line end does not fit
     if len(piece) < len(text):
         nxt = min(i for i in range(len(piece) + 1, len(text) + 1) if at_line_end(text, i))
@@ -149,11 +155,13 @@ def test_head_within_examples() -> None:
     assert head_within(text, 1000, ENC)[0] == text
     assert head_within(text, len("    return x\n\n"), ENC)[0] == "    return x\n\n"
     assert head_within(text, len("    return x\n"), ENC)[0] == "    return x\n"
-    assert head_within(text, len("    return x"), ENC)[0] == ""  # the line without its break
+    # the first line does not fit with its break: as much of it as fits
+    assert head_within(text, len("    return x"), ENC)[0] == "    return x"
+    assert head_within(text, 6, ENC)[0] == "    re"
     assert head_within(text, 0, ENC) == ("", [])
     assert head_within("", 5, ENC) == ("", [])
     assert head_within("abc", 3, ENC)[0] == "abc"  # the end of the text is a line end
-    assert head_within("a\r\nb", 2, ENC)[0] == ""  # never splits a CRLF
+    assert head_within("a\r\nb", 2, ENC)[0] == "a"  # never splits a CRLF
     assert head_within("a\r\nb", 3, ENC)[0] == "a\r\n"
 
 
@@ -283,3 +291,99 @@ def test_block_suffix_stops_at_the_end_of_the_block() -> None:
     assert block_suffix(suffix, 8) == "\n        return x\n"
     assert block_suffix(suffix, 4) == "\n        return x\n    y = 2\n\n"
     assert block_suffix(suffix, 0) == suffix
+
+
+# --- cost: bounded by the budget, not by the document --------------------------------------------
+
+class CountingEncoder:
+    """The fake's encoder, counting the characters it was given."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def __call__(self, text: str) -> list[int]:
+        self.chars += len(text)
+        return ENC(text)
+
+
+@pytest.mark.parametrize("doc", ["one_line", "many_lines"])
+@pytest.mark.parametrize("where", ["end", "middle"])
+def test_prompt_tokenizes_a_window_not_the_document(doc: str, where: str) -> None:
+    """A 1 MB document (one minified line, or 40,000 lines): what is tokenized to build a
+    prompt of 768 tokens stays within a few windows of ``budget * _CHARS_PER_TOKEN``."""
+    from server.prompt import _CHARS_PER_TOKEN, block_suffix
+
+    text = ("var a=function(b){return b*2};" * 35_000 if doc == "one_line"
+            else "    value = compute(1, 2)\n" * 40_000)
+    cut = len(text) if where == "end" else len(text) // 2
+    enc = CountingEncoder()
+    p = build_prompt(text[:cut], block_suffix(text[cut:], 4), enc, FIM, FIM_IDS, 768, 0.75,
+                     None, 32)
+    assert p.n_tokens <= 768
+    assert enc.chars < 40 * 768 * _CHARS_PER_TOKEN, enc.chars
+    if where == "middle":
+        assert p.suffix_tokens > 0  # a head of the line after the cursor, even inside a line
+
+
+def test_head_within_cuts_inside_a_first_line_longer_than_the_budget() -> None:
+    text = "x" * 10_000 + "\nnext line\n"
+    piece, ids = head_within(text, 50, ENC)
+    assert piece == "x" * 50 and len(ids) == 50
+
+
+def _old_aligned_tail(text: str, budget: int, align: int) -> tuple[str, list[int]]:
+    """aligned_tail as it was, from a split of the whole text into lines (the reference)."""
+    from server.documents import line_starts
+    from server.prompt import _earliest_fitting, _window
+
+    if align <= 1 or budget <= 0 or not text:
+        return tail_within(text, budget, ENC)
+    window = _window(text, budget, ENC, from_end=True)
+    base = len(text) - len(window)
+    candidates = [s - base for i, s in enumerate(line_starts(text)) if i % align == 0 and
+                  s >= base]
+    best = _earliest_fitting(window, candidates, budget, ENC)
+    return best if best is not None else tail_within(text, budget, ENC)
+
+
+crlf_docs = st.lists(st.sampled_from(["a", "bb", " ", "\n", "\r\n", "\r", "ccc"]),
+                     max_size=60).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=crlf_docs, budget=st.integers(min_value=1, max_value=40),
+       align=st.integers(min_value=1, max_value=6), chars=st.sampled_from([1, 2, 8]))
+def test_aligned_tail_counts_lines_as_a_split_would(text: str, budget: int, align: int,
+                                                    chars: int) -> None:
+    """Line numbers are counted (in C) instead of splitting the whole prefix: the same starts,
+    with any mix of \\n, \\r\\n and \\r, wherever the window begins (a small
+    ``_CHARS_PER_TOKEN`` makes windows begin mid-text and mid-\\r\\n)."""
+    from unittest import mock
+
+    from server import prompt
+    from server.prompt import aligned_tail
+
+    with mock.patch.object(prompt, "_CHARS_PER_TOKEN", chars):
+        assert aligned_tail(text, budget, ENC, align) == _old_aligned_tail(text, budget, align)
+
+
+def _old_block_suffix(suffix: str, indent: int) -> str:
+    from server.documents import line_starts, split_lines
+
+    if indent <= 0:
+        return suffix
+    starts, lines = line_starts(suffix), split_lines(suffix)
+    for i in range(1, len(lines)):
+        if lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) < indent:
+            return suffix[: starts[i]]
+    return suffix
+
+
+@settings(max_examples=400, deadline=None)
+@given(suffix=st.lists(st.sampled_from(["x", " ", "  ", "\t", "\n", "\r\n", "\r", "\x0c",
+                                        "\u2028", "\xa0", "y = 1"]), max_size=20).map("".join),
+       indent=st.integers(min_value=0, max_value=5))
+def test_block_suffix_is_one_search_with_the_same_answer(suffix: str, indent: int) -> None:
+    from server.prompt import block_suffix
+
+    assert block_suffix(suffix, indent) == _old_block_suffix(suffix, indent)
