@@ -164,7 +164,7 @@ class PingtiServer(LanguageServer):
             raise JsonRpcInvalidParams(message=f"document is not open: {uri}")
         offset = doc.offset_at(position.line, position.character,
                                self.pingti_protocol.position_encoding)
-        snapshot = Document(uri, doc.text, doc.version, doc.language_id)
+        snapshot = doc.snapshot()
         query = CompletionQuery(uri, doc.text, offset, language_id_of(doc.language_id, uri),
                                 trigger)
         try:

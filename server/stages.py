@@ -109,6 +109,18 @@ def context_stage(query: CompletionQuery) -> CursorContext:
 
 # --- prompt ----------------------------------------------------------------------------------
 
+# The syntax constraint lexes the text before the cursor and re-reads the statement around it on
+# every token, and its final fit parses the document: beyond these sizes (a minified line, a
+# generated multi-megabyte module) it steps aside rather than cost seconds a token.
+CONSTRAINT_MAX_LINE_CHARS = 50_000
+CONSTRAINT_MAX_PREFIX_CHARS = 256 * 1024
+
+
+def _within_constraint_bounds(ctx: CursorContext) -> bool:
+    return (len(ctx.line_prefix) + len(ctx.line_suffix) <= CONSTRAINT_MAX_LINE_CHARS
+            and len(ctx.prefix) <= CONSTRAINT_MAX_PREFIX_CHARS)
+
+
 def candidates_of(config: Config) -> int:
     """Sequences a model request samples: greedy decoding would repeat the same one."""
     return config.candidates if config.temperature > 0 else 1
@@ -149,7 +161,8 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
     prompt = build_prompt(prompt_prefix(ctx), suffix, tokenizer.encode, caps.fim, caps.fim_ids,
                           budget, config.prefix_share, config.suffix_tokens, config.align_lines)
     seqs: SequenceConstraints | None = None
-    if constraints is not None and constrained(config, caps, ctx.language):
+    if constraints is not None and _within_constraint_bounds(ctx) and \
+            constrained(config, caps, ctx.language):
         # The constraint sees the document as the user will: the text before the cursor, then
         # the generation as it would be inserted (on an indentation-only line the model writes
         # the indentation itself, and the cursor's wins).

@@ -14,9 +14,10 @@ measured from the request; the limits leave room for a loaded 2-core machine, ye
 missed each of them by far: no answer to the 1 MB line within two minutes, 13 s instead of
 0.1 s after the 3,000 edits, several seconds in the 4 MB file.
 
-NOTE: with the syntax constraint on (the default settings), a 1 MB statement is still checked
-whole by ``grammar_constraints`` on every token; those cases are ``xfail(strict=True)`` until
-the constraint bounds what it reads (then the marker goes).
+With the syntax constraint on (the default settings), a cursor line longer than
+``server.stages.CONSTRAINT_MAX_LINE_CHARS``, or a prefix longer than
+``CONSTRAINT_MAX_PREFIX_CHARS``, makes the constraint step aside (it re-reads the statement
+around the cursor on every token).
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ from .conftest import (
 MB = 1 << 20
 FAKE = {"backend": "fake", "cacheEntries": 0}  # no answer from the cache: each one is computed
 CONSTRAINT_OFF = {"constraints": "off"}
-# The syntax constraint (default settings) still reads a whole 1 MB statement per token.
-CONSTRAINT_ON = pytest.param({}, marks=pytest.mark.xfail(
-    strict=True, reason="grammar_constraints checks the whole statement around the cursor"))
+CONSTRAINT_ON = pytest.param({}, id="syntax")
 
 
 def minified_js(size: int) -> str:
