@@ -83,6 +83,11 @@ async def test_cancel_while_queued_behind_another_request(raw_client: LanguageCl
     """A cancelled request that never reached the model does not run at all."""
     # One at a time, so the second request really waits in the queue.
     await start_session(raw_client, {**LONG_OPTIONS, "maxBatchSize": 1})
+    # Warm up (the syntax constraint's table is built on first use, ~0.3 s): q-1 must be
+    # decoding when the cancellations arrive.
+    warm = "file:///tmp/pingti-e2e/warm.py"
+    open_doc(raw_client, warm, SHORT_DOC)
+    assert await suggestion(raw_client, warm, 1, 2, timeout=QUICK) == "c = 1"
     open_doc(raw_client, URI, LONG_DOC)
     other = "file:///tmp/pingti-e2e/long2.py"
     open_doc(raw_client, other, LONG_DOC)
