@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.backends.base import CancelToken, FinishReason, GenerationRequest
+from server.backends.base import CancelToken, FinishReason, GenerationOutOfMemory, GenerationRequest
 from server.backends.decoding import common_prefix
 from server.backends.llamacpp_backend import LlamaCppBackend
 from server.backends.loader import load_backend
@@ -133,7 +133,7 @@ def test_requests_that_cannot_fit_fail_clearly_and_the_backend_serves_on() -> No
         # Three prompts of 400 tokens at once do not fit 1024 cells and nothing can be evicted.
         ids = backend.encode(SOURCE)
         prompts = [ids[k * 400:(k + 1) * 400] for k in range(3)]
-        with pytest.raises(ModelError, match="KV cache is full"):
+        with pytest.raises(GenerationOutOfMemory, match="KV cache is full"):
             _run_together(backend, [GenerationRequest(p, 8) for p in prompts])
         assert not backend.decoder.active
         r = backend.generate(GenerationRequest(prompts[0], 8), CancelToken())
