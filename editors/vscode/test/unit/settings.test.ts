@@ -82,7 +82,7 @@ test("invalid values are reported and replaced by their defaults; the rest still
     }
     assert.equal(errors.length, 10);
     assert.match(about("maxTokensSingleLine")[0], /between 1 and 1024; using the default 48/);
-    assert.match(about("backend")[0], /expected one of "auto", "llama.cpp", "transformers", "fake"/);
+    assert.match(about("backend")[0], /expected one of "auto", "transformers", "llama.cpp", "fake"/);
     assert.match(about("debounceMs")[0], /expected an integer/);
     assert.equal(settings.server.maxTokensSingleLine, 48);
     assert.equal(settings.server.maxTokensMultiLine, 160);
