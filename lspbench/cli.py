@@ -72,9 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-problem", type=int, default=0, metavar="K",
                    help="at most K holes per problem and kind, picked by a fixed seed (0: all)")
     p.add_argument("--limit", type=int, default=0, help="only the first N tasks (0: all)")
-    p.add_argument("--n", type=int, default=1, help="candidates per task (default 1)")
+    p.add_argument("--n", type=int, default=None,
+                   help="candidates per task, all scored (pass@k, rank@1); default: the "
+                        "server's first suggestion with the server's own candidate settings")
     p.add_argument("--k", default="1,5,10", help="pass@k values (those above --n are skipped)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="of the first candidate; 0 = greedy (default)")
+    p.add_argument("--sample-temperature", type=float, default=0.8,
+                   help="of the other candidates when --n > 1 (default 0.8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=1,
                    help="tasks in flight at once (the server batches them)")
@@ -195,16 +200,18 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
         out = args.out or Path(".")
         out.mkdir(parents=True, exist_ok=True)
         return do_compare(a, b, (_name(a), _name(b)), args, out)
+    asked_n = args.n is not None
+    args.n = args.n if asked_n else 1
     if args.n < 1 or args.concurrency < 1 or args.timeout <= 0 or args.exec_timeout <= 0:
         raise BenchError("--n and --concurrency must be at least 1, the timeouts positive")
     if args.limit < 0 or args.per_problem < 0:
         raise BenchError("--limit and --per-problem cannot be negative (0 means all)")
-    if args.n > 1 and args.temperature == 0:
-        raise BenchError("--n > 1 needs --temperature > 0: greedy decoding gives the same "
-                         "candidate every time")
     suite, tasks = select_tasks(args)
     ks = _ks(args.k, args.n)
-    base = {"temperature": args.temperature, "seed": args.seed, "candidates": args.n,
+    # Candidates are asked for explicitly (trigger kind Invoked), so --n of them are decoded.
+    base = {"temperature": args.temperature, "seed": args.seed,
+            **({"candidates": args.n} if asked_n else {}),
+            **({"sampleTemperature": args.sample_temperature} if args.n > 1 else {}),
             **parse_sets(args.set)}
     variants = [parse_variant(v) for v in args.variant]
     if len(variants) not in (0, 2) or len({v[0] for v in variants}) != len(variants):

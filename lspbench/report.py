@@ -18,6 +18,13 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _rows(s: dict[str, Any], ks: Sequence[int]) -> list[tuple[str, str]]:
     rows = [("tasks", _fmt(s.get("tasks"))), ("samples", _fmt(s.get("samples")))]
     rows += [(f"pass@{k}", _fmt(s.get(f"pass@{k}"))) for k in ks]
+    if "rank@1" in s:
+        rows += [("rank@1 (first suggestion)", _fmt(s.get("rank@1"))),
+                 ("first@1 (greedy candidate)", _fmt(s.get("first@1"))),
+                 ("sample@1 (random sample)", _fmt(s.get("sample@1"))),
+                 ("pass@n (any candidate)", _fmt(s.get("pass@n"))),
+                 ("rerank p50 (s)", _fmt(s.get("rerank_p50_s"), 3)),
+                 ("rerank p95 (s)", _fmt(s.get("rerank_p95_s"), 3))]
     rows += [("syntax-error rate", _fmt(s.get("syntax_error_rate"))),
              ("empty suggestions", _fmt(s.get("empty_rate"))),
              ("request errors", _fmt(s.get("errors"))),
@@ -44,6 +51,8 @@ def markdown(summary: dict[str, Any], ks: Sequence[int]) -> str:
 def machine_lines(summary: dict[str, Any], ks: Sequence[int]) -> str:
     """``pass@1: 0.433`` lines for scripts."""
     out = [f"pass@{k}: {_fmt(summary.get(f'pass@{k}'))}" for k in ks]
+    out += [f"{m}: {_fmt(summary.get(m))}" for m in ("rank@1", "first@1", "sample@1", "pass@n")
+            if m in summary]
     out.append(f"syntax_error_rate: {_fmt(summary.get('syntax_error_rate'))}")
     out.append(f"latency_p50_s: {_fmt(summary.get('latency_p50_s'))}")
     out.append(f"latency_p95_s: {_fmt(summary.get('latency_p95_s'))}")

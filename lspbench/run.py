@@ -210,28 +210,72 @@ async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, exe
     return wall, [m for _, m in client.log.messages]
 
 
+def placements(answer: Answer, n: int) -> list[tuple[str, int | None, dict[str, Any]]]:
+    """Per decoded candidate (0 = the first, greedy at temperature 0; i = the i-th sample):
+    its text, the rank of the suggestion it became (None: dropped as empty) and that
+    suggestion's ranking row. pingti's ``pingti/status`` says which candidates each suggestion
+    came from (duplicates collapse into one); without it, suggestion i is candidate i."""
+    ranking = (answer.stats or {}).get("ranking")
+    texts = answer.candidates
+    if n == 1:  # the first suggestion, however many candidates the server ranked
+        row = ranking[0] if isinstance(ranking, list) and ranking and texts else {}
+        return [(texts[0], 0, row if isinstance(row, dict) else {})] if texts else \
+            [("", None, {})]
+    if isinstance(ranking, list) and len(ranking) == len(texts) and all(
+            isinstance(r, dict) and isinstance(r.get("origins"), list) for r in ranking):
+        out: list[tuple[str, int | None, dict[str, Any]]] = [("", None, {})] * n
+        for rank, (text, row) in enumerate(zip(texts, ranking, strict=True)):
+            for origin in row["origins"]:
+                if isinstance(origin, int) and 0 <= origin < n:
+                    out[origin] = (text, rank, row)
+        return out
+    padded = (texts + [""] * n)[:n]
+    return [(t, i if i < len(texts) else None, {}) for i, t in enumerate(padded)]
+
+
 def _execute_all(executor: Executor, task: Task, answer: Answer, n: int) -> list[dict[str, Any]]:
-    """One row per candidate: the server's first ``n`` suggestions; missing ones (the server
-    offered fewer) count as empty fillings, so they fail unless the hole may stay empty."""
-    texts = (answer.candidates + [""] * n)[:n]
+    """One row per decoded candidate (``candidate`` = its index, ``rank`` = where the server
+    ranked the suggestion it became); candidates the server dropped (empty) count as empty
+    fillings, so they fail unless the hole may stay empty."""
     stats = answer.stats or {}
     rows = []
     cache: dict[str, Any] = {}
-    for i, text in enumerate(texts):
+    for i, (text, rank, ranked) in enumerate(placements(answer, n)):
         if text not in cache:
             cache[text] = executor.run(task, text)
         ex = cache[text]
         rows.append({
             "task_id": task.task_id, "kind": task.kind.value, "candidate": i,
-            "completion": text, "offered": i < len(answer.candidates),
+            "completion": text, "offered": rank is not None, "rank": rank,
+            "mean_logprob": ranked.get("meanLogprob"), "signals": ranked.get("signals"),
+            "score": ranked.get("score"),
             "passed": ex.passed, "parses": parses(task.program(text)),
             "verdict": ex.verdict, "detail": ex.detail, "exec_s": ex.duration_s,
             "latency_s": round(answer.latency_s, 4), "error": answer.error,
             "prompt_tokens": stats.get("promptTokens"),
             "generated_tokens": stats.get("generatedTokens"),
             "decode_s": stats.get("decodeS"), "source": stats.get("source"),
+            "rerank_s": stats.get("rerankS"),
         })
     return rows
+
+
+def ranked_figures(task_rows: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """With several candidates: pass@1 of the server's first suggestion (``rank@1``), of the
+    first decoded candidate (``first@1``: greedy at temperature 0), of a random sampled one
+    (``sample@1``, the expected value), and of the best of all (``pass@n``, the ceiling)."""
+    if not task_rows or max(len(rs) for rs in task_rows) < 2:
+        return {}
+    rank1 = [any(r["passed"] for r in rs if r.get("rank") == 0) for rs in task_rows]
+    first = [bool(rs[0]["passed"]) for rs in task_rows]
+    sampled = [sum(bool(r["passed"]) for r in rs[1:]) / (len(rs) - 1) for rs in task_rows
+               if len(rs) > 1]
+    best = [any(r["passed"] for r in rs) for rs in task_rows]
+    rerank = [r["rerank_s"] for rs in task_rows for r in rs[:1] if r.get("rerank_s") is not None]
+    return {"rank@1": sum(rank1) / len(rank1), "first@1": sum(first) / len(first),
+            "sample@1": sum(sampled) / len(sampled) if sampled else None,
+            "pass@n": sum(best) / len(best),
+            "rerank_p50_s": percentile(rerank, 50), "rerank_p95_s": percentile(rerank, 95)}
 
 
 def summarize(rows: Sequence[dict[str, Any]], tasks: Sequence[Task], opts: RunOptions,
@@ -262,6 +306,7 @@ def summarize(rows: Sequence[dict[str, Any]], tasks: Sequence[Task], opts: RunOp
         out["latency_p95_s"] = percentile(latencies, 95)
         out["generated_tokens"] = sum(gen) if gen else None
         out["tokens_per_s"] = (sum(gen) / sum(dec)) if gen and dec and sum(dec) > 0 else None
+        out.update(ranked_figures(task_rows))
         return out
 
     task_rows = [sorted(by_task[t.task_id], key=lambda r: r["candidate"])

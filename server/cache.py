@@ -37,7 +37,8 @@ class _Shown:
 class CompletionCache:
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
-        self._lru: OrderedDict[str, str] = OrderedDict()
+        # key -> the suggestions of that request, best first (one, or a reranked list).
+        self._lru: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._shown: dict[str, _Shown] = {}
         self._keys_of: dict[str, set[str]] = {}  # document URI -> its entries' keys (didClose)
         self._uri_of: dict[str, str] = {}
@@ -45,6 +46,12 @@ class CompletionCache:
         self.misses = 0
 
     def get(self, key: str) -> str | None:
+        """The first (best) suggestion stored under ``key``."""
+        items = self.get_all(key)
+        return items[0] if items else None
+
+    def get_all(self, key: str) -> tuple[str, ...] | None:
+        """Every suggestion stored under ``key``, best first."""
         value = self._lru.get(key)
         if value is None:
             self.misses += 1
@@ -53,10 +60,10 @@ class CompletionCache:
         self.hits += 1
         return value
 
-    def put(self, key: str, suggestion: str, uri: str = "") -> None:
+    def put(self, key: str, suggestion: str | tuple[str, ...], uri: str = "") -> None:
         if self.max_entries <= 0:
             return
-        self._lru[key] = suggestion
+        self._lru[key] = (suggestion,) if isinstance(suggestion, str) else tuple(suggestion)
         self._lru.move_to_end(key)
         if uri:
             self._index(key, uri)

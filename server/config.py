@@ -77,6 +77,22 @@ class ConstraintMode(enum.Enum):
 CONSTRAINT_LANGUAGES: tuple[str, ...] = tuple(lang.value for lang in Language)
 
 
+class RerankMode(enum.Enum):
+    """How the candidates of one request are ordered (server/rerank)."""
+
+    OFF = "off"  # as decoded: the greedy (or first-seeded) candidate first
+    LOGPROB = "logprob"  # mean token log-probability (free: the model computed it)
+    FULL = "full"  # log-probability, the file's own examples run in the sandbox, embeddings
+
+
+class CandidatesWhen(enum.Enum):
+    """Which requests get several candidates (each extra one costs decoding time)."""
+
+    AUTO = "auto"  # explicit requests; every request when the model runs on a GPU
+    INVOKED = "invoked"  # explicit requests only (trigger kind Invoked); typing stays single
+    ALWAYS = "always"  # every request, automatic ones while typing too
+
+
 class LogLevel(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
@@ -216,8 +232,8 @@ class Config:
     # 0 = greedy (deterministic, what benchmarks use).
     temperature: float = setting(
         0.0, range=(0.0, 2.0), audience=Audience.EDITORS,
-        doc="Sampling temperature; 0 = greedy (deterministic). Raise it (e.g. 0.4) together with "
-            "`candidates` to get alternatives.")
+        doc="Sampling temperature of the first (or only) candidate; 0 = greedy (deterministic). "
+            "Extra candidates use `sampleTemperature`.")
     top_p: float = setting(
         0.95, range=(0.01, 1.0),
         doc="Nucleus sampling when `temperature` is above 0.")
@@ -235,14 +251,36 @@ class Config:
         choices=CONSTRAINT_LANGUAGES,
         doc="Languages the syntax constraint applies to: a list or a comma-separated string of "
             "language ids (`javascriptreact` and `typescriptreact` count as their languages).")
-    # Suggestions per request (inline completions the editor can cycle through). Each extra one
-    # is sampled with the next seed and shares the prompt's KV cache; with temperature 0 they
-    # would all be the same, so greedy decoding always answers with one.
+    # Candidates per request: the first decoded at `temperature` (greedy by default), the others
+    # sampled at `sample_temperature` with seeds seed+1, ...; they share the prompt's KV cache
+    # and decode in one batch. Reranked (server/rerank) and returned best first.
     candidates: int = setting(
-        1, range=(1, 16), audience=Audience.EDITORS,
-        doc="Suggestions per request, for the editor to cycle through (VS Code: `Alt+]` / "
-            "`Alt+[`). Extra ones are sampled, so they only differ when `temperature` is above 0 "
-            "(greedy decoding answers with one).")
+        4, range=(1, 16), audience=Audience.EDITORS,
+        doc="Candidates per explicit request (see `candidatesWhen`): the greedy one plus sampled "
+            "ones, reranked (`rerank`) and offered best first, for the editor to cycle through "
+            "(VS Code: `Alt+]` / `Alt+[`); 1 = the single greedy answer.")
+    candidates_when: CandidatesWhen = setting(
+        CandidatesWhen.AUTO, audience=Audience.EDITORS,
+        doc="Which requests get several candidates: `auto` = explicit requests on a CPU, every "
+            "request on a GPU; `invoked` = explicit requests only (typing stays single and "
+            "fast); `always` = every request.")
+    sample_temperature: float = setting(
+        0.8, range=(0.05, 2.0),
+        doc="Sampling temperature of the extra candidates (the first one uses `temperature`).")
+    rerank: RerankMode = setting(
+        RerankMode.FULL, audience=Audience.EDITORS,
+        doc="How candidates are ordered: `full` = log-probability, the file's own examples "
+            "(doctests, asserts) run in the sandbox, and embedding agreement; `logprob` = mean "
+            "token log-probability only; `off` = as decoded (greedy first).")
+    rerank_encoder: str = setting(
+        "minilm", audience=Audience.EDITORS,
+        doc="Embeddings for `rerank: full`: `minilm` (packaged all-MiniLM-L6-v2), `generator` "
+            "(the code model's own hidden states), `none`, or the path of a local "
+            "CodeBERT-family folder (CodeBERT, GraphCodeBERT, UniXcoder; transformers format).")
+    rerank_timeout_ms: int = setting(
+        2000, range=(100, 60_000),
+        doc="Most time (ms) the file's examples may run for all candidates of one request; "
+            "past it they are ignored and ranking goes on without them.")
     # Longest wait before running the model for an automatic request while the user types fast
     # (adaptive: a bit longer than their recent gap between keys; 0 turns debouncing off).
     debounce_ms: int = setting(

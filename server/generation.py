@@ -60,6 +60,9 @@ class GeneratorCapabilities:
     special_tokens: frozenset[str]
     # Prompt + generation tokens one request may use (0: bounded by memory only).
     context_window: int
+    # Runs on an accelerator (CUDA): extra candidates cost little, so every request may get
+    # several (``candidatesWhen: auto``).
+    accelerated: bool = False
 
 
 class Generator(Protocol):
@@ -111,7 +114,8 @@ class LocalGenerator:
             logits_processors=True, logprobs=True,
             fim=backend.info.fim if fim_ids is not None else None, fim_ids=fim_ids,
             stop_ids=decoder.stop_ids, special_tokens=backend.info.special_tokens,
-            context_window=backend.info.context_window)
+            context_window=backend.info.context_window,
+            accelerated=backend.info.device.startswith("cuda"))
         self.scheduler = BatchScheduler(decoder, max_batch_size, batch_timeout_s)
 
     async def generate(self, requests: Sequence[GenerationRequest], cancel: CancelToken

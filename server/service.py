@@ -60,6 +60,9 @@ from server.stages import (
 )
 
 if TYPE_CHECKING:
+    from server.rerank import Reranker
+
+if TYPE_CHECKING:
     from grammar_constraints.factory import ConstraintFactory
 
 logger = logging.getLogger(__name__)
@@ -134,6 +137,8 @@ class CompletionService:
         # The last completion's figures per document, oldest first (pingti/status).
         self.last_outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._specials: list[str] = []
+        self._reranker: Reranker | None = None
+        self._reranker_key: tuple[Any, ...] = ()
 
     @property
     def generator(self) -> Generator | None:
@@ -206,6 +211,10 @@ class CompletionService:
                 self._specials = sorted(loaded.generator.capabilities.special_tokens,
                                         key=len, reverse=True)
                 self.apply_config(self.config)
+                if self.config.candidates > 1:
+                    # The encoder (torch, a few seconds) loads now rather than on the first
+                    # explicit request.
+                    loop.run_in_executor(self.jobs, self.warm_reranker)
             else:
                 loaded.generator.close()
             logger.info("model ready: %s on %s (%s, %s) in %.1fs", info.name, info.device,
@@ -270,14 +279,15 @@ class CompletionService:
         loop = asyncio.get_running_loop()
         # The cursor context is built once, for both cache checks and the prompt.
         ctx = context_stage(query)
-        if (quick := self._from_cache(query.uri, ctx, t0)) is not None:
+        n = candidates_of(self.config, query.trigger, loaded.generator.capabilities)
+        if (quick := self._from_cache(query.uri, ctx, t0, n)) is not None:
             return quick
         if delay > 0:
             await asyncio.sleep(delay)
             if token.cancelled:  # the user typed on: the newer request answers
                 return None
         planned = await loop.run_in_executor(self.worker, self._plan, query.uri, ctx, loaded,
-                                             token, t0)
+                                             token, t0, n)
         if isinstance(planned, CompletionOutcome):
             return planned
         # The generator batches this request's candidates (they share the prompt's KV cache)
@@ -286,9 +296,10 @@ class CompletionService:
         if token.cancelled:
             raise CancelledError(token.reason)
         return await loop.run_in_executor(self.worker, self._finish, query.uri, planned,
-                                          results, t0)
+                                          results, t0, token)
 
-    def _from_cache(self, uri: str, ctx: CursorContext, t0: float) -> CompletionOutcome | None:
+    def _from_cache(self, uri: str, ctx: CursorContext, t0: float,
+                    n: int = 1) -> CompletionOutcome | None:
         """The answer if it needs no model (typed through, or an identical request).
 
         NOTE: runs on the event loop and on the worker; it only reads and updates the cache's
@@ -300,36 +311,63 @@ class CompletionService:
             logger.info("completion uri=%s source=typed_through chars=%d", uri, len(rest))
             return CompletionOutcome(rest, ctx.mode, Source.TYPED_THROUGH,
                                      total_s=time.perf_counter() - t0)
-        # The cache holds one suggestion; asked for several, sample them again.
-        hit = (self.cache.get(cache_key(ctx, skey))
-               if candidates_of(self.config) == 1 else None)
+        # A request for n candidates is answered by the list a request for n left.
+        hit = self.cache.get_all(cache_key(ctx, skey, n))
         if hit is not None:
-            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit, skey)
-            logger.info("completion uri=%s source=cache chars=%d", uri, len(hit))
-            return CompletionOutcome(hit, ctx.mode, Source.CACHE,
-                                     total_s=time.perf_counter() - t0)
+            self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, hit[0], skey)
+            logger.info("completion uri=%s source=cache chars=%d", uri, len(hit[0]))
+            return CompletionOutcome(hit[0], ctx.mode, Source.CACHE,
+                                     total_s=time.perf_counter() - t0, alternatives=hit[1:])
         return None
 
     def _plan(self, uri: str, ctx: CursorContext, loaded: Loaded, token: CancelToken,
-              t0: float) -> Plan | CompletionOutcome:
+              t0: float, n: int) -> Plan | CompletionOutcome:
         """Worker: the prompt stage (the cache is checked again: another request may have
         filled it while this one waited)."""
         if token.cancelled:  # cancelled while queued behind another request
             raise CancelledError(token.reason)
-        if (cached := self._from_cache(uri, ctx, t0)) is not None:
+        if (cached := self._from_cache(uri, ctx, t0, n)) is not None:
             return cached
         gen = loaded.generator
         return prompt_stage(ctx, uri, self.config, gen.capabilities, gen.tokenizer,
-                            loaded.constraints)
+                            loaded.constraints, n)
 
-    def _finish(self, uri: str, plan: Plan, results: list[Any], t0: float) -> CompletionOutcome:
-        """Worker: post-process every candidate, rank them, cache the first."""
-        candidates = [postprocess_stage(r, plan, self._specials) for r in results]
-        ranked = rank_stage(candidates)
-        outcome = outcome_of(plan, ranked, time.perf_counter() - t0)
+    def reranker(self) -> Reranker:
+        """The reranker for the current settings (built again when they change)."""
+        from server.rerank import reranker_for
+
+        c = self.config
+        path = self._loaded.generator.info.path if self._loaded is not None else ""
+        key = (c.rerank, c.rerank_encoder, c.sandbox, c.rerank_timeout_ms, c.threads, path)
+        if self._reranker is None or key != self._reranker_key:
+            self._reranker, self._reranker_key = reranker_for(c, path), key
+        return self._reranker
+
+    def warm_reranker(self) -> None:
+        """Load the reranker's encoder (jobs thread), so no request waits for it."""
+        try:
+            self.reranker().encoder()
+        except Exception as exc:  # noqa: BLE001 - ranking falls back without it
+            logger.warning("could not load the rerank encoder: %s", exc)
+
+    def _finish(self, uri: str, plan: Plan, results: list[Any], t0: float,
+                token: CancelToken | None = None) -> CompletionOutcome:
+        """Worker: post-process every candidate, rank them, cache the ranked list."""
+        candidates = [postprocess_stage(r, plan, self._specials, i)
+                      for i, r in enumerate(results)]
+        t1 = time.perf_counter()
+        ranked, ranking = rank_stage(candidates, plan.ctx, self.reranker(),
+                                     token.event if token is not None else None)
+        rerank_s = time.perf_counter() - t1
+        outcome = outcome_of(plan, candidates, ranked, ranking, time.perf_counter() - t0,
+                             rerank_s)
         ctx = plan.ctx
-        # The cache keeps the first suggestion: typing through it is what users do.
-        self.cache.put(plan.key, outcome.suggestion, uri)
+        if len(candidates) > 1:
+            logger.info("rerank uri=%s candidates=%d distinct=%d examples=%d seconds=%s "
+                        "rerank=%.3fs", uri, len(candidates), len(ranked), ranking.examples,
+                        ranking.seconds, rerank_s)
+        # The cache keeps the ranked list; typing through follows the first suggestion.
+        self.cache.put(plan.key, (outcome.suggestion, *outcome.alternatives), uri)
         self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, outcome.suggestion,
                                   plan.settings_key)
         logger.info(
@@ -350,7 +388,8 @@ class CompletionService:
             "promptTokens": outcome.prompt_tokens, "generatedTokens": outcome.generated_tokens,
             "reusedTokens": outcome.reused_tokens, "prefillS": round(outcome.prefill_s, 4),
             "decodeS": round(outcome.decode_s, 4), "totalS": round(outcome.total_s, 4),
-            "finish": outcome.finish, "syntax": outcome.syntax or None}
+            "finish": outcome.finish, "syntax": outcome.syntax or None,
+            "ranking": list(outcome.ranking) or None, "rerankS": round(outcome.rerank_s, 4)}
         while len(self.last_outcomes) > _LAST_OUTCOMES:
             self.last_outcomes.popitem(last=False)
 

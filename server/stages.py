@@ -14,9 +14,9 @@ them (worker thread, debounce, cancellation, errors). Each stage here is testabl
 - **post-process** (:func:`postprocess_stage`): cut the raw text where the user would stop
   (``server/postprocess.py``), and, under the syntax constraint, back to what leaves the document
   with no more syntax errors than before;
-- **rank** (:func:`rank_stage`): order the candidates, best first. A pass-through for now
-  (seed order); reranking plugs in here;
-- **cache**: the service stores the first candidate (``server/cache.py``).
+- **rank** (:func:`rank_stage`): drop empty and duplicate candidates and order the rest, best
+  first (``server/rerank``);
+- **cache**: the service stores the ranked suggestions (``server/cache.py``).
 
 A new stage is a function here plus one line in ``CompletionService._run``.
 """
@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING
 
 from server.backends.base import GenerationRequest, GenerationResult
 from server.cache import request_key
-from server.config import Config, ConstraintMode
+from server.config import CandidatesWhen, Config, ConstraintMode
 from server.context import CompletionMode, CursorContext, build_context
 from server.generation import GeneratorCapabilities, Tokenizer
 from server.languages import from_lsp_id
 from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
 from server.prompt import block_suffix, build_prompt
+from server.rerank import Pick, Ranking, Reranker
 
 if TYPE_CHECKING:
     from grammar_constraints.factory import ConstraintFactory, SequenceConstraints
@@ -68,6 +69,8 @@ class CompletionQuery:
 class Candidate:
     text: str  # post-processed; '' when there is nothing worth showing
     result: GenerationResult
+    origin: int = 0  # its request's index in the plan: 0 first (greedy at temperature 0)
+    greedy: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class CompletionOutcome:
     alternatives: tuple[str, ...] = ()
     # The syntax constraint's figures (time spent, tokens refused), when it ran.
     syntax: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Per suggestion, best first: which candidates produced it and its rank signals
+    # (``pingti/status`` shows them; lsp-bench reads them).
+    ranking: tuple[dict[str, object], ...] = ()
+    rerank_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -121,21 +128,31 @@ def _within_constraint_bounds(ctx: CursorContext) -> bool:
             and len(ctx.prefix) <= CONSTRAINT_MAX_PREFIX_CHARS)
 
 
-def candidates_of(config: Config) -> int:
-    """Sequences a model request samples: greedy decoding would repeat the same one."""
-    return config.candidates if config.temperature > 0 else 1
+def candidates_of(config: Config, trigger: Trigger, caps: GeneratorCapabilities) -> int:
+    """Candidates a request decodes. On a CPU each extra one costs decoding time, so by
+    default only explicit requests get several (BENCHMARKS.md, reranking latency); typing
+    stays single and fast. On an accelerator they cost little and every request gets them."""
+    n = config.candidates
+    if n <= 1:
+        return 1
+    when = config.candidates_when
+    if when is CandidatesWhen.ALWAYS or (when is CandidatesWhen.AUTO and caps.accelerated):
+        return n
+    return n if trigger is Trigger.INVOKED else 1
 
 
 def settings_key(config: Config) -> str:
     """The settings a cached answer depends on."""
     c = config
     return repr((c.context_tokens, c.prefix_share, c.max_tokens_single_line,
-                 c.max_tokens_multi_line, c.temperature, c.top_p, c.seed, candidates_of(c),
-                 c.suffix_tokens, c.align_lines))
+                 c.max_tokens_multi_line, c.temperature, c.top_p, c.seed, c.suffix_tokens,
+                 c.align_lines, c.sample_temperature, c.rerank.value, c.rerank_encoder))
 
 
-def cache_key(ctx: CursorContext, skey: str) -> str:
-    return request_key(ctx.prefix, ctx.suffix, ctx.mode.value, skey)
+def cache_key(ctx: CursorContext, skey: str, n: int = 1) -> str:
+    """The request cache's key; ``n``: the candidates asked for (a list of four is not the
+    answer to a request for one)."""
+    return request_key(ctx.prefix, ctx.suffix, ctx.mode.value, f"{skey}|{n}")
 
 
 def constrained(config: Config, caps: GeneratorCapabilities, language: str) -> bool:
@@ -148,7 +165,10 @@ def constrained(config: Config, caps: GeneratorCapabilities, language: str) -> b
 
 
 def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCapabilities,
-                 tokenizer: Tokenizer, constraints: ConstraintFactory | None) -> Plan:
+                 tokenizer: Tokenizer, constraints: ConstraintFactory | None,
+                 n: int = 1) -> Plan:
+    """The prompt and ``n`` requests: the first at ``temperature`` (greedy by default), the
+    others sampled at ``sampleTemperature`` with seeds ``seed + i``."""
     skey = settings_key(config)
     suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
     max_new = (config.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
@@ -174,9 +194,10 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
         logits_processors=_processors(seqs))
     # Each candidate needs its own processors: the syntax constraint follows its sequence.
     requests = [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31,
+                                             temperature=config.sample_temperature,
                                              logits_processors=_processors(seqs))
-                         for i in range(1, candidates_of(config))]
-    return Plan(ctx, cache_key(ctx, skey), skey, tuple(requests), seqs)
+                         for i in range(1, n)]
+    return Plan(ctx, cache_key(ctx, skey, n), skey, tuple(requests), seqs)
 
 
 def _processors(seqs: SequenceConstraints | None) -> tuple[object, ...]:
@@ -190,7 +211,7 @@ def _indent(line_prefix: str) -> int:
 # --- post-process ----------------------------------------------------------------------------
 
 def postprocess_stage(result: GenerationResult, plan: Plan,
-                      special_tokens: Sequence[str]) -> Candidate:
+                      special_tokens: Sequence[str], origin: int = 0) -> Candidate:
     """Post-processed text; with the syntax constraint, cut back to what leaves the document
     with no more syntax errors than before (the suffix counts: FIM)."""
     ctx = plan.ctx
@@ -199,23 +220,42 @@ def postprocess_stage(result: GenerationResult, plan: Plan,
         from grammar_constraints.finish import fit
 
         text = fit(ctx.prefix, text, ctx.suffix, ctx.language)
-    return Candidate(text, result)
+    return Candidate(text, result, origin, plan.requests[origin].temperature <= 0)
 
 
 # --- rank ------------------------------------------------------------------------------------
 
-def rank_stage(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Best first. For now the seed order (the greedy or first-seeded candidate first): a
-    reranker replaces this, and must keep every candidate (it orders, it does not drop)."""
-    return list(candidates)
+def rank_stage(candidates: Sequence[Candidate], ctx: CursorContext, reranker: Reranker,
+               cancel: object | None = None) -> tuple[list[Candidate], Ranking]:
+    """Best first, without empty or duplicate candidates (never fewer otherwise: the
+    reranker orders, it does not drop). A single candidate is not ranked."""
+    by_origin = {c.origin: c for c in candidates}
+    if len(candidates) == 1:
+        only = [c for c in candidates if c.text.strip()]
+        return only, Ranking([])
+    ranking = reranker.rank([Pick(c.text, c.origin, c.result.logprobs, c.greedy)
+                             for c in candidates], ctx.prefix, ctx.suffix, ctx.language,
+                            cancel)  # type: ignore[arg-type]
+    ranked = [dataclasses.replace(by_origin[r.origins[0]], text=r.text) for r in ranking.ranked]
+    return ranked, ranking
 
 
-def outcome_of(plan: Plan, ranked: Sequence[Candidate], total_s: float) -> CompletionOutcome:
-    first = ranked[0].result
-    results = [c.result for c in ranked]
+def outcome_of(plan: Plan, candidates: Sequence[Candidate], ranked: Sequence[Candidate],
+               ranking: Ranking, total_s: float, rerank_s: float = 0.0) -> CompletionOutcome:
+    """The answer: the ranked texts, with figures over every candidate decoded."""
+    results = [c.result for c in candidates]
+    first = ranked[0].result if ranked else results[0]
+    rows: tuple[dict[str, object], ...] = ()
+    if ranking.ranked:
+        rows = tuple({"origins": list(r.origins), "meanLogprob": round(r.mean_logprob, 4),
+                      "score": round(r.score, 4),
+                      "signals": {s.value: round(v, 4) for s, v in r.signals.items()}}
+                     for r in ranking.ranked)
+    elif ranked:
+        rows = ({"origins": [ranked[0].origin]},)
     return CompletionOutcome(
-        ranked[0].text, plan.ctx.mode, Source.MODEL, first.prompt_tokens,
+        ranked[0].text if ranked else "", plan.ctx.mode, Source.MODEL, first.prompt_tokens,
         sum(len(r.token_ids) for r in results), first.prefill_s,
         max(r.decode_s for r in results), total_s, first.finish.value,
         int(first.extra.get("reused_tokens", 0)), tuple(c.text for c in ranked[1:]),
-        plan.constraints.stats() if plan.constraints is not None else {})
+        plan.constraints.stats() if plan.constraints is not None else {}, rows, rerank_s)

@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from server.config import (
     Backend,
+    CandidatesWhen,
     Config,
     ConstraintMode,
     Device,
     LogLevel,
     ParsedSettings,
     Quantization,
+    RerankMode,
     SandboxMode,
     config_from_environment,
     force_offline,
@@ -55,6 +57,11 @@ VALID = {
     "alignLines": ("align_lines", 8, 8),
     "debounceMs": ("debounce_ms", 50, 50),
     "candidates": ("candidates", 3, 3),
+    "candidatesWhen": ("candidates_when", "always", CandidatesWhen.ALWAYS),
+    "sampleTemperature": ("sample_temperature", 0.5, 0.5),
+    "rerank": ("rerank", "logprob", RerankMode.LOGPROB),
+    "rerankEncoder": ("rerank_encoder", "/models/unixcoder", "/models/unixcoder"),
+    "rerankTimeoutMs": ("rerank_timeout_ms", 500, 500),
     "constraints": ("constraints", "off", ConstraintMode.OFF),
     "constraintLanguages": ("constraint_languages", [], ()),
 }

@@ -44,6 +44,11 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def event(self) -> threading.Event:
+        """The flag itself, for waits that take an event (a sandboxed run)."""
+        return self._event
+
 
 class FinishReason(enum.Enum):
     EOS = "eos"  # the model emitted an end/stop special token
@@ -129,6 +134,9 @@ class ModelInfo:
     weight_bytes: int = 0
     # Tokens the backend can hold for prompt + generation (0 = limited by memory only).
     context_window: int = 0
+    # The model file or folder it was loaded from ('' for none): the reranker's "generator"
+    # encoder reads the same GGUF file.
+    path: str = ""
 
 
 class ModelBackend(Protocol):

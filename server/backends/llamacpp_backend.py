@@ -333,6 +333,7 @@ class LlamaCppBackend:
             load_s=time.perf_counter() - t0,
             weight_bytes=source.path.stat().st_size,
             context_window=runner.context_window,
+            path=str(source.path),
         )
         logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots)", info, threads,
                     llama_cpp.llama_n_ctx(ctx.ctx), n_slots)

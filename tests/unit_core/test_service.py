@@ -46,6 +46,8 @@ def _constraints() -> ConstraintFactory:
 class Harness:
     def __init__(self, **overrides: object) -> None:
         self.backend = FakeBackend(token_delay=float(overrides.pop("token_delay", 0.0)))  # type: ignore[arg-type]
+        # One candidate unless a test asks for more (reranking has its own tests).
+        overrides.setdefault("candidates", 1)
         config = Config(backend=Backend.FAKE, **overrides)  # type: ignore[arg-type]
         self.service = CompletionService(config, loader=self._load)
 
@@ -247,7 +249,7 @@ async def test_settings_are_part_of_the_cache_key(make) -> None:  # type: ignore
 # --- candidates ----------------------------------------------------------------------------------
 
 async def test_candidates_share_the_prompt_and_take_consecutive_seeds(make) -> None:  # type: ignore[no-untyped-def]
-    h = make(candidates=3, temperature=0.7, seed=5)
+    h = make(candidates=3, temperature=0.0, sample_temperature=0.7, seed=5)
     seen: list[GenerationRequest] = []
     await h.complete(BODY_DOC)  # loads the model
     gen = h.service.generator
@@ -261,24 +263,69 @@ async def test_candidates_share_the_prompt_and_take_consecutive_seeds(make) -> N
     gen.generate = spy  # type: ignore[method-assign]
     out = await h.complete(BODY_DOC + "\n", len(BODY_DOC))
     assert [r.seed for r in seen] == [5, 6, 7]
+    # The first is greedy, the others sampled at sampleTemperature.
+    assert [r.temperature for r in seen] == [0.0, 0.7, 0.7]
     assert len({tuple(r.prompt_ids) for r in seen}) == 1  # one prompt, shared
-    assert out.suggestion == "return x + 1" and out.alternatives == ("return x + 1",) * 2
-    single = await make(temperature=0.7).complete(BODY_DOC)
+    # The fake model is sure of its answer: three equal candidates are one suggestion, and the
+    # ranking says which candidates produced it.
+    assert out.suggestion == "return x + 1" and out.alternatives == ()
+    assert [row["origins"] for row in out.ranking] == [[0, 1, 2]]
+    single = await make(temperature=0.0).complete(BODY_DOC)
     assert out.generated_tokens == 3 * single.generated_tokens
 
 
-async def test_greedy_decoding_samples_one_candidate(make) -> None:  # type: ignore[no-untyped-def]
-    out = await make(candidates=4, temperature=0.0).complete(BODY_DOC)
-    assert out.alternatives == ()
+async def test_only_explicit_requests_get_several_candidates_on_a_cpu(make) -> None:  # type: ignore[no-untyped-def]
+    from server.config import CandidatesWhen
+
+    h = make(candidates=4)
+    typed = await h.complete(BODY_DOC, trigger=Trigger.AUTOMATIC)
+    assert sum(len(r["origins"]) for r in typed.ranking) == 1
+    asked = await h.complete(BODY_DOC + " ", trigger=Trigger.INVOKED)
+    assert sum(len(r["origins"]) for r in asked.ranking) == 4
+    always = make(candidates=3, candidates_when=CandidatesWhen.ALWAYS)
+    typed = await always.complete(BODY_DOC, trigger=Trigger.AUTOMATIC)
+    assert sum(len(r["origins"]) for r in typed.ranking) == 3
 
 
-async def test_several_candidates_bypass_the_one_suggestion_cache(make) -> None:  # type: ignore[no-untyped-def]
-    h = make(candidates=2, temperature=0.5)
-    await h.complete(BODY_DOC)
+async def test_a_ranked_list_is_cached_for_the_same_request(make) -> None:  # type: ignore[no-untyped-def]
+    h = make(candidates=2, sample_temperature=0.5)
+    first = await h.complete(BODY_DOC)
     steps = h.backend.steps_run
     again = await h.complete(BODY_DOC)
-    assert again.source is Source.MODEL and len(again.alternatives) == 1
-    assert h.backend.steps_run > steps
+    assert again.source is Source.CACHE and h.backend.steps_run == steps
+    assert (again.suggestion, again.alternatives) == (first.suggestion, first.alternatives)
+    # A request for one candidate is another request.
+    one = await h.complete(BODY_DOC, trigger=Trigger.AUTOMATIC)
+    assert one.source is Source.MODEL
+
+
+async def test_the_first_suggestion_is_the_reranked_best(make) -> None:  # type: ignore[no-untyped-def]
+    """Scripted candidates: the greedy one is unlikely, a sampled one is what the model
+    believed most; with reranking the believed one comes first, without it the greedy one."""
+    from server.backends.base import FinishReason
+    from server.config import RerankMode
+
+    texts = ["return x - 1", "return x + 1", "", "return  x + 1", "return x * 2"]
+    lps = [[-2.0] * 4, [-0.1] * 4, [-0.01], [-0.2] * 4, [-1.0] * 4]
+
+    def scripted(h: Harness) -> None:
+        async def fake(requests: Sequence[GenerationRequest], cancel: CancelToken
+                       ) -> list[GenerationResult]:
+            return [GenerationResult([1] * len(lp), t, FinishReason.STOP, len(r.prompt_ids),
+                                     0.0, 0.0, lp)
+                    for r, t, lp in zip(requests, texts, lps, strict=True)]
+        h.service.generator.generate = fake  # type: ignore[method-assign, union-attr]
+
+    for mode, expected in ((RerankMode.LOGPROB, "return x + 1"),
+                           (RerankMode.OFF, "return x - 1")):
+        h = make(candidates=5, rerank=mode, constraints=ConstraintMode.OFF)
+        await h.complete(LINE_DOC)  # loads the model
+        scripted(h)
+        out = await h.complete(BODY_DOC)
+        assert out.suggestion == expected
+        # Empty and whitespace-duplicate candidates are dropped; nothing else is.
+        assert sorted([out.suggestion, *out.alternatives]) == \
+            ["return x * 2", "return x + 1", "return x - 1"]
 
 
 # --- failures ------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import functools
 from grammar_constraints.factory import ConstraintFactory
 from server.backends.base import FinishReason, GenerationResult
 from server.backends.fake import FakeBackend
-from server.config import Config, ConstraintMode
+from server.config import Config, ConstraintMode, RerankMode
 from server.generation import GeneratorCapabilities, LocalGenerator
+from server.rerank import Reranker
 from server.stages import (
     Candidate,
     CompletionQuery,
@@ -36,10 +37,11 @@ def _tools() -> tuple[FakeBackend, GeneratorCapabilities, ConstraintFactory]:
                                             backend.decoder.stop_ids)
 
 
-def _plan(config: Config, caps: GeneratorCapabilities | None = None, language: str = "python"):  # type: ignore[no-untyped-def]
+def _plan(config: Config, caps: GeneratorCapabilities | None = None, language: str = "python",
+          n: int = 1):  # type: ignore[no-untyped-def]
     backend, own_caps, factory = _tools()
     ctx = context_stage(CompletionQuery(URI, DOC, len(DOC), language))
-    return prompt_stage(ctx, URI, config, caps or own_caps, backend, factory)
+    return prompt_stage(ctx, URI, config, caps or own_caps, backend, factory, n)
 
 
 def _result(text: str, n_tokens: int = 3) -> GenerationResult:
@@ -55,8 +57,9 @@ def test_capabilities_are_declared_by_the_generator() -> None:
 
 
 def test_candidates_get_consecutive_seeds_one_prompt_and_their_own_constraint() -> None:
-    plan = _plan(Config(candidates=3, temperature=0.7, seed=2**31 - 2))
+    plan = _plan(Config(candidates=3, sample_temperature=0.7, seed=2**31 - 2), n=3)
     assert [r.seed for r in plan.requests] == [2**31 - 2, 2**31 - 1, 0]
+    assert [r.temperature for r in plan.requests] == [0.0, 0.7, 0.7]
     assert len({tuple(r.prompt_ids) for r in plan.requests}) == 1
     processors = [r.logits_processors for r in plan.requests]
     assert all(len(p) == 1 for p in processors)
@@ -64,8 +67,21 @@ def test_candidates_get_consecutive_seeds_one_prompt_and_their_own_constraint() 
     assert plan.constraints is not None and len(plan.constraints.made) == 3
 
 
-def test_greedy_asks_for_one_sequence() -> None:
-    assert len(_plan(Config(candidates=4, temperature=0.0)).requests) == 1
+def test_candidates_by_trigger_and_device() -> None:
+    from server.config import CandidatesWhen
+    from server.stages import Trigger, candidates_of
+
+    _, caps, _ = _tools()
+    gpu = dataclasses.replace(caps, accelerated=True)
+    c = Config(candidates=4)
+    assert candidates_of(c, Trigger.INVOKED, caps) == 4
+    assert candidates_of(c, Trigger.AUTOMATIC, caps) == 1  # typing stays single on a CPU
+    assert candidates_of(c, Trigger.AUTOMATIC, gpu) == 4
+    inv = Config(candidates=4, candidates_when=CandidatesWhen.INVOKED)
+    assert candidates_of(inv, Trigger.AUTOMATIC, gpu) == 1
+    always = Config(candidates=4, candidates_when=CandidatesWhen.ALWAYS)
+    assert candidates_of(always, Trigger.AUTOMATIC, caps) == 4
+    assert candidates_of(Config(candidates=1), Trigger.INVOKED, gpu) == 1
 
 
 def test_no_constraint_without_logits_processors_or_when_off() -> None:
@@ -86,20 +102,23 @@ def test_prompt_without_fim_markers_is_the_prefix_alone() -> None:
 
 
 def test_postprocess_stage_cuts_to_the_block_and_rank_keeps_every_candidate() -> None:
-    plan = _plan(Config(constraints=ConstraintMode.OFF))
+    plan = _plan(Config(constraints=ConstraintMode.OFF), n=3)
     raw = ["return x * 2\n\ndef h():\n    pass", "", "return x - 1"]
-    cands = [postprocess_stage(_result(t), plan, ["<|endoftext|>"]) for t in raw]
+    cands = [postprocess_stage(_result(t), plan, ["<|endoftext|>"], i)
+             for i, t in enumerate(raw)]
+    assert [c.greedy for c in cands] == [True, False, False]
     assert [c.text for c in cands] == ["return x * 2", "", "return x - 1"]
-    ranked = rank_stage(cands)
-    assert ranked == cands  # a pass-through for now: orders, never drops
-    out = outcome_of(plan, ranked, 0.5)
+    off = Reranker(RerankMode.OFF)
+    ranked, ranking = rank_stage(cands, plan.ctx, off)
+    assert ranked == [cands[0], cands[2]]  # the empty one is dropped, the rest kept in order
+    out = outcome_of(plan, cands, ranked, ranking, 0.5)
     assert out.source is Source.MODEL and out.suggestion == "return x * 2"
-    assert out.alternatives == ("", "return x - 1")
+    assert out.alternatives == ("return x - 1",)
     assert out.generated_tokens == 9 and out.total_s == 0.5
 
 
 def test_rank_stage_returns_a_new_list() -> None:
-    cands = [Candidate("a", _result("a")), Candidate("b", _result("b"))]
-    ranked = rank_stage(cands)
+    cands = [Candidate("a", _result("a"), 0), Candidate("b", _result("b"), 1)]
+    ranked, _ = rank_stage(cands, _plan(Config()).ctx, Reranker(RerankMode.OFF))
     ranked.reverse()
     assert [c.text for c in cands] == ["a", "b"]
