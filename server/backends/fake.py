@@ -3,7 +3,8 @@
 It tokenizes by character and "predicts" like a prompt-lookup decoder: find the longest earlier
 occurrence of the prompt's last characters (up to 32) and copy what followed it; with no match it
 writes ``pass``. So a test controls the suggestion by writing an example earlier in the file,
-and gets the same answer every time. ``token_delay`` makes each step take time, so cancellation
+and gets the same answer every time. A sampled request (temperature above 0) with seed k copies
+from the k-th latest occurrence instead (cycling), so candidates can differ in a controlled way. ``token_delay`` makes each step take time, so cancellation
 can be observed; the decode loop checks the cancel token every step, like the real backend.
 """
 
@@ -58,7 +59,7 @@ class FakeBackend:
     def token_id(self, token: str) -> int | None:
         return _SPECIALS.index(token) if token in _SPECIALS else None
 
-    def _plan(self, prompt_ids: Sequence[int]) -> str:
+    def _plan(self, prompt_ids: Sequence[int], variant: int = 0) -> str:
         fim = [i for i in prompt_ids if i < _OFFSET]
         text = self.decode(prompt_ids)
         if text.endswith(_CHAT_TURN):
@@ -73,11 +74,15 @@ class FakeBackend:
         haystack = prefix + "\x00" + suffix
         for n in range(min(32, len(prefix)), 0, -1):
             needle = prefix[-n:]
-            idx = haystack.rfind(needle, 0, len(prefix) - 1)
-            if idx != -1:
+            follows = []
+            end = len(prefix) - 1
+            while (idx := haystack.rfind(needle, 0, end)) != -1:
                 follow = haystack[idx + n:].split("\x00", 1)[0]
                 if follow.strip():
-                    return follow
+                    follows.append(follow)
+                end = idx + n - 1
+            if follows:
+                return follows[variant % len(follows)]
         return _FALLBACK
 
     @property
@@ -127,7 +132,9 @@ class _FakeRunner:
 
     def prefill(self, seqs: Sequence[SeqState]) -> list[Logits]:
         for s in seqs:
-            s.handle = self._backend._plan(s.request.prompt_ids)
+            req = s.request
+            s.handle = self._backend._plan(req.prompt_ids,
+                                           req.seed if req.temperature > 0 else 0)
             self.prefilled_tokens += len(s.request.prompt_ids)
         return [self._logits(s) for s in seqs]
 
