@@ -65,7 +65,7 @@ def signals_for(tasks: dict[str, Task], rows: dict[str, list[dict[str, Any]]], n
 
         enc = make_encoder("generator", str(assemble_default_gguf(cache_root())))
     full = Reranker(RerankMode.FULL, DEFAULT_WEIGHTS, encoder=(lambda: enc) if enc else None,
-                    examples=runner)
+                    examples=runner, compute_all=True)
     out: dict[str, dict[int, list[Group]]] = {}
     t0 = time.monotonic()
     for k, (tid, rs) in enumerate(rows.items()):

@@ -4,7 +4,8 @@ It tokenizes by character and "predicts" like a prompt-lookup decoder: find the 
 occurrence of the prompt's last characters (up to 32) and copy what followed it; with no match it
 writes ``pass``. So a test controls the suggestion by writing an example earlier in the file,
 and gets the same answer every time. A sampled request (temperature above 0) with seed k copies
-from the k-th latest occurrence instead (cycling), so candidates can differ in a controlled way. ``token_delay`` makes each step take time, so cancellation
+from the k-th latest occurrence instead (cycling), so candidates can differ in a controlled way.
+``token_delay`` makes each step take time, so cancellation
 can be observed; the decode loop checks the cancel token every step, like the real backend.
 """
 

@@ -243,7 +243,7 @@ def test_a_missing_encoder_falls_back_with_a_warning(tmp_path: Path, caplog) -> 
         make_encoder(str(tmp_path / "nothing-here"))
     picks = [Pick("a", 0, [-2.0], True), Pick("b", 1, [-0.1])]
     with caplog.at_level(logging.WARNING):
-        r = Reranker(RerankMode.FULL, Weights({Signal.LOGPROB: 1.0}),
+        r = Reranker(RerankMode.FULL, Weights({Signal.LOGPROB: 1.0}), compute_all=True,
                      encoder=lambda: make_encoder(str(tmp_path / "nothing-here"))
                      ).rank(picks, "", "", "python")
     assert [x.text for x in r.ranked] == ["b", "a"]
@@ -251,6 +251,14 @@ def test_a_missing_encoder_falls_back_with_a_warning(tmp_path: Path, caplog) -> 
     assert make_encoder("none") is None
     with pytest.raises(EncoderError, match="llama.cpp"):
         make_encoder("generator", "")
+
+
+def test_an_encoder_without_weight_is_never_loaded() -> None:
+    def boom() -> None:
+        raise AssertionError("loaded")
+
+    r = Reranker(RerankMode.FULL, Weights({Signal.LOGPROB: 1.0}), encoder=boom)  # type: ignore[arg-type]
+    assert Signal.CONSENSUS not in r.signals and r.encoder() is None
 
 
 def test_the_packaged_minilm_encoder_loads_offline() -> None:
