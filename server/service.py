@@ -38,11 +38,12 @@ from server.backends.base import (
 )
 from server.backends.loader import load_backend
 from server.cache import CompletionCache
-from server.config import Config
+from server.config import Config, RerankMode
 from server.context import CursorContext
 from server.debounce import Debouncer
 from server.generation import Generator, LocalGenerator
 from server.model_assets import ModelError
+from server.rerank import Reranker
 from server.stages import (
     CompletionOutcome,
     CompletionQuery,
@@ -59,8 +60,7 @@ from server.stages import (
     settings_key,
 )
 
-if TYPE_CHECKING:
-    from server.rerank import Reranker
+_UNRANKED = Reranker(RerankMode.OFF)
 
 if TYPE_CHECKING:
     from grammar_constraints.factory import ConstraintFactory
@@ -356,7 +356,10 @@ class CompletionService:
         candidates = [postprocess_stage(r, plan, self._specials, i)
                       for i, r in enumerate(results)]
         t1 = time.perf_counter()
-        ranked, ranking = rank_stage(candidates, plan.ctx, self.reranker(),
+        # A single candidate is not ranked: building the reranker (it probes the sandbox once)
+        # stays off the path of requests while typing.
+        reranker = self.reranker() if len(candidates) > 1 else _UNRANKED
+        ranked, ranking = rank_stage(candidates, plan.ctx, reranker,
                                      token.event if token is not None else None)
         rerank_s = time.perf_counter() - t1
         outcome = outcome_of(plan, candidates, ranked, ranking, time.perf_counter() - t0,
