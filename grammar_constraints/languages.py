@@ -15,7 +15,7 @@ import numpy as np
 
 from grammar_constraints import python_lexer, python_oracle
 from grammar_constraints.clike_lexer import CODE
-from grammar_constraints.ts_oracle import TreeSitterOracle
+from grammar_constraints.ts_oracle import TreeSitterOracle, utf8
 from grammar_constraints.vocab import TokenTable
 from server.languages import LSP_IDS, Language
 
@@ -158,7 +158,7 @@ class ClikeSyntax:
         if self._viable(text, state) is not False:
             # tree-sitter takes a reserved word for a name where only a name fits
             # (``return return x``): refuse a token that completes one.
-            return not self._reserved_name(text, state, len(before.encode("utf-8")))
+            return not self._reserved_name(text, state, len(utf8(before)))
         return self._relative(text, state, before, before_state)
 
     def _never_valid(self, text: str, before: str, before_state: Any) -> bool:
@@ -187,7 +187,7 @@ class ClikeSyntax:
         # may be an error that it recovers from by taking a keyword for a name.
         probe = self._witnesses.get(text) or text + self.oracle.plain_close(text, state)
         root = self.oracle.tree(probe).root_node
-        end = len(text.encode("utf-8"))
+        end = len(utf8(text))
         node = root.descendant_for_byte_range(max(0, since - 16), end)
         stack = [node] if node is not None else []
         while stack:

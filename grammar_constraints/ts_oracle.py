@@ -200,17 +200,23 @@ def _parser(name: str) -> _Incremental:
     return parser
 
 
+def utf8(text: str) -> bytes:
+    """The bytes tree-sitter parses. A lone surrogate (an editor's broken character, a sampled
+    token of a byte-level vocabulary) is kept as its 3 bytes instead of failing the request."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def parse(name: str, text: str) -> Any:
     """The tree-sitter tree of ``text`` in grammar ``name`` (this thread's incremental
     parser: cheap when ``text`` shares a long start with the text parsed before)."""
-    return _parser(name).parse(text.encode("utf-8"))
+    return _parser(name).parse(utf8(text))
 
 
 def parses(name: str, text: str, end: int | None = None) -> bool:
     """Does ``text`` parse without any ERROR node, and without MISSING nodes before byte
     ``end`` (None: anywhere)? A MISSING node is a token tree-sitter inserted to repair the
     parse: one after ``end`` is part of a continuation, which may hold it."""
-    root = _parser(name).parse(text.encode("utf-8")).root_node
+    root = _parser(name).parse(utf8(text)).root_node
     if not root.has_error:
         return True
     if end is None:
@@ -254,8 +260,8 @@ class TreeSitterOracle:
             state = self.feed(CState(), text)
             if state is None:
                 return False
-        end = len(text.encode("utf-8"))
-        _parser(self.grammar).rebase(text.encode("utf-8"))
+        end = len(utf8(text))
+        _parser(self.grammar).rebase(utf8(text))
         deadline = time.perf_counter() + (budget_s / 5 if self.behind else budget_s)
         for probe in self._probes(text, state):
             if parses(self.grammar, probe, end):
@@ -280,7 +286,7 @@ class TreeSitterOracle:
         """Where the first error of ``text``, closed plainly, starts (a large number if none):
         a text whose error lies no earlier than its predecessor's did not make it worse."""
         probe = text + self.plain_close(text, state)
-        root = _parser(self.grammar).parse(probe.encode("utf-8")).root_node
+        root = _parser(self.grammar).parse(utf8(probe)).root_node
         if not root.has_error:
             return _NO_ERROR
         best = _NO_ERROR

@@ -32,6 +32,10 @@ _FALLBACK = "pass"
 _CHAT_TURN = "### Assistant\n"  # the end of a chat prompt (testgen.pipeline.format_chat)
 _MAX_CHAR = 0x2FFFF  # characters above this (rare) all become one token: the vocabulary stays small
 _N_VOCAB = _OFFSET + _MAX_CHAR + 1
+# Lone surrogates are not characters: no real tokenizer decodes to one, so neither may a sampled
+# fake token (sampling when the syntax constraint masks the planned character).
+_BASE_LOGITS = np.full(_N_VOCAB, -30.0, dtype=np.float32)
+_BASE_LOGITS[_OFFSET + 0xD800:_OFFSET + 0xE000] = -np.inf
 
 
 class FakeBackend:
@@ -127,7 +131,7 @@ class _FakeRunner:
     def _logits(self, s: SeqState) -> Logits:
         plan: str = s.handle
         i = len(s.out)
-        logits = np.full(_N_VOCAB, -30.0, dtype=np.float32)
+        logits = _BASE_LOGITS.copy()
         logits[ord(plan[i]) + _OFFSET if i < len(plan) else 0] = 0.0
         return logits
 

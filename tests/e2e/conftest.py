@@ -172,12 +172,14 @@ async def complete(lsp_client: LanguageClient, uri: str, line: int, character: i
 
 async def suggestion(lsp_client: LanguageClient, uri: str, line: int, character: int,
                      timeout: float = TIMEOUT) -> str:
-    """The inline suggestion's text, '' when there is none."""
+    """The first inline suggestion's text, '' when there is none. An explicit request may get
+    several candidates (setting `candidates`): distinct ones, best first."""
     result = await inline(lsp_client, uri, line, character, timeout)
     if not result.items:
         return ""
-    assert len(result.items) == 1
-    text = result.items[0].insert_text
+    texts = [item.insert_text for item in result.items]
+    assert len(set(map(str, texts))) == len(texts), texts
+    text = texts[0]
     assert isinstance(text, str)
     return text
 

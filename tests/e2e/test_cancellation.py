@@ -39,7 +39,9 @@ async def test_long_plan_is_long(raw_client: LanguageClient):
     """The premise of the other tests: without a delay, LONG_DOC completes the whole body."""
     await start_session(raw_client, {**LONG_OPTIONS, "fakeTokenDelay": 0})
     open_doc(raw_client, URI, LONG_DOC)
-    text = await suggestion(raw_client, URI, *LONG_POS)
+    # Four candidates (the default) of a thousand syntax-checked tokens each: slow on a loaded
+    # 2-core machine, hence the long timeout.
+    text = await suggestion(raw_client, URI, *LONG_POS, timeout=60)
     assert text == "\n".join(BODY).lstrip()
     assert len(text) > 1000
 

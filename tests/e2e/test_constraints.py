@@ -9,6 +9,10 @@ from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import open_doc, start_session, suggestion
 
+# The greedy answer alone: the fake model's logits are flat where the constraint masks its
+# planned character, so sampled candidates would be noise (ranking is tested in test_candidates).
+ONE = {"candidates": 1}
+
 # The fake model continues `def f(x):` with what followed `def g(x):` in the example: a body
 # whose closer has no opener.
 DOC = 'EXAMPLE = """\ndef g(x):\n    return x + )\n"""\n\n\ndef f(x):\n    '
@@ -17,7 +21,7 @@ URI = "file:///tmp/pingti-e2e/constrained.py"
 
 
 async def test_constraint_keeps_the_suggestion_valid(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake"})
+    await start_session(raw_client, {**ONE, "backend": "fake"})
     open_doc(raw_client, URI, DOC)
     text = await suggestion(raw_client, URI, *POS)
     # `)` was refused (nothing is open), the model had nothing else to say, and the dangling
@@ -33,13 +37,13 @@ async def test_constraint_keeps_the_suggestion_valid(raw_client: LanguageClient)
 
 
 async def test_constraint_off_lets_the_model_write_anything(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake", "constraints": "off"})
+    await start_session(raw_client, {**ONE, "backend": "fake", "constraints": "off"})
     open_doc(raw_client, URI, DOC)
     assert await suggestion(raw_client, URI, *POS) == "return x + )"
 
 
 async def test_other_languages_are_not_constrained(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake", "constraintLanguages": []})
+    await start_session(raw_client, {**ONE, "backend": "fake", "constraintLanguages": []})
     open_doc(raw_client, URI, DOC)
     assert await suggestion(raw_client, URI, *POS) == "return x + )"
 
@@ -47,7 +51,7 @@ async def test_other_languages_are_not_constrained(raw_client: LanguageClient):
 async def test_a_broken_file_does_not_stop_completions(raw_client: LanguageClient):
     """Text before the cursor that is already invalid: the constraint steps aside."""
     doc = "def g(x):\n    return x + 1\n\n\ndef f(x)):\n    "
-    await start_session(raw_client, {"backend": "fake"})
+    await start_session(raw_client, {**ONE, "backend": "fake"})
     open_doc(raw_client, URI, doc)
     assert await suggestion(raw_client, URI, 5, 4) == "return x + 1"
 
@@ -58,7 +62,7 @@ GO_DOC = "package main\n\n/* example\nfunc g(x int) int {\n\treturn x + ]\n}\n*/
 
 
 async def test_javascript_and_go_are_constrained_too(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake"})
+    await start_session(raw_client, {**ONE, "backend": "fake"})
     from server.lspclient import _plain
 
     for uri, doc, lang, pos in [("file:///tmp/pingti-e2e/c.js", JS_DOC, "javascript", (7, 2)),
@@ -81,7 +85,7 @@ async def test_javascript_and_go_are_constrained_too(raw_client: LanguageClient)
 
 
 async def test_javascript_unconstrained_when_not_listed(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake", "constraintLanguages": "python,go"})
+    await start_session(raw_client, {**ONE, "backend": "fake", "constraintLanguages": "python,go"})
     uri = "file:///tmp/pingti-e2e/c.js"
     open_doc(raw_client, uri, JS_DOC, language_id="javascript")
     assert (await suggestion(raw_client, uri, 7, 2)).startswith("return x + * 2")

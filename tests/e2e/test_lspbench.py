@@ -158,7 +158,8 @@ def test_infill_suite_selection(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--set", "noSuchSetting=1"], "rejected settings"),
     (["--set", "temperature=7"], "rejected settings"),
-    (["--n", "2"], "temperature"),
+    # Extra candidates are sampled; a zero sampling temperature is out of the setting's range.
+    (["--n", "2", "--sample-temperature", "0"], "rejected settings"),
     (["--variant", "a:"], "exactly two"),
     (["--set", "oops"], "KEY=VALUE"),
 ])

@@ -715,3 +715,15 @@ def test_the_search_tries_each_continuation_once() -> None:
                  "_OPERATOR_TAILS"):
         items = getattr(ts_oracle, name)
         assert len(items) == len(set(items)), name
+
+
+@pytest.mark.parametrize("lang", ["javascript", "go"])
+def test_a_lone_surrogate_is_parsed_not_raised(lang: str) -> None:
+    # An editor may send a broken character ("\ud800" in JSON); the constraint and the
+    # fitting step must treat it as text, not fail the request.
+    text = "x = '\ud83d'" if lang == "javascript" else "var x = \"\ud83d\""
+    assert error_count(text, lang) == 0
+    assert fit("", text, "", lang) == text
+    syntax = syntax_for(lang)
+    assert syntax is not None
+    assert syntax.still_viable(text[:-1], None, "", "") in (True, False)

@@ -260,7 +260,7 @@ def test_settings_and_variants() -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["humaneval", "--n", "2"], "temperature"),
+    (["humaneval", "--n", "0"], "at least 1"),
     (["humaneval", "--k", "0"], "at least 1"),
     ([], "name a suite"),
     (["humaneval-infill", "--infill-kinds", "sideways"], "--infill-kinds"),

@@ -407,10 +407,10 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_server")
-def test_main_n_above_one_needs_temperature(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--n", "2"]) == 2
+def test_main_n_zero_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["humaneval", "--n", "0"]) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("lsp-bench: ") and "temperature" in captured.err
+    assert captured.err.startswith("lsp-bench: ") and "at least 1" in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
 
 

@@ -274,29 +274,37 @@ H.case('multi_line_word_line_and_rest', function(data)
   H.eq({ 8, #'    return y' }, data.cursor, 'cursor at the end of the block')
 end)
 
+-- Three earlier bodies after the same header: the fake model copies the latest for the greedy
+-- candidate and earlier ones for the sampled candidates, so the server offers three distinct ones.
+local CYCLE_DOC = 'def g(x):\n    return x + 1\n\n\ndef h(x):\n    return x + 2\n\n\n'
+  .. 'def k(x):\n    return x + 3\n\n\ndef f(x):\n    '
+
 H.case('cycle_candidates_from_the_server', function(data)
-  pingti.configure({ candidates = 3, temperature = 0.8 })
-  local bufnr = open('pkg/cycle.py', DOC)
-  api.nvim_win_set_cursor(0, { 6, 4 })
+  -- 'always': typed (automatic) requests get several candidates too, as on a GPU.
+  pingti.configure({ candidates = 3, candidatesWhen = 'always' })
+  local bufnr = open('pkg/cycle.py', CYCLE_DOC)
+  api.nvim_win_set_cursor(0, { 14, 4 })
   api.nvim_input('Ar')
   H.wait_for('three candidates', function()
     return index_shown(bufnr) == '(1/3)'
   end)
   settle(bufnr)
-  local seen = { index_shown(bufnr) }
+  local seen, texts = { index_shown(bufnr) }, { shown(bufnr) }
   api.nvim_input('<M-]>')
   H.wait_for('next', function()
     return index_shown(bufnr) == '(2/3)'
   end)
   seen[#seen + 1] = index_shown(bufnr)
+  texts[#texts + 1] = shown(bufnr)
   api.nvim_input('<M-[><M-[>')
   H.wait_for('previous twice (wraps)', function()
     return index_shown(bufnr) == '(3/3)'
   end)
   seen[#seen + 1] = index_shown(bufnr)
+  texts[#texts + 1] = shown(bufnr)
   data.seen = seen
-  data.shown = shown(bufnr)
-  pingti.configure({ candidates = 1, temperature = 0 })
+  data.texts = texts
+  pingti.configure({ candidates = 4, candidatesWhen = 'auto' }) -- the defaults
 end)
 
 H.case('cycle_and_accept_distinct_items', function(data)

@@ -22,9 +22,9 @@ test("every default is valid against its own schema", () => {
 
 test("server settings are the server's names; client settings stay in the extension", () => {
     assert.deepEqual([...SERVER_KEYS].sort(), [
-        "backend", "candidates", "constraints", "contextTokens", "debounceMs", "device", "logLevel",
-        "maxTokensMultiLine", "maxTokensSingleLine", "model", "quantization", "sandbox", "temperature",
-        "testgenTimeBudgetS", "threads",
+        "backend", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
+        "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "quantization", "rerank",
+        "rerankEncoder", "sandbox", "temperature", "testgenTimeBudgetS", "threads",
     ]);
     assert.deepEqual(KEYS.filter((k) => !SERVER_KEYS.includes(k)).sort(),
         ["languages", "server.command", "server.python", "trace.server"]);
@@ -37,7 +37,8 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
     assert.equal(settings.commandSource, "default");
     assert.deepEqual(settings.server, {
         model: "default", backend: "auto", quantization: "auto", device: "auto", threads: 0,
-        constraints: "syntax", candidates: 1, temperature: 0, contextTokens: 768,
+        constraints: "syntax", candidates: 4, candidatesWhen: "auto", rerank: "full",
+        rerankEncoder: "minilm", temperature: 0, contextTokens: 768,
         maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, sandbox: "auto",
         testgenTimeBudgetS: 300, logLevel: "info",
     });
@@ -89,7 +90,7 @@ test("invalid values are reported and replaced by their defaults; the rest still
     assert.equal(settings.server.debounceMs, 150);
     assert.equal(settings.server.backend, "auto");
     assert.equal(settings.server.quantization, "auto");
-    assert.equal(settings.server.candidates, 1);
+    assert.equal(settings.server.candidates, 4);
     assert.equal(settings.server.temperature, 0);
     assert.equal(settings.server.model, "default");
     assert.equal(settings.server.contextTokens, 1024);
