@@ -165,7 +165,8 @@ def main() -> int:
     ap.add_argument("--encoders", default="minilm", help="comma-separated: minilm, generator, "
                     "none, or a folder")
     ap.add_argument("--timeout", type=float, default=2.0, help="examples time per task (s)")
-    ap.add_argument("--weights", type=Path, help="evaluate these weights (JSON), do not fit")
+    ap.add_argument("--weights", help="evaluate these weights, do not fit: `default` (the "
+                    "server's DEFAULT_WEIGHTS) or a JSON file like the report's `fitted`")
     ap.add_argument("--all-held-out", action="store_true",
                     help="report every task as held out (a suite never fitted on)")
     ap.add_argument("--out", default="benchmarks/out/rerank_fit.json")
@@ -198,8 +199,10 @@ def main() -> int:
         data = {t: v for t, v in data.items() if t in rows}
         present = {Signal(k) for v in data.values() for gs in v.values() for g in gs
                    for k in g["signals"]}
-        if args.weights:
-            spec = json.loads(args.weights.read_text())
+        if args.weights == "default":
+            fitted, fit_acc = DEFAULT_WEIGHTS, None
+        elif args.weights:
+            spec = json.loads(Path(args.weights).read_text())
             fitted = Weights({Signal(k): v for k, v in spec["weights"].items()},
                              spec.get("examples_first", True))
             fit_acc = None

@@ -270,13 +270,15 @@ class Config:
     rerank: RerankMode = setting(
         RerankMode.FULL, audience=Audience.EDITORS,
         doc="How candidates are ordered: `full` = log-probability, the file's own examples "
-            "(doctests, asserts) run in the sandbox, and embedding agreement; `logprob` = mean "
-            "token log-probability only; `off` = as decoded (greedy first).")
+            "(doctests, asserts) run in the sandbox, and embedding agreement if `rerankEncoder` "
+            "names an encoder; `logprob` = mean token log-probability and exact votes only; "
+            "`off` = as decoded (greedy first).")
     rerank_encoder: str = setting(
-        "minilm", audience=Audience.EDITORS,
-        doc="Embeddings for `rerank: full`: `minilm` (packaged all-MiniLM-L6-v2), `generator` "
-            "(the code model's own hidden states), `none`, or the path of a local "
-            "CodeBERT-family folder (CodeBERT, GraphCodeBERT, UniXcoder; transformers format).")
+        "none", audience=Audience.EDITORS,
+        doc="Embedding agreement for `rerank: full` (off by default: it did not improve the "
+            "held-out ranking): `none`, `minilm` (packaged all-MiniLM-L6-v2), `generator` (the "
+            "code model's own hidden states), or the path of a local CodeBERT-family folder "
+            "(CodeBERT, GraphCodeBERT, UniXcoder; transformers format).")
     rerank_timeout_ms: int = setting(
         2000, range=(100, 60_000),
         doc="Most time (ms) the file's examples may run for all candidates of one request; "

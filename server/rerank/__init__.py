@@ -9,10 +9,25 @@ the sandbox. :func:`reranker_for` builds one from the settings.
 from __future__ import annotations
 
 from server.config import Config, RerankMode
-from server.rerank.rank import DEFAULT_WEIGHTS, Pick, Ranked, Ranking, Reranker, Signal, Weights
+from server.rerank.rank import (
+    DEFAULT_WEIGHTS,
+    EMBEDDING_WEIGHTS,
+    Pick,
+    Ranked,
+    Ranking,
+    Reranker,
+    Signal,
+    Weights,
+)
 
-__all__ = ["DEFAULT_WEIGHTS", "Pick", "Ranked", "Ranking", "Reranker", "Signal", "Weights",
-           "reranker_for"]
+__all__ = ["DEFAULT_WEIGHTS", "EMBEDDING_WEIGHTS", "Pick", "Ranked", "Ranking", "Reranker",
+           "Signal", "Weights", "reranker_for", "weights_for"]
+
+
+def weights_for(encoder: str) -> Weights:
+    """The fitted weights for a ``rerankEncoder`` setting: naming an encoder turns the embedding
+    signals on (the weights fitted with embeddings); ``none`` ranks without them."""
+    return DEFAULT_WEIGHTS if encoder.strip().lower() == "none" else EMBEDDING_WEIGHTS
 
 
 def reranker_for(config: Config, generator_path: str = "") -> Reranker:
@@ -24,6 +39,6 @@ def reranker_for(config: Config, generator_path: str = "") -> Reranker:
     if config.rerank is RerankMode.FULL:
         examples = ExampleRunner(config.sandbox, config.rerank_timeout_ms / 1000)
     spec, threads = config.rerank_encoder, config.threads
-    return Reranker(config.rerank, DEFAULT_WEIGHTS,
+    return Reranker(config.rerank, weights_for(spec),
                     encoder=lambda: make_encoder(spec, generator_path, threads),
                     examples=examples)

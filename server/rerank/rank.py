@@ -61,8 +61,12 @@ class Weights:
 # Fitted by benchmarks/rerank_fit.py on the 82 even-numbered HumanEval tasks (grid search, mean
 # rank@1 over n = 2, 4, 8; ties to fewer and smaller weights): log-probability plus half the
 # exact votes, the file's examples first. Held out (odd tasks, n = 8): 0.500 vs greedy 0.390
-# (BENCHMARKS.md). Embedding signals are computed but weigh 0 until a fit says otherwise.
+# (BENCHMARKS.md). No embedding signal: with them the held-out figure was not better.
 DEFAULT_WEIGHTS = Weights({Signal.LOGPROB: 1.0, Signal.VOTES: 0.5}, examples_first=True)
+# The same fit with MiniLM embeddings available (rerankEncoder set): half the log-probability
+# plus the embedding consensus (the medoid), examples first. Held out (odd, n = 8): 0.488, so
+# embeddings are off by default (rerankEncoder "none") and this applies only when asked for.
+EMBEDDING_WEIGHTS = Weights({Signal.LOGPROB: 0.5, Signal.CONSENSUS: 1.0}, examples_first=True)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,22 @@ def test_an_encoder_without_weight_is_never_loaded() -> None:
     assert Signal.CONSENSUS not in r.signals and r.encoder() is None
 
 
+def test_naming_an_encoder_turns_the_embedding_signals_on(tiny_roberta: Path) -> None:
+    from server.config import Config
+    from server.rerank import DEFAULT_WEIGHTS, EMBEDDING_WEIGHTS, reranker_for, weights_for
+
+    assert weights_for("none") is DEFAULT_WEIGHTS and weights_for(" None ") is DEFAULT_WEIGHTS
+    assert weights_for("minilm") is EMBEDDING_WEIGHTS
+    assert EMBEDDING_WEIGHTS.weights.get(Signal.CONSENSUS, 0) > 0
+    default = reranker_for(Config())
+    assert Config().rerank_encoder == "none" and default.encoder() is None
+    assert Signal.CONSENSUS not in default.signals
+    named = reranker_for(Config(rerank_encoder=str(tiny_roberta), rerank=RerankMode.LOGPROB))
+    assert Signal.CONSENSUS not in named.signals  # logprob mode never embeds
+    named = reranker_for(Config(rerank_encoder=str(tiny_roberta), sandbox=Isolation.NONE))
+    assert Signal.CONSENSUS in named.signals and named.encoder() is not None
+
+
 def test_the_packaged_minilm_encoder_loads_offline() -> None:
     enc = make_encoder("minilm")
     assert enc is not None

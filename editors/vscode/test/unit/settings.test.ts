@@ -38,7 +38,7 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
     assert.deepEqual(settings.server, {
         model: "default", backend: "auto", quantization: "auto", device: "auto", threads: 0,
         constraints: "syntax", candidates: 4, candidatesWhen: "auto", rerank: "full",
-        rerankEncoder: "minilm", temperature: 0, contextTokens: 768,
+        rerankEncoder: "none", temperature: 0, contextTokens: 768,
         maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, sandbox: "auto",
         testgenTimeBudgetS: 300, logLevel: "info",
     });
