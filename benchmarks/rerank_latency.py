@@ -55,6 +55,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     added: dict[int, list[float]] = {n: [] for n in ns}
     rerank: dict[int, list[float]] = {n: [] for n in ns}
     distinct: dict[int, list[int]] = {n: [] for n in ns}
+    prompt: list[int] = []
+    reused: list[int] = []
     tasks = held_out_tasks(args.tasks)
     try:
         for k, task in enumerate(tasks):
@@ -71,9 +73,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 await asyncio.wait_for(client.inline(uri, line, col), args.timeout)
                 got[n] = time.perf_counter() - t0
-                last = (await client.status()).get("lastCompletion") or {}
+                status = await client.client.protocol.send_request_async(
+                    "pingti/status", {"uri": uri})
+                last = _plain(status).get("lastCompletion") or {}
                 rerank[n].append(float(last.get("rerankS") or 0.0))
                 distinct[n].append(int(last.get("candidates") or 0))
+                prompt.append(int(last.get("promptTokens") or 0))
+                reused.append(int(last.get("reusedTokens") or 0))
                 wall[n].append(got[n])
                 client.client.text_document_did_close(_close_params(uri))
             base = got.get(ns[0], 0.0)
@@ -88,6 +94,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {_cores()} cores", "tasks": len(tasks),
         "settings": options, "encoder": args.encoder or "none",
         "peak_rss_mb": round(rss / 2**20) if rss else None,
+        "prompt tokens (median)": statistics.median(prompt) if prompt else None,
+        "of them reused from the KV cache (median)": statistics.median(reused) if reused else None,
     }
     for n in ns:
         report[f"n={n} wall p50/p95 s"] = f"{pct(wall[n], 0.5):.2f} / {pct(wall[n], 0.95):.2f}"
@@ -109,6 +117,13 @@ def _close_params(uri: str) -> Any:
     from lsprotocol import types
 
     return types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    from server.lspclient import _plain as plain
+
+    out = plain(value)
+    return out if isinstance(out, dict) else {}
 
 
 def _cores() -> int:
