@@ -12,6 +12,7 @@ from server.config import Config, RerankMode
 from server.rerank.rank import (
     DEFAULT_WEIGHTS,
     EMBEDDING_WEIGHTS,
+    GENERATOR_WEIGHTS,
     Pick,
     Ranked,
     Ranking,
@@ -20,14 +21,18 @@ from server.rerank.rank import (
     Weights,
 )
 
-__all__ = ["DEFAULT_WEIGHTS", "EMBEDDING_WEIGHTS", "Pick", "Ranked", "Ranking", "Reranker",
-           "Signal", "Weights", "reranker_for", "weights_for"]
+__all__ = ["DEFAULT_WEIGHTS", "EMBEDDING_WEIGHTS", "GENERATOR_WEIGHTS", "Pick", "Ranked",
+           "Ranking", "Reranker", "Signal", "Weights", "reranker_for", "weights_for"]
 
 
 def weights_for(encoder: str) -> Weights:
     """The fitted weights for a ``rerankEncoder`` setting: naming an encoder turns the embedding
-    signals on (the weights fitted with embeddings); ``none`` ranks without them."""
-    return DEFAULT_WEIGHTS if encoder.strip().lower() == "none" else EMBEDDING_WEIGHTS
+    signals on (the weights fitted with it: the generator's own, MiniLM's for the others, a
+    CodeBERT folder included); ``none`` ranks without them."""
+    name = encoder.strip().lower()
+    if name == "none":
+        return DEFAULT_WEIGHTS
+    return GENERATOR_WEIGHTS if name == "generator" else EMBEDDING_WEIGHTS
 
 
 def reranker_for(config: Config, generator_path: str = "") -> Reranker:

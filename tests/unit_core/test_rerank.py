@@ -267,6 +267,8 @@ def test_naming_an_encoder_turns_the_embedding_signals_on(tiny_roberta: Path) ->
 
     assert weights_for("none") is DEFAULT_WEIGHTS and weights_for(" None ") is DEFAULT_WEIGHTS
     assert weights_for("minilm") is EMBEDDING_WEIGHTS
+    assert weights_for("/models/unixcoder") is EMBEDDING_WEIGHTS
+    assert weights_for("generator").weights.get(Signal.CONSENSUS, 0) > 0
     assert EMBEDDING_WEIGHTS.weights.get(Signal.CONSENSUS, 0) > 0
     default = reranker_for(Config())
     assert Config().rerank_encoder == "none" and default.encoder() is None
