@@ -30,7 +30,7 @@ def weights_for(encoder: str) -> Weights:
     signals on (the weights fitted with it: the generator's own, MiniLM's for the others, a
     CodeBERT folder included); ``none`` ranks without them."""
     name = encoder.strip().lower()
-    if name == "none":
+    if name in ("", "none", "off"):  # what make_encoder reads as no encoder
         return DEFAULT_WEIGHTS
     return GENERATOR_WEIGHTS if name == "generator" else EMBEDDING_WEIGHTS
 

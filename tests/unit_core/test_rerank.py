@@ -265,7 +265,8 @@ def test_naming_an_encoder_turns_the_embedding_signals_on(tiny_roberta: Path) ->
     from server.config import Config
     from server.rerank import DEFAULT_WEIGHTS, EMBEDDING_WEIGHTS, reranker_for, weights_for
 
-    assert weights_for("none") is DEFAULT_WEIGHTS and weights_for(" None ") is DEFAULT_WEIGHTS
+    for no_encoder in ("none", " None ", "off", ""):
+        assert weights_for(no_encoder) is DEFAULT_WEIGHTS and make_encoder(no_encoder) is None
     assert weights_for("minilm") is EMBEDDING_WEIGHTS
     assert weights_for("/models/unixcoder") is EMBEDDING_WEIGHTS
     assert weights_for("generator").weights.get(Signal.CONSENSUS, 0) > 0
