@@ -73,9 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 await asyncio.wait_for(client.inline(uri, line, col), args.timeout)
                 got[n] = time.perf_counter() - t0
-                status = await client.client.protocol.send_request_async(
-                    "pingti/status", {"uri": uri})
-                last = _plain(status).get("lastCompletion") or {}
+                last = (await client.status(uri)).get("lastCompletion") or {}
                 rerank[n].append(float(last.get("rerankS") or 0.0))
                 distinct[n].append(int(last.get("candidates") or 0))
                 prompt.append(int(last.get("promptTokens") or 0))
@@ -117,13 +115,6 @@ def _close_params(uri: str) -> Any:
     from lsprotocol import types
 
     return types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
-
-
-def _plain(value: Any) -> dict[str, Any]:
-    from server.lspclient import _plain as plain
-
-    out = plain(value)
-    return out if isinstance(out, dict) else {}
 
 
 def _cores() -> int:

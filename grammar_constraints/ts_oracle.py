@@ -260,8 +260,9 @@ class TreeSitterOracle:
             state = self.feed(CState(), text)
             if state is None:
                 return False
-        end = len(utf8(text))
-        _parser(self.grammar).rebase(utf8(text))
+        data = utf8(text)
+        end = len(data)
+        _parser(self.grammar).rebase(data)
         deadline = time.perf_counter() + (budget_s / 5 if self.behind else budget_s)
         for probe in self._probes(text, state):
             if parses(self.grammar, probe, end):

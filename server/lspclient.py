@@ -134,9 +134,11 @@ class PingtiClient:
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
 
-    async def status(self) -> dict[str, Any]:
-        """The server's ``pingti/status`` answer (model, batching counters)."""
-        result = await self.client.protocol.send_request_async("pingti/status", None)
+    async def status(self, uri: str | None = None) -> dict[str, Any]:
+        """The server's ``pingti/status`` answer (model, batching counters; with ``uri``, also
+        that document's ``lastCompletion``)."""
+        result = await self.client.protocol.send_request_async(
+            "pingti/status", {"uri": uri} if uri else None)
         return _plain(result)
 
     def peak_rss_bytes(self) -> int | None:
