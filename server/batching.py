@@ -13,6 +13,14 @@ The model thread keeps a :class:`~server.backends.decoding.BatchDecoder` busy:
   sequences of that step (the caches are reset) and the thread keeps serving.
 
 With ``max_batch_size`` 1 this is one request at a time, in arrival order.
+
+**Prefetch** (:meth:`BatchScheduler.prefetch`): while the model has nothing else to do, it
+evaluates a prompt a request is expected to use soon (the file the user just opened or moved
+to) into the KV cache, one chunk of :data:`PREFETCH_CHUNK_TOKENS` at a time. Between two chunks
+the thread looks at its queue first, so a real request waits for one chunk at most (a fraction
+of a second), never for the whole prompt; what was evaluated so far stays cached for it. Only
+the latest prefetch counts: a new one replaces the pending one (a burst of file switches leaves
+one prefetch running, for the file the user ended on).
 """
 
 from __future__ import annotations
@@ -24,11 +32,43 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.backends.base import CancelToken, GenerationRequest, GenerationResult
 from server.backends.decoding import BatchDecoder, SeqState
 
 logger = logging.getLogger(__name__)
+
+
+# Tokens per prefetch step: the longest a real request can wait behind a prefetch (about 0.3 s
+# at this CPU's prefill speed; BENCHMARKS.md, first suggestion in a file).
+PREFETCH_CHUNK_TOKENS = 48
+
+
+@dataclass(eq=False)
+class _Prefetch:
+    prompt: list[int]
+    cache_key: str | None
+
+
+@dataclass
+class PrefetchStats:
+    """What prefetching has cost and done (``pingti/status``, benchmarks and tests)."""
+
+    requested: int = 0
+    completed: int = 0  # the whole prompt is cached
+    superseded: int = 0  # replaced by a newer prefetch before it was done
+    failed: int = 0
+    chunks: int = 0
+    tokens: int = 0  # prompt tokens evaluated by prefetch
+    seconds: float = 0.0  # model time spent on them
+    running: bool = False
+
+    def as_dict(self) -> dict[str, float]:
+        return {"requested": self.requested, "completed": self.completed,
+                "superseded": self.superseded, "failed": self.failed, "chunks": self.chunks,
+                "tokens": self.tokens, "seconds": round(self.seconds, 3),
+                "running": int(self.running)}
 
 
 @dataclass(eq=False)
@@ -55,6 +95,8 @@ class BatchScheduler:
         self._admitting: list[_Job] = []  # taken from the queue, being prefilled
         # Work for the model thread between steps (the decoder is not thread-safe).
         self._chores: deque[Callable[[], None]] = deque()
+        self._prefetch: _Prefetch | None = None  # the one pending prefetch (latest wins)
+        self.prefetch_stats = PrefetchStats()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -67,7 +109,7 @@ class BatchScheduler:
     def capacity(self) -> int:
         return max(1, min(self.max_batch_size, self.decoder.capacity))
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, Any]:
         """Counters for the status request, benchmarks and tests."""
         d = self.decoder
         return {
@@ -78,7 +120,26 @@ class BatchScheduler:
             "queued": len(self._queue),
             "running": len(d.active),
             "evaluatedPromptTokens": int(getattr(d.runner, "evaluated_tokens", 0)),
+            "prefetch": self.prefetch_stats.as_dict(),
         }
+
+    @property
+    def can_prefetch(self) -> bool:
+        return callable(getattr(self.decoder.runner, "warm", None))
+
+    def prefetch(self, prompt: list[int], cache_key: str | None) -> None:
+        """Evaluate ``prompt`` into the KV cache in idle time (see the module doc). Replaces a
+        pending prefetch; a chunk already being evaluated finishes first."""
+        if not prompt or not self.can_prefetch:
+            return
+        with self._cond:
+            if self._closed:
+                return
+            if self._prefetch is not None:
+                self.prefetch_stats.superseded += 1
+            self._prefetch = _Prefetch(list(prompt), cache_key)
+            self.prefetch_stats.requested += 1
+            self._cond.notify_all()
 
     def submit(self, request: GenerationRequest, cancel: CancelToken) -> Future[GenerationResult]:
         job = _Job(request, cancel)
@@ -103,6 +164,7 @@ class BatchScheduler:
         """Stop the thread; queued and running requests are cancelled."""
         with self._cond:
             self._closed = True
+            self._prefetch = None
             for job in [*self._queue, *self._admitting]:
                 job.cancel.cancel("server shutting down")
             self._cond.notify_all()
@@ -118,7 +180,8 @@ class BatchScheduler:
         """The jobs to admit now ([] if none); None when closed and drained."""
         with self._cond:
             busy = bool(self.decoder.active)
-            while not self._queue and not busy and not self._closed and not self._chores:
+            while not self._queue and not busy and not self._closed and not self._chores \
+                    and self._prefetch is None:
                 self._cond.wait()
             if self._closed and not self._queue and not busy:
                 return None
@@ -157,6 +220,42 @@ class BatchScheduler:
                 self._admit(jobs)
             if self.decoder.active:
                 self._step()
+            elif not jobs:
+                self._prefetch_chunk()
+
+    def _prefetch_chunk(self) -> None:
+        """One chunk of the pending prefetch, if the model has nothing else to do."""
+        with self._cond:
+            job = self._prefetch
+            if job is None or self._queue or self._closed or self.decoder.active:
+                return
+            self.prefetch_stats.running = True
+        stats = self.prefetch_stats
+        t0 = time.perf_counter()
+        runner = self.decoder.runner
+        before = int(getattr(runner, "prefetched_tokens", 0))
+        try:
+            left = runner.warm(job.prompt, job.cache_key,  # type: ignore[attr-defined]
+                               PREFETCH_CHUNK_TOKENS)
+        except Exception as exc:  # noqa: BLE001 - a prefetch is an optimisation: drop it
+            logger.warning("prefetch failed: %s", exc)
+            left, failed = -1, True
+        else:
+            failed = False
+        done = int(getattr(runner, "prefetched_tokens", 0)) - before
+        if left > 0 and done == 0:
+            failed = True  # no progress (no idle KV slot): do not spin on it
+        stats.chunks += 1
+        stats.seconds += time.perf_counter() - t0
+        stats.tokens += done
+        with self._cond:
+            stats.running = False
+            if self._prefetch is job and (left <= 0 or failed):
+                self._prefetch = None
+                if failed:
+                    stats.failed += 1
+                else:
+                    stats.completed += 1
 
     def _admit(self, jobs: list[_Job]) -> None:
         try:

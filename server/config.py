@@ -93,6 +93,13 @@ class CandidatesWhen(enum.Enum):
     ALWAYS = "always"  # every request, automatic ones while typing too
 
 
+class PrefetchMode(enum.Enum):
+    """Whether the model reads a file ahead while the user does (server/batching.py)."""
+
+    ON = "on"  # prompts of opened/focused files are evaluated in idle time
+    OFF = "off"  # the first request in a file evaluates its prompt itself
+
+
 class LogLevel(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
@@ -289,6 +296,13 @@ class Config:
         150, range=(0, 5000), audience=Audience.EDITORS,
         doc="Longest wait (ms) after a keystroke before the model runs while you type fast "
             "(adaptive: a bit longer than your recent gap between keys; 0 = off).")
+    # Prefetch: evaluate the prompt of the file the user opened or moved to while they read,
+    # in idle time and in small chunks a real request preempts (server/batching.py).
+    prefetch: PrefetchMode = setting(
+        PrefetchMode.ON, audience=Audience.EDITORS,
+        doc="`on`: when you open or move to a file (or to another part of it), pingti evaluates "
+            "the prompt a suggestion there would use while the model is idle, so the first "
+            "suggestion comes fast; `off`: the first request does it (saves CPU time).")
     # Completions kept by the request cache (identical requests, typed-through suggestions).
     cache_entries: int = setting(
         256, range=(0, 100_000),

@@ -81,6 +81,12 @@ class Generator(Protocol):
         """Whatever is cached for ``cache_key`` (a document that was closed) may go."""
         ...
 
+    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None) -> None:
+        """A request with this prompt is expected soon: evaluate it into whatever cache the
+        engine keeps, in idle time, without delaying real requests. Replaces an earlier
+        prefetch; never blocks; may do nothing."""
+        ...
+
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None: ...
 
     def stats(self) -> dict[str, Any]:
@@ -133,6 +139,9 @@ class LocalGenerator:
 
     def forget(self, cache_key: str) -> None:
         self.scheduler.forget(cache_key)
+
+    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None) -> None:
+        self.scheduler.prefetch(list(prompt_ids), cache_key)
 
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None:
         self.scheduler.configure(max_batch_size, batch_timeout_s)

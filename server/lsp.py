@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 # LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
 STATUS_REQUEST = "pingti/status"
+# Sent by pingti's editor clients when the user moves to a file or to another part of one
+# ({"textDocument": {"uri"}, "position"?}); LSP has no focus notification of its own.
+FOCUS_NOTIFICATION = "pingti/focus"
 _WORD_TAIL = re.compile(r"\w+$")  # identifiers, Unicode ones included
 
 __all__ = ["ModelState", "PingtiServer", "RequestFailed", "server"]
@@ -155,6 +158,22 @@ class PingtiServer(LanguageServer):
 
     # --- completion ------------------------------------------------------------------------
 
+    def focus(self, uri: str, position: tuple[int, int] | None, advance: int = 0) -> None:
+        """Tell the service where the user is: ``position`` (line, character in the client's
+        encoding) plus ``advance`` code points, or the end of the document when None."""
+        doc = self.pingti_protocol.documents.get(uri)
+        if doc is None:
+            logger.warning("focus on a document that is not open: %s", uri)
+            return
+        text = doc.text
+        if position is None:
+            offset = len(text)
+        else:
+            offset = doc.offset_at(position[0], position[1], self.pingti_protocol.position_encoding)
+            offset = min(len(text), offset + advance)
+        self.service.focus(CompletionQuery(uri, text, offset, language_id_of(doc.language_id, uri),
+                                           Trigger.AUTOMATIC))
+
     async def complete_at(self, uri: str, position: types.Position, trigger: Trigger
                           ) -> tuple[CompletionOutcome | None, Document]:
         """Complete at ``position``; also returns the document snapshot it completed, so the
@@ -197,6 +216,50 @@ def on_config(ls: PingtiServer, params: types.DidChangeConfigurationParams) -> N
 @server.feature(types.SHUTDOWN)
 def on_shutdown(ls: PingtiServer, *args: Any) -> None:
     ls.service.cancel_all("shutdown")
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def on_did_open(ls: PingtiServer, params: types.DidOpenTextDocumentParams) -> None:
+    # Where the cursor is, didOpen does not say: a request at the end of the file (where code
+    # is often added) is the guess, until the client's pingti/focus says better.
+    ls.focus(params.text_document.uri, None)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def on_did_change(ls: PingtiServer, params: types.DidChangeTextDocumentParams) -> None:
+    # An edit in another file than the focused one: the user switched there (clients without
+    # pingti/focus). Edits in the focused file are followed by completion requests instead.
+    uri = params.text_document.uri
+    if ls.service.focused_uri == uri or not params.content_changes:
+        return
+    change = params.content_changes[-1]
+    rng = getattr(change, "range", None)
+    ls.focus(uri, None if rng is None else (rng.start.line, rng.start.character),
+             len(change.text))
+
+
+@server.feature(FOCUS_NOTIFICATION)
+def on_focus(ls: PingtiServer, params: Any) -> None:
+    """``pingti/focus``: the user moved to a document (or to another part of it)."""
+    td = _field(params, "textDocument")
+    uri = _field(td, "uri") if td is not None else _field(params, "uri")
+    pos = _field(params, "position")
+    line, char = _field(pos, "line"), _field(pos, "character")
+    if not isinstance(uri, str):
+        logger.warning("pingti/focus without a textDocument uri: ignored")
+        return
+    if pos is not None and not (isinstance(line, int) and isinstance(char, int)
+                                and line >= 0 and char >= 0):
+        logger.warning("pingti/focus with an invalid position: ignored")
+        return
+    ls.focus(uri, None if pos is None else (line, char))
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of a custom message's params (pygls gives an object, tests may give a dict)."""
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)

@@ -197,6 +197,31 @@ def block_suffix(suffix: str, indent: int) -> str:
     return suffix[: m.end()] if m else suffix
 
 
+def _prefix_budget(budget: int, prefix_share: float, fim: bool) -> int:
+    if not fim:
+        return budget
+    return max(1, int(max(budget - 3, 1) * prefix_share))
+
+
+def next_window_prefix(prefix: str, encode: Encode, fim_ids: tuple[int, int, int] | None,
+                       budget: int, prefix_share: float, align_lines: int, margin: int
+                       ) -> list[int] | None:
+    """When the prompt's aligned start (see :func:`aligned_tail`) will move once about
+    ``margin`` more tokens are typed, the beginning of that future prompt up to today's cursor
+    (its FIM marker and prefix), so it can be evaluated ahead of time; else None.
+
+    The future start is the one that leaves ``margin`` tokens of room: a later line of the
+    same alignment, so the future prompt begins with exactly these tokens."""
+    p_budget = _prefix_budget(budget, prefix_share, fim_ids is not None)
+    if align_lines <= 1 or margin <= 0 or p_budget <= margin or not prefix:
+        return None
+    now_text, _ = aligned_tail(prefix, p_budget, encode, align_lines)
+    later_text, later_ids = aligned_tail(prefix, p_budget - margin, encode, align_lines)
+    if len(later_text) >= len(now_text) or not later_ids:
+        return None
+    return ([fim_ids[0]] if fim_ids is not None else []) + later_ids
+
+
 def build_prompt(
     prefix: str,
     suffix: str,
@@ -215,7 +240,7 @@ def build_prompt(
         text, ids = aligned_tail(prefix, budget, encode, align_lines)
         return Prompt(ids, text, "", len(ids), 0)
     room = max(budget - 3, 1)
-    prefix_budget = max(1, int(room * prefix_share))
+    prefix_budget = _prefix_budget(budget, prefix_share, True)
     p_text, p_ids = aligned_tail(prefix, prefix_budget, encode, align_lines)
     s_room = room - len(p_ids)
     if suffix_max_tokens is not None:

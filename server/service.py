@@ -38,7 +38,7 @@ from server.backends.base import (
 )
 from server.backends.loader import load_backend
 from server.cache import CompletionCache
-from server.config import Config, RerankMode
+from server.config import Config, PrefetchMode, RerankMode
 from server.context import CursorContext
 from server.debounce import Debouncer
 from server.generation import Generator, LocalGenerator
@@ -53,8 +53,10 @@ from server.stages import (
     cache_key,
     candidates_of,
     context_stage,
+    next_window_stage,
     outcome_of,
     postprocess_stage,
+    prefetch_stage,
     prompt_stage,
     rank_stage,
     settings_key,
@@ -69,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _LAST_OUTCOMES = 256  # documents whose last completion figures pingti/status can report
+# Prefetch the prompt's next window once it would jump within this many more typed tokens
+# (about two lines of code): time enough to evaluate it while the user types them.
+NEXT_WINDOW_MARGIN = 64
 
 
 class ModelState(enum.Enum):
@@ -139,6 +144,10 @@ class CompletionService:
         self._specials: list[str] = []
         self._reranker: Reranker | None = None
         self._reranker_key: tuple[Any, ...] = ()
+        # The latest focus (the file and cursor the user moved to): prefetched when the model
+        # is idle; kept while the model loads. Only the latest counts (_focus_seq).
+        self._focus: CompletionQuery | None = None
+        self._focus_seq = 0
 
     @property
     def generator(self) -> Generator | None:
@@ -215,6 +224,8 @@ class CompletionService:
                     # The encoder (torch, a few seconds) loads now rather than on the first
                     # explicit request.
                     loop.run_in_executor(self.jobs, self.warm_reranker)
+                if self._focus is not None:  # a file was opened while the model loaded
+                    self.focus(self._focus)
             else:
                 loaded.generator.close()
             logger.info("model ready: %s on %s (%s, %s) in %.1fs", info.name, info.device,
@@ -295,8 +306,10 @@ class CompletionService:
         results = await loaded.generator.generate(planned.requests, token)
         if token.cancelled:
             raise CancelledError(token.reason)
-        return await loop.run_in_executor(self.worker, self._finish, query.uri, planned,
-                                          results, t0, token)
+        outcome = await loop.run_in_executor(self.worker, self._finish, query.uri, planned,
+                                             results, t0, token)
+        self._prefetch_next_window(planned, loaded)
+        return outcome
 
     def _from_cache(self, uri: str, ctx: CursorContext, t0: float,
                     n: int = 1) -> CompletionOutcome | None:
@@ -396,6 +409,62 @@ class CompletionService:
         while len(self.last_outcomes) > _LAST_OUTCOMES:
             self.last_outcomes.popitem(last=False)
 
+    # --- prefetch ----------------------------------------------------------------------------
+
+    @property
+    def focused_uri(self) -> str | None:
+        return self._focus.uri if self._focus is not None else None
+
+    def focus(self, query: CompletionQuery) -> None:
+        """The user opened or moved to ``query.uri`` with the cursor at ``query.offset``
+        (didOpen, ``pingti/focus``, an edit in another file): evaluate the prompt a request
+        there would use while the model is idle, so that request only decodes.
+
+        Only the latest focus counts: an older one not yet turned into a prompt is dropped,
+        and the generator replaces a pending prefetch (server/batching.py)."""
+        self._focus = query
+        self._focus_seq += 1
+        if self.config.prefetch is PrefetchMode.OFF or self._loaded is None or \
+                self.state is not ModelState.READY or query.uri in self.inflight:
+            return  # (a request in flight evaluates its own prompt)
+        future = self.worker.submit(self._prefetch_focus, query, self._loaded, self._focus_seq)
+        future.add_done_callback(_log_failure)
+
+    def _prefetch_focus(self, query: CompletionQuery, loaded: Loaded, seq: int) -> None:
+        """Worker: the prompt at the focus, handed to the generator unless a newer focus came."""
+        if seq != self._focus_seq or loaded is not self._loaded:
+            return
+        gen = loaded.generator
+        ids = prefetch_stage(context_stage(query), self.config, gen.capabilities, gen.tokenizer)
+        if seq == self._focus_seq and loaded is self._loaded:
+            gen.prefetch(ids, query.uri)
+
+    def _prefetch_next_window(self, plan: Plan, loaded: Loaded) -> None:
+        """After a model answer: if the prompt's aligned start is about to move (the text
+        before the cursor nearly fills its budget), evaluate the next window's beginning in
+        idle time, so the request after the jump is not a cold prefill."""
+        if self.config.prefetch is PrefetchMode.OFF or loaded is not self._loaded:
+            return
+        caps = loaded.generator.capabilities
+        if not plan.requests:
+            return
+        prompt = list(plan.requests[0].prompt_ids)
+        room = self.config.context_tokens * self.config.prefix_share
+        before = prompt.index(caps.fim_ids[1]) if caps.fim_ids and caps.fim_ids[1] in prompt \
+            else len(prompt)
+        if before + NEXT_WINDOW_MARGIN < room:
+            return  # far from the jump: nothing to prepare (and no tokenizing)
+        uri, ctx, config = plan.requests[0].cache_key, plan.ctx, self.config
+
+        def build() -> None:
+            ids = next_window_stage(ctx, config, caps, loaded.generator.tokenizer,
+                                    NEXT_WINDOW_MARGIN)
+            if ids and loaded is self._loaded and (self._focus is None or
+                                                   self._focus.uri == uri):
+                loaded.generator.prefetch(ids, uri)
+
+        self.worker.submit(build).add_done_callback(_log_failure)
+
     # --- documents -------------------------------------------------------------------------
 
     def close_document(self, uri: str) -> None:
@@ -403,6 +472,9 @@ class CompletionService:
         (cached answers, debounce rhythm, last figures, its KV cache)."""
         if (token := self.inflight.pop(uri, None)) is not None:
             token.cancel("document closed")
+        if self._focus is not None and self._focus.uri == uri:
+            self._focus = None
+            self._focus_seq += 1
         self.cache.forget(uri)
         self.debouncer.forget(uri)
         self.last_outcomes.pop(uri, None)
@@ -461,6 +533,12 @@ class CompletionService:
         if self._loaded is not None:
             self._loaded.generator.close()
             self._loaded = None
+
+
+def _log_failure(future: Any) -> None:
+    """Background work (prefetch) that failed is logged, never raised anywhere."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        logger.warning("prefetch failed: %s", exc)
 
 
 def testgen_cache_key(uri: str) -> str:

@@ -36,7 +36,7 @@ from server.context import CompletionMode, CursorContext, build_context
 from server.generation import GeneratorCapabilities, Tokenizer
 from server.languages import from_lsp_id
 from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
-from server.prompt import block_suffix, build_prompt
+from server.prompt import block_suffix, build_prompt, next_window_prefix
 from server.rerank import Pick, Ranking, Reranker
 
 if TYPE_CHECKING:
@@ -170,16 +170,10 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
     """The prompt and ``n`` requests: the first at ``temperature`` (greedy by default), the
     others sampled at ``sampleTemperature`` with seeds ``seed + i``."""
     skey = settings_key(config)
-    suffix = block_suffix(ctx.suffix, _indent(ctx.line_prefix))
-    max_new = (config.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
-               else config.max_tokens_multi_line)
-    # Memory guard: the prompt and the generation must fit the context window; the prompt
-    # budget shrinks to fit instead of failing.
-    budget = config.context_tokens
-    if caps.context_window:
-        budget = max(16, min(budget, caps.context_window - max_new))
-    prompt = build_prompt(prompt_prefix(ctx), suffix, tokenizer.encode, caps.fim, caps.fim_ids,
-                          budget, config.prefix_share, config.suffix_tokens, config.align_lines)
+    max_new = _max_new(ctx, config)
+    prompt = build_prompt(prompt_prefix(ctx), block_suffix(ctx.suffix, _indent(ctx.line_prefix)),
+                          tokenizer.encode, caps.fim, caps.fim_ids, _budget(config, caps, max_new),
+                          config.prefix_share, config.suffix_tokens, config.align_lines)
     seqs: SequenceConstraints | None = None
     if constraints is not None and _within_constraint_bounds(ctx) and \
             constrained(config, caps, ctx.language):
@@ -198,6 +192,43 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
                                              logits_processors=_processors(seqs))
                          for i in range(1, n)]
     return Plan(ctx, cache_key(ctx, skey, n), skey, tuple(requests), seqs)
+
+
+def _max_new(ctx: CursorContext, config: Config) -> int:
+    return (config.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
+            else config.max_tokens_multi_line)
+
+
+def _budget(config: Config, caps: GeneratorCapabilities, max_new: int) -> int:
+    """The prompt budget. Memory guard: the prompt and the generation must fit the context
+    window; the budget shrinks to fit instead of failing."""
+    budget = config.context_tokens
+    if caps.context_window:
+        budget = max(16, min(budget, caps.context_window - max_new))
+    return budget
+
+
+# --- prefetch --------------------------------------------------------------------------------
+
+def prefetch_stage(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
+                   tokenizer: Tokenizer) -> list[int]:
+    """The prompt a request at this cursor would use, token for token: what prefetch puts in
+    the KV cache while the user reads, so that request only decodes."""
+    prompt = build_prompt(prompt_prefix(ctx), block_suffix(ctx.suffix, _indent(ctx.line_prefix)),
+                          tokenizer.encode, caps.fim, caps.fim_ids,
+                          _budget(config, caps, _max_new(ctx, config)), config.prefix_share,
+                          config.suffix_tokens, config.align_lines)
+    return prompt.ids
+
+
+def next_window_stage(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
+                      tokenizer: Tokenizer, margin: int) -> list[int] | None:
+    """The start of the prompt once the user has typed about ``margin`` more tokens, when that
+    start differs from today's (the aligned window is about to jump): its beginning up to the
+    cursor, for prefetch. None while the window stays put."""
+    budget = _budget(config, caps, _max_new(ctx, config))
+    return next_window_prefix(prompt_prefix(ctx), tokenizer.encode, caps.fim_ids, budget,
+                              config.prefix_share, config.align_lines, margin)
 
 
 def _processors(seqs: SequenceConstraints | None) -> tuple[object, ...]:

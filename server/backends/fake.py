@@ -24,7 +24,13 @@ from server.backends.base import (
     GenerationResult,
     ModelInfo,
 )
-from server.backends.decoding import BatchDecoder, Logits, SeqState, generate_one
+from server.backends.decoding import (
+    BatchDecoder,
+    Logits,
+    SeqState,
+    common_prefix,
+    generate_one,
+)
 
 _SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 _OFFSET = 16  # ids below this are special tokens
@@ -127,6 +133,10 @@ class _FakeRunner:
         self._backend = backend
         self.prefilled_tokens = 0  # prompt tokens "evaluated", for tests
         self.forgotten: list[str] = []  # cache keys of closed documents, for tests
+        # What a KV cache would hold per cache key (prefetch, the last prompt): a prompt's
+        # common prefix with it counts as reused, as in the real backends.
+        self.cached: dict[str, list[int]] = {}
+        self.prefetched_tokens = 0
 
     def _logits(self, s: SeqState) -> Logits:
         plan: str = s.handle
@@ -140,8 +150,27 @@ class _FakeRunner:
             req = s.request
             s.handle = self._backend._plan(req.prompt_ids,
                                            req.seed if req.temperature > 0 else 0)
-            self.prefilled_tokens += len(s.request.prompt_ids)
+            prompt = list(req.prompt_ids)
+            if req.cache_key is not None:
+                held = self.cached.get(req.cache_key, [])
+                s.reused = min(common_prefix(held, prompt), len(prompt) - 1)
+                self.cached[req.cache_key] = prompt
+            self.prefilled_tokens += len(prompt) - s.reused
         return [self._logits(s) for s in seqs]
+
+    def warm(self, prompt: Sequence[int], cache_key: str | None, max_tokens: int) -> int:
+        """Prefetch: "evaluate" up to ``max_tokens`` more tokens of ``prompt`` for
+        ``cache_key``; one chunk costs one ``token_delay``. Returns the tokens still missing."""
+        prompt = list(prompt)
+        key = cache_key or ""
+        held = self.cached.get(key, [])
+        n = common_prefix(held, prompt)
+        end = min(len(prompt), n + max(1, max_tokens))
+        if end > n and self._backend.token_delay:
+            time.sleep(self._backend.token_delay)
+        self.cached[key] = prompt[:end]
+        self.prefetched_tokens += end - n
+        return len(prompt) - end
 
     def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
         if self._backend.token_delay:
@@ -154,6 +183,7 @@ class _FakeRunner:
 
     def forget(self, cache_key: str) -> None:
         self.forgotten.append(cache_key)
+        self.cached.pop(cache_key, None)
 
     def reset(self) -> None:
-        pass
+        self.cached.clear()

@@ -84,6 +84,7 @@ class LlamaCppRunner:
         self.slots = [_Slot(i) for i in range(n_slots)]
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.evaluated_tokens = 0  # prompt tokens actually evaluated, for tests and benchmarks
+        self.prefetched_tokens = 0  # of those, evaluated by prefetch (warm) in idle time
 
     @property
     def capacity(self) -> int:
@@ -215,6 +216,37 @@ class LlamaCppRunner:
             for k, (_, _, _, want, i) in enumerate(chunk):
                 if want:
                     logits[i] = self._logits(k)
+
+    def warm(self, prompt: Sequence[int], cache_key: str | None, max_tokens: int) -> int:
+        """Prefetch: evaluate up to ``max_tokens`` more tokens of ``prompt`` into the idle slot
+        that best holds it (no logits), so a request with this prompt later finds it cached.
+        Returns how many tokens of ``prompt`` are still not cached.
+
+        Called only while no sequence is running (the scheduler's idle time). The cells come
+        from the same bounded pool as every request's: when it is full the least recently used
+        idle document is dropped, as for a request."""
+        prompt = list(prompt)
+        if not prompt or not any(not s.busy for s in self.slots):
+            return len(prompt)
+        prompt = prompt[:self.context_window]
+        slot = self._pick_slot(prompt, cache_key, set())
+        n = common_prefix(slot.tokens, prompt)
+        self._truncate(slot, n)
+        slot.cache_key = cache_key or slot.cache_key
+        slot.last_used = time.perf_counter()
+        end = min(len(prompt), n + max(1, min(max_tokens, self._n_batch)))
+        if end > n:
+            try:
+                self._decode([(prompt[p], p, slot.seq_id, False) for p in range(n, end)],
+                             {slot.seq_id})
+            except BaseException:
+                # Cells a failed batch may have written are not trusted.
+                self._ll.llama_memory_seq_rm(self._mem, slot.seq_id, n, -1)
+                raise
+            slot.tokens = prompt[:end]
+            self.evaluated_tokens += end - n
+            self.prefetched_tokens += end - n
+        return len(prompt) - end
 
     def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
         items = []

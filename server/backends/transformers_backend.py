@@ -280,6 +280,7 @@ class TorchRunner:
         self.slots: list[_TorchSlot] = []
         self._stack: dict[str, Any] | None = None  # the padded batch of the last step
         self.evaluated_tokens = 0
+        self.prefetched_tokens = 0  # of those, evaluated by prefetch (warm) in idle time
 
     @property
     def capacity(self) -> int:
@@ -325,6 +326,38 @@ class TorchRunner:
     def step(self, seqs: Sequence[SeqState], tokens: Sequence[int]) -> list[Logits]:
         with _out_of_memory_as_ours():
             return self._step(seqs, tokens)
+
+    def warm(self, prompt: Sequence[int], cache_key: str | None, max_tokens: int) -> int:
+        """Prefetch (see ``LlamaCppRunner.warm``): evaluate up to ``max_tokens`` more tokens
+        of ``prompt`` into the idle slot that best holds it; returns the tokens still missing.
+        Called only while no sequence runs."""
+        with _out_of_memory_as_ours():
+            return self._warm(list(prompt), cache_key, max(1, max_tokens))
+
+    def _warm(self, prompt: list[int], cache_key: str | None, max_tokens: int) -> int:
+        import torch
+
+        if not prompt or (len(self.slots) >= self.max_slots and all(s.busy for s in self.slots)):
+            return len(prompt)
+        self._unstack()
+        slot = self._pick_slot(prompt, cache_key)
+        n = common_prefix(slot.tokens, prompt)
+        slot.kv = [(k[:, :, :n], v[:, :, :n]) for k, v in slot.kv] if n else []
+        slot.tokens = prompt[:n]
+        slot.cache_key = cache_key or slot.cache_key
+        slot.last_used = time.perf_counter()
+        end = min(len(prompt), n + max_tokens)
+        if end > n:
+            ids = torch.tensor([prompt[n:end]], dtype=torch.long, device=self._model.device)
+            with torch.inference_mode():
+                res = self._model(input_ids=ids, past_key_values=self._make_cache(slot.kv),
+                                  use_cache=True, logits_to_keep=1)
+            slot.kv = self._kv_of(res.past_key_values)
+            slot.tokens = prompt[:end]
+            self.evaluated_tokens += end - n
+            self.prefetched_tokens += end - n
+        self._bound_memory()
+        return len(prompt) - end
 
     def forget(self, cache_key: str) -> None:
         """Drop the cached prompt of a closed document (idle slots only)."""

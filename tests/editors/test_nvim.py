@@ -201,6 +201,13 @@ def test_generate_tests_code_action(cases, workdir: Path):
     assert any("round 1" in m for m in d["messages"])  # progress was shown
 
 
+def test_focus_is_sent_on_buffer_enter_and_cursor_jumps(cases):
+    d = case(cases, "focus")
+    assert len(d["notified"]) == 2
+    assert d["notified"][1]["position"] == {"line": 59, "character": 4}
+    assert d["prefetch"]["requested"] >= 2
+
+
 def test_checkhealth(cases):
     report = "\n".join(case(cases, "checkhealth")["report"])
     oks = [line for line in report.splitlines() if "OK " in line]

@@ -159,3 +159,51 @@ def test_forget_drops_a_closed_documents_cache() -> None:
         assert _cached_prefix(backend, ids) == 0
     finally:
         backend.close()
+
+
+def test_prefetched_prompt_gives_the_same_answer_and_only_decoding_is_left() -> None:
+    # warm() fills the KV cache in chunks of 48 tokens; the request after it evaluates one
+    # token and decodes what a cold request decodes.
+    backend = _backend()
+    try:
+        prompt = backend.encode(SOURCE[2000:4000])
+        logits_cold: list[np.ndarray] = []
+        cold = backend.generate(GenerationRequest(prompt, 16, cache_key="cold",
+                                                  logits_processors=(_recorder(logits_cold),)),
+                                CancelToken())
+        backend.runner.reset()
+        before = backend.runner.evaluated_tokens
+        chunks = 0
+        while backend.runner.warm(prompt, "warm", 48) > 0:
+            chunks += 1
+        assert chunks == -(-len(prompt) // 48) - 1
+        assert backend.runner.evaluated_tokens - before == len(prompt)
+        assert backend.runner.prefetched_tokens >= len(prompt)
+        assert backend.runner.warm(prompt, "warm", 48) == 0  # already there: nothing to do
+        assert backend.runner.evaluated_tokens - before == len(prompt)
+        logits_warm: list[np.ndarray] = []
+        warm = backend.generate(GenerationRequest(prompt, 16, cache_key="warm",
+                                                  logits_processors=(_recorder(logits_warm),)),
+                                CancelToken())
+        assert warm.extra["reused_tokens"] == len(prompt) - 1
+        assert warm.token_ids == cold.token_ids
+        assert np.abs(logits_cold[0] - logits_warm[0]).max() < 2.0
+    finally:
+        backend.close()
+
+
+def test_prefetch_takes_the_least_recently_used_slot_not_a_running_one() -> None:
+    backend = _backend(kv_cache_tokens=1024, context_window=1024, kv_cache_documents=4)
+    try:
+        ids = backend.encode(SOURCE)
+        prompts = [ids[k * 400:(k + 1) * 400] for k in range(3)]
+        backend.generate(GenerationRequest(prompts[0], 4, cache_key="d0"), CancelToken())
+        backend.generate(GenerationRequest(prompts[1], 4, cache_key="d1"), CancelToken())
+        # A third 400-token prompt needs room: the least recently used document (d0) goes.
+        while backend.runner.warm(prompts[2], "d2", 128) > 0:
+            pass
+        assert _cached_prefix(backend, prompts[0]) == 0
+        assert _cached_prefix(backend, prompts[1]) >= 400
+        assert _cached_prefix(backend, prompts[2]) == 400
+    finally:
+        backend.close()

@@ -450,3 +450,93 @@ def test_stats(make: Make) -> None:
     stats = sched.stats()
     assert stats["steps"] == fb.steps_run == len(solo(req).token_ids) - 1
     assert stats["meanWidth"] == 1.0 and stats["running"] == 0 and stats["queued"] == 0
+
+
+# --- prefetch -------------------------------------------------------------------------------------
+
+def prefetch_done(sched: BatchScheduler) -> Callable[[], bool]:
+    return lambda: sched.stats()["prefetch"]["completed"] + sched.stats()["prefetch"]["failed"] \
+        >= sched.stats()["prefetch"]["requested"] - sched.stats()["prefetch"]["superseded"]
+
+
+def test_prefetch_fills_the_cache_in_chunks_and_the_request_reuses_it(make: Make) -> None:
+    from server.batching import PREFETCH_CHUNK_TOKENS
+
+    sched, fb = make()
+    req = dataclasses.replace(request(fb, long_doc("ab") * 2, 5), cache_key="doc")
+    sched.prefetch(list(req.prompt_ids), "doc")
+    wait_until(prefetch_done(sched))
+    stats = sched.stats()["prefetch"]
+    n = len(req.prompt_ids)
+    assert stats["completed"] == 1 and stats["tokens"] == n
+    assert stats["chunks"] == -(-n // PREFETCH_CHUNK_TOKENS) and stats["running"] == 0
+    res = sched.submit(req, CancelToken()).result(timeout=TIMEOUT)
+    assert res.extra["reused_tokens"] == n - 1  # only the last token is evaluated again
+    assert same(res, solo(req))  # prefetch changes when, never what
+
+
+def test_a_request_waits_for_one_prefetch_chunk_at_most(make: Make) -> None:
+    # Each prefetch chunk takes DELAY * 10 here; the request must start after at most one.
+    sched, fb = make(token_delay=DELAY * 10)
+    big = fb.encode("y = 1\n" * 400)  # 2,400 tokens: 50 chunks, 5 s if it ran to the end
+    sched.prefetch(big, "other")
+    wait_until(lambda: sched.stats()["prefetch"]["chunks"] >= 1)
+    t0 = time.monotonic()
+    res = sched.submit(request(fb, SHORT, 3), CancelToken()).result(timeout=TIMEOUT)
+    waited = time.monotonic() - t0
+    assert res.token_ids and waited < DELAY * 10 * 2 + 3 * DELAY * 10 + 0.5
+    assert sched.stats()["prefetch"]["completed"] == 0  # not finished: preempted, not waited for
+
+
+def test_only_the_latest_prefetch_counts(make: Make) -> None:
+    # A burst of 20 file switches: the pending prefetch is replaced each time, at most one
+    # chunk runs at once, and what ends up cached is the last file's prompt.
+    sched, fb = make(token_delay=DELAY * 5)
+    runner = fb.decoder.runner
+    running_max = 0
+    orig = runner.warm
+    active = 0
+    lock = threading.Lock()
+
+    def warm(prompt: list[int], key: str | None, max_tokens: int) -> int:
+        nonlocal active, running_max
+        with lock:
+            active += 1
+            running_max = max(running_max, active)
+        try:
+            return orig(prompt, key, max_tokens)
+        finally:
+            with lock:
+                active -= 1
+
+    runner.warm = warm  # type: ignore[method-assign]
+    for i in range(20):
+        sched.prefetch(fb.encode(f"# file {i}\n" + "z = 2\n" * 100), f"file{i}")
+        time.sleep(0.005)
+    wait_until(prefetch_done(sched))
+    stats = sched.stats()["prefetch"]
+    assert running_max == 1
+    assert stats["requested"] == 20 and stats["superseded"] + stats["completed"] == 20
+    assert stats["completed"] >= 1 and stats["superseded"] >= 15
+    assert runner.cached["file19"] == fb.encode("# file 19\n" + "z = 2\n" * 100)
+
+
+def test_a_failing_prefetch_is_dropped_and_the_thread_serves_on(make: Make) -> None:
+    sched, fb = make()
+
+    def broken(prompt: list[int], key: str | None, max_tokens: int) -> int:
+        raise RuntimeError("llama_decode failed")
+
+    fb.decoder.runner.warm = broken  # type: ignore[method-assign]
+    sched.prefetch(fb.encode("a = 1\n"), "doc")
+    wait_until(lambda: sched.stats()["prefetch"]["failed"] == 1)
+    res = sched.submit(request(fb, SHORT, 3), CancelToken()).result(timeout=TIMEOUT)
+    assert res.token_ids
+
+
+def test_prefetch_without_a_warm_runner_is_a_no_op(make: Make) -> None:
+    sched, fb = make()
+    fb.decoder.runner.warm = None  # type: ignore[assignment]
+    assert not sched.can_prefetch
+    sched.prefetch(fb.encode("a = 1\n"), "doc")
+    assert sched.stats()["prefetch"]["requested"] == 0

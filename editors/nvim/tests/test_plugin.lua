@@ -425,6 +425,48 @@ H.case('status', function(data)
   H.check(data.message:match('ready'), ':PingtiStatus says ready')
 end)
 
+H.case('focus', function(data)
+  -- Opening a buffer tells the server where the cursor is; a jump of 20+ lines does too, once
+  -- the cursor rests; a move of a line does not.
+  local focus = require('pingti.focus')
+  local body = {}
+  for i = 1, 80 do
+    body[#body + 1] = ('value_%d = compute(%d)'):format(i, i)
+  end
+  local bufnr, client = open('pkg/focus.py', table.concat(body, '\n') .. '\n')
+  local notified = {}
+  local notify = client.notify
+  client.notify = function(self, method, params, ...)
+    if method == focus.METHOD then
+      notified[#notified + 1] = vim.deepcopy(params)
+    end
+    return notify(self, method, params, ...)
+  end
+  focus.reset()
+  focus.send(true) -- what attaching sent (before this case could record it)
+  api.nvim_win_set_cursor(0, { 2, 0 })
+  vim.api.nvim_exec_autocmds('CursorMoved', { buffer = bufnr })
+  api.nvim_win_set_cursor(0, { 60, 4 })
+  vim.api.nvim_exec_autocmds('CursorMoved', { buffer = bufnr })
+  H.wait_for('the jump to be reported', function()
+    return #notified >= 2
+  end, 5000)
+  vim.wait(focus.DEBOUNCE_MS + 100)
+  data.notified = vim.deepcopy(notified)
+  H.eq(2, #notified, 'one for the buffer, one for the jump')
+  H.eq(vim.uri_from_bufnr(bufnr), notified[2].textDocument.uri, 'uri')
+  H.eq({ line = 59, character = 4 }, notified[2].position, 'position of the jump')
+  local done
+  commands.status(bufnr, function(err, result)
+    done = { err = err, result = result }
+  end)
+  H.wait_for('pingti/status', function()
+    return done
+  end)
+  data.prefetch = done.result.batching.prefetch
+  H.check(data.prefetch.requested >= 2, 'the server took the prefetches')
+end)
+
 local MODULE = table.concat({
   '"""Arithmetic helpers."""',
   '',

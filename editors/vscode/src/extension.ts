@@ -9,8 +9,9 @@
  * What this module adds: settings validated before they reach the server (settings.ts) and sent
  * as initializationOptions and on every change; a status bar item with the model's state and
  * the last completion's latency (status.ts, fed by `pingti/status` and by the model-loading
- * progress, progress.ts); "Generate tests" from the palette (generateTests.ts); restart and log
- * commands.
+ * progress, progress.ts); "Generate tests" from the palette (generateTests.ts); `pingti/focus`
+ * when the user moves to a file or another part of one, so the server prefetches (focus.ts);
+ * restart and log commands.
  */
 
 import * as vscode from "vscode";
@@ -23,6 +24,7 @@ import {
     type ServerOptions,
     State,
 } from "vscode-languageclient/node";
+import { registerFocus } from "./focus";
 import { executeCommandMiddleware } from "./generateTests";
 import { ProgressFeature } from "./progress";
 import { pipeServerLog } from "./serverLog";
@@ -69,14 +71,19 @@ export class PingtiExtension implements vscode.Disposable {
     private lastUri: string | undefined;
     private stopping = false;
     private readonly disposables: vscode.Disposable[] = [];
+    private readonly focus: ReturnType<typeof registerFocus>;
 
     constructor() {
         this.output = vscode.window.createOutputChannel("pingti", { log: true });
         this.status = new StatusBar(COMMANDS.showStatus);
         this.settings = this.readSettings();
+        this.focus = registerFocus(() => this.client,
+            (document) => this.settings.languages.includes(document.languageId)
+                && ["file", "untitled"].includes(document.uri.scheme));
         this.disposables.push(
             this.output,
             this.status,
+            this.focus,
             vscode.commands.registerCommand(COMMANDS.restart, () => this.restart()),
             vscode.commands.registerCommand(COMMANDS.showOutput, () => this.output.show(true)),
             vscode.commands.registerCommand(COMMANDS.showStatus, () => this.showStatusMenu()),
@@ -164,6 +171,7 @@ export class PingtiExtension implements vscode.Disposable {
             });
             return;
         }
+        this.focus.sendNow();
         await this.refreshStatus();
     }
 

@@ -125,6 +125,7 @@ function M._attach(client, bufnr)
   if opts.lsp_completion then
     require('pingti.completion').enable(client, bufnr)
   end
+  require('pingti.focus').attach(bufnr)
   set_keymaps(bufnr)
   if opts.on_attach then
     opts.on_attach(client, bufnr)
@@ -180,6 +181,7 @@ function M.setup(user)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
       if client and client.name == config.NAME then
         ghost.detach(args.buf)
+        require('pingti.focus').detach(args.buf)
       end
     end,
   })

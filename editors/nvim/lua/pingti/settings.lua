@@ -258,6 +258,16 @@ return {
     doc = 'Longest wait (ms) after a keystroke before the model runs while you type fast (adaptive: a bit longer than your recent gap between keys; 0 = off).',
   },
   {
+    name = 'prefetch',
+    field = 'prefetch',
+    type = 'string',
+    default = 'on',
+    choices = { 'on', 'off' },
+    reload = false,
+    audience = 'editors',
+    doc = '`on`: when you open or move to a file (or to another part of it), pingti evaluates the prompt a suggestion there would use while the model is idle, so the first suggestion comes fast; `off`: the first request does it (saves CPU time).',
+  },
+  {
     name = 'cacheEntries',
     field = 'cache_entries',
     type = 'integer',

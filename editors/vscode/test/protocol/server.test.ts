@@ -173,6 +173,21 @@ test("inlineCompletion returns the suggestion as an item at the cursor", { timeo
     assert.equal(other.lastCompletion, null);
 });
 
+test("pingti/focus as the extension sends it starts a prefetch", { timeout: TIMEOUT }, async () => {
+    // What focus.ts sends (it imports vscode, so it cannot be loaded here).
+    type Prefetch = { batching?: { prefetch?: { requested: number } } };
+    const requested = async () => ((await status()) as Prefetch).batching?.prefetch?.requested ?? 0;
+    const before = await requested();
+    await conn.sendNotification("pingti/focus", { textDocument: { uri }, position: { line: 5, character: 12 } });
+    const deadline = Date.now() + TIMEOUT;
+    while (await requested() <= before) {
+        assert.ok(Date.now() < deadline, "the server took no prefetch");
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal((await status()).state, "ready");
+    assert.deepEqual(messages.filter((m) => m.type <= 2), []);
+});
+
 test("a settings change reaches the server (maxTokensSingleLine, constraints)", { timeout: TIMEOUT }, async () => {
     // Two tokens of the fake model are two characters: " +". With the syntax constraint on, a
     // suggestion that leaves `return a +` broken is cut back (to whitespace, i.e. nothing).

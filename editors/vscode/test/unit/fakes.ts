@@ -46,7 +46,30 @@ export const state = {
     configListeners: [] as Array<Listener<{ affectsConfiguration(section: string): boolean }>>,
     activeTextEditor: undefined as unknown,
     workspaceFolders: undefined as unknown,
+    activeEditorListeners: [] as Array<Listener<unknown>>,
+    selectionListeners: [] as Array<Listener<{ textEditor: unknown }>>,
 };
+
+/** A text editor as the extension reads it: document (uri, languageId) and cursor. */
+export function editor(uri: string, languageId: string, line: number, character = 0) {
+    return {
+        document: { uri: { toString: () => uri, scheme: uri.split(":")[0] }, languageId },
+        selection: { active: { line, character } },
+    };
+}
+
+/** The user switched to `e` (or to no editor). */
+export function switchTo(e: unknown): void {
+    state.activeTextEditor = e;
+    for (const l of state.activeEditorListeners) l(e);
+}
+
+/** The cursor of the active editor moved to `line`. */
+export function moveCursor(line: number, character = 0): void {
+    const e = state.activeTextEditor as ReturnType<typeof editor>;
+    e.selection = { active: { line, character } };
+    for (const l of state.selectionListeners) l({ textEditor: e });
+}
 
 export function resetVscode(): void {
     state.settings = {};
@@ -59,6 +82,8 @@ export function resetVscode(): void {
     state.configListeners = [];
     state.activeTextEditor = undefined;
     state.workspaceFolders = undefined;
+    state.activeEditorListeners = [];
+    state.selectionListeners = [];
 }
 
 /** Change settings (keys without `pingti.`) and fire onDidChangeConfiguration. */
@@ -126,6 +151,14 @@ export const vscode = {
             return entry.done;
         },
         get activeTextEditor() { return state.activeTextEditor; },
+        onDidChangeActiveTextEditor(listener: Listener<unknown>) {
+            state.activeEditorListeners.push(listener);
+            return { dispose: () => { state.activeEditorListeners = state.activeEditorListeners.filter((l) => l !== listener); } };
+        },
+        onDidChangeTextEditorSelection(listener: Listener<{ textEditor: unknown }>) {
+            state.selectionListeners.push(listener);
+            return { dispose: () => { state.selectionListeners = state.selectionListeners.filter((l) => l !== listener); } };
+        },
     },
     workspace: {
         getConfiguration(section: string) {

@@ -23,7 +23,7 @@ test("every default is valid against its own schema", () => {
 test("server settings are the server's names; client settings stay in the extension", () => {
     assert.deepEqual([...SERVER_KEYS].sort(), [
         "backend", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
-        "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "quantization", "rerank",
+        "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "prefetch", "quantization", "rerank",
         "rerankEncoder", "sandbox", "temperature", "testgenTimeBudgetS", "threads",
     ]);
     assert.deepEqual(KEYS.filter((k) => !SERVER_KEYS.includes(k)).sort(),
@@ -39,7 +39,7 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
         model: "default", backend: "auto", quantization: "auto", device: "auto", threads: 0,
         constraints: "syntax", candidates: 4, candidatesWhen: "auto", rerank: "full",
         rerankEncoder: "none", temperature: 0, contextTokens: 768,
-        maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, sandbox: "auto",
+        maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, prefetch: "on", sandbox: "auto",
         testgenTimeBudgetS: 300, logLevel: "info",
     });
     assert.ok(settings.languages.includes("python"));
