@@ -57,7 +57,7 @@ class PrefetchStats:
 
     requested: int = 0
     completed: int = 0  # the whole prompt is cached
-    superseded: int = 0  # replaced by a newer prefetch before it was done
+    superseded: int = 0  # replaced by a newer prefetch, or by its document's own request
     failed: int = 0
     chunks: int = 0
     tokens: int = 0  # prompt tokens evaluated by prefetch
@@ -148,6 +148,13 @@ class BatchScheduler:
                 _fail(job.future, SchedulerClosed("pingti: the model is not running"))
                 return job.future
             self._queue.append(job)
+            pending = self._prefetch
+            if pending is not None and request.cache_key is not None and \
+                    pending.cache_key == request.cache_key:
+                # The document's own request evaluates its prompt; a prefetch resumed after it
+                # would cut that request's cached tokens back to an older prompt.
+                self._prefetch = None
+                self.prefetch_stats.superseded += 1
             self._cond.notify_all()
         return job.future
 

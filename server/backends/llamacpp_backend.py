@@ -229,7 +229,10 @@ class LlamaCppRunner:
         if not prompt or not any(not s.busy for s in self.slots):
             return len(prompt)
         prompt = prompt[:self.context_window]
-        slot = self._pick_slot(prompt, cache_key, set())
+        # Ranked without the key: a prefetch that shares nothing with its document's slot (the
+        # next window, another part of the file) takes an empty or the least recently used
+        # slot, and the document keeps what it has cached for the requests of now.
+        slot = self._pick_slot(prompt, None, set())
         n = common_prefix(slot.tokens, prompt)
         self._truncate(slot, n)
         slot.cache_key = cache_key or slot.cache_key

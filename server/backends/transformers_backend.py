@@ -340,7 +340,7 @@ class TorchRunner:
         if not prompt or (len(self.slots) >= self.max_slots and all(s.busy for s in self.slots)):
             return len(prompt)
         self._unstack()
-        slot = self._pick_slot(prompt, cache_key)
+        slot = self._pick_slot(prompt, None)  # as LlamaCppRunner.warm: keep the document's slot
         n = common_prefix(slot.tokens, prompt)
         slot.kv = [(k[:, :, :n], v[:, :, :n]) for k, v in slot.kv] if n else []
         slot.tokens = prompt[:n]

@@ -207,3 +207,22 @@ def test_prefetch_takes_the_least_recently_used_slot_not_a_running_one() -> None
         assert _cached_prefix(backend, prompts[2]) == 400
     finally:
         backend.close()
+
+
+def test_a_prefetch_elsewhere_keeps_the_documents_cached_prompt() -> None:
+    # The next window of a file (or another part of it) shares nothing with what its slot
+    # holds: it goes to another slot, and the prompt the user types at stays cached.
+    backend = _backend()
+    try:
+        ids = backend.encode(SOURCE)
+        here, there = ids[:300], ids[1000:1300]
+        backend.generate(GenerationRequest(here, 4, cache_key="doc"), CancelToken())
+        while backend.runner.warm(there, "doc", 128) > 0:
+            pass
+        assert _cached_prefix(backend, here) >= 300
+        assert _cached_prefix(backend, there) == 300
+        r = backend.generate(GenerationRequest(there + ids[1300:1310], 4, cache_key="doc"),
+                             CancelToken())
+        assert r.extra["reused_tokens"] == 300
+    finally:
+        backend.close()

@@ -540,3 +540,16 @@ def test_prefetch_without_a_warm_runner_is_a_no_op(make: Make) -> None:
     assert not sched.can_prefetch
     sched.prefetch(fb.encode("a = 1\n"), "doc")
     assert sched.stats()["prefetch"]["requested"] == 0
+
+
+def test_a_request_of_the_same_document_drops_its_pending_prefetch(make: Make) -> None:
+    sched, fb = make(token_delay=DELAY * 5)
+    sched.prefetch(fb.encode("y = 1\n" * 400), "doc")  # 50 chunks
+    wait_until(lambda: sched.stats()["prefetch"]["chunks"] >= 1)
+    req = dataclasses.replace(request(fb, SHORT, 3), cache_key="doc")
+    sched.submit(req, CancelToken()).result(timeout=TIMEOUT)
+    time.sleep(DELAY * 20)
+    stats = sched.stats()["prefetch"]
+    assert stats["superseded"] == 1 and stats["completed"] == 0
+    assert stats["chunks"] <= 3  # it did not resume after the request
+    assert fb.decoder.runner.cached["doc"] == req.prompt_ids  # the request's prompt stays
