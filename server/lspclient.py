@@ -121,6 +121,20 @@ class PingtiClient:
                                                                 version=self._version[uri]),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
 
+    def close(self, uri: str) -> None:
+        self._version.pop(uri, None)
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+
+    def focus(self, uri: str, line: int, character: int) -> None:
+        """``pingti/focus``, as pingti's editor clients send it when the user moves there."""
+        self.client.protocol.notify("pingti/focus", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        self.client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings=settings))
+
     async def inline(self, uri: str, line: int, character: int) -> str:
         result = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
