@@ -57,7 +57,7 @@ class PrefetchStats:
 
     requested: int = 0
     completed: int = 0  # the whole prompt is cached
-    superseded: int = 0  # replaced by a newer prefetch, or by its document's own request
+    superseded: int = 0  # replaced by a newer one; dropped by its document's edit or request
     failed: int = 0
     chunks: int = 0
     tokens: int = 0  # prompt tokens evaluated by prefetch
@@ -229,6 +229,14 @@ class BatchScheduler:
                 self._step()
             elif not jobs:
                 self._prefetch_chunk()
+
+    def cancel_prefetch(self, cache_key: str) -> None:
+        """Drop the pending prefetch if it is for ``cache_key`` (its document was edited: the
+        prompt it was evaluating is out of date). A chunk already running finishes."""
+        with self._cond:
+            if self._prefetch is not None and self._prefetch.cache_key == cache_key:
+                self._prefetch = None
+                self.prefetch_stats.superseded += 1
 
     def _prefetch_chunk(self) -> None:
         """One chunk of the pending prefetch, if the model has nothing else to do."""

@@ -87,6 +87,10 @@ class Generator(Protocol):
         prefetch; never blocks; may do nothing."""
         ...
 
+    def cancel_prefetch(self, cache_key: str) -> None:
+        """The document ``cache_key`` changed: a pending prefetch for it is out of date."""
+        ...
+
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None: ...
 
     def stats(self) -> dict[str, Any]:
@@ -142,6 +146,9 @@ class LocalGenerator:
 
     def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None) -> None:
         self.scheduler.prefetch(list(prompt_ids), cache_key)
+
+    def cancel_prefetch(self, cache_key: str) -> None:
+        self.scheduler.cancel_prefetch(cache_key)
 
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None:
         self.scheduler.configure(max_batch_size, batch_timeout_s)

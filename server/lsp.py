@@ -227,9 +227,11 @@ def on_did_open(ls: PingtiServer, params: types.DidOpenTextDocumentParams) -> No
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def on_did_change(ls: PingtiServer, params: types.DidChangeTextDocumentParams) -> None:
-    # An edit in another file than the focused one: the user switched there (clients without
+    # An edit drops the document's pending prefetch (its prompt is out of date). An edit in
+    # another file than the focused one: the user switched there (clients without
     # pingti/focus). Edits in the focused file are followed by completion requests instead.
     uri = params.text_document.uri
+    ls.service.edited(uri)
     if ls.service.focused_uri == uri or not params.content_changes:
         return
     change = params.content_changes[-1]

@@ -430,6 +430,15 @@ class CompletionService:
         future = self.worker.submit(self._prefetch_focus, query, self._loaded, self._focus_seq)
         future.add_done_callback(_log_failure)
 
+    def edited(self, uri: str) -> None:
+        """``uri`` changed (a keystroke): a prefetch still pending for it evaluates an out of
+        date prompt, and would take CPU time from handling the edits; the completion requests
+        that follow the typing evaluate their own prompts."""
+        if self._loaded is not None:
+            cancel = getattr(self._loaded.generator, "cancel_prefetch", None)
+            if cancel is not None:
+                cancel(uri)
+
     def _prefetch_focus(self, query: CompletionQuery, loaded: Loaded, seq: int) -> None:
         """Worker: the prompt at the focus, handed to the generator unless a newer focus came."""
         if seq != self._focus_seq or loaded is not self._loaded:

@@ -144,3 +144,18 @@ async def test_no_next_window_while_the_start_stays_put(raw_client: LanguageClie
     await suggestion(raw_client, uri, 50, 6)
     await asyncio.sleep(0.2)
     assert (await status(raw_client))["batching"]["prefetch"]["requested"] == 1
+
+
+async def test_an_edit_drops_the_documents_pending_prefetch(raw_client: LanguageClient):
+    # 0.1 s per prefetch chunk of 48 tokens: the 568-token prompt would take 1.2 s.
+    await start_session(raw_client, {**OPTIONS, "fakeTokenDelay": 0.1})
+    uri = "file:///tmp/pingti-e2e/prefetch/i.py"
+    open_doc(raw_client, uri, DOC)
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while (await _status(raw_client)).get("batching", {}).get("prefetch", {}).get("chunks", 0) < 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    change_doc(raw_client, uri, 2, ((60, 13), (60, 13), "u"))  # the user types
+    await asyncio.sleep(1.5)
+    p = (await status(raw_client))["batching"]["prefetch"]
+    assert p["superseded"] == 1 and p["completed"] == 0 and p["chunks"] <= 3, p

@@ -553,3 +553,15 @@ def test_a_request_of_the_same_document_drops_its_pending_prefetch(make: Make) -
     assert stats["superseded"] == 1 and stats["completed"] == 0
     assert stats["chunks"] <= 3  # it did not resume after the request
     assert fb.decoder.runner.cached["doc"] == req.prompt_ids  # the request's prompt stays
+
+
+def test_cancel_prefetch_drops_only_that_documents_prefetch(make: Make) -> None:
+    sched, fb = make(token_delay=DELAY * 5)
+    sched.prefetch(fb.encode("y = 1\n" * 400), "doc")
+    wait_until(lambda: sched.stats()["prefetch"]["chunks"] >= 1)
+    sched.cancel_prefetch("other")  # another document's edit: no effect
+    assert sched.stats()["prefetch"]["superseded"] == 0
+    sched.cancel_prefetch("doc")
+    time.sleep(DELAY * 20)
+    stats = sched.stats()["prefetch"]
+    assert stats["superseded"] == 1 and stats["completed"] == 0 and stats["chunks"] <= 3
