@@ -320,6 +320,13 @@ class LlamaCppBackend:
             progress(f"Loading {source.display_name} with llama.cpp")
         set_verbose(False)  # llama.cpp's own log would flood the server's stderr
         t0 = time.perf_counter()
+        from server.backends.ggml_cpu import ensure_cpu_backend
+
+        try:
+            # A build with CPU variants (scripts/setup.sh) registers none by itself.
+            variant = ensure_cpu_backend(source.path, cache_dir)
+        except (OSError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp has no working CPU backend: {exc}") from exc
         threads = config.threads or max(1, os.cpu_count() or 1)
         n_slots = max(config.kv_cache_documents, config.max_batch_size)
         n_batch = 512
@@ -370,8 +377,9 @@ class LlamaCppBackend:
             context_window=runner.context_window,
             path=str(source.path),
         )
-        logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots)", info, threads,
-                    llama_cpp.llama_n_ctx(ctx.ctx), n_slots)
+        logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots, CPU kernels "
+                    "%s)", info, threads, llama_cpp.llama_n_ctx(ctx.ctx), n_slots,
+                    variant or "built in")
         return cls(model, ctx, runner, info, frozenset(special_ids))
 
     @property

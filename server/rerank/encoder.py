@@ -165,7 +165,10 @@ class LlamaCppEncoder(_Cached):
             import llama_cpp
             from llama_cpp._logger import set_verbose
 
+            from server.backends.ggml_cpu import ensure_cpu_backend
+
             set_verbose(False)
+            ensure_cpu_backend(Path(gguf))  # the generator's load has done it already
             self._llm = llama_cpp.Llama(
                 model_path=str(gguf), embedding=True, n_ctx=2 * MAX_TOKENS,
                 n_batch=2 * MAX_TOKENS, n_ubatch=2 * MAX_TOKENS,
