@@ -49,6 +49,7 @@ PREFETCH_CHUNK_TOKENS = 48
 class _Prefetch:
     prompt: list[int]
     cache_key: str | None
+    not_before: float = 0.0  # time.monotonic() before which it does not start
 
 
 @dataclass
@@ -127,9 +128,10 @@ class BatchScheduler:
     def can_prefetch(self) -> bool:
         return callable(getattr(self.decoder.runner, "warm", None))
 
-    def prefetch(self, prompt: list[int], cache_key: str | None) -> None:
-        """Evaluate ``prompt`` into the KV cache in idle time (see the module doc). Replaces a
-        pending prefetch; a chunk already being evaluated finishes first."""
+    def prefetch(self, prompt: list[int], cache_key: str | None, delay_s: float = 0.0) -> None:
+        """Evaluate ``prompt`` into the KV cache in idle time (see the module doc), starting no
+        sooner than ``delay_s`` from now. Replaces a pending prefetch; a chunk already being
+        evaluated finishes first."""
         if not prompt or not self.can_prefetch:
             return
         with self._cond:
@@ -137,7 +139,8 @@ class BatchScheduler:
                 return
             if self._prefetch is not None:
                 self.prefetch_stats.superseded += 1
-            self._prefetch = _Prefetch(list(prompt), cache_key)
+            self._prefetch = _Prefetch(list(prompt), cache_key,
+                                       time.monotonic() + max(0.0, delay_s))
             self.prefetch_stats.requested += 1
             self._cond.notify_all()
 
@@ -187,9 +190,14 @@ class BatchScheduler:
         """The jobs to admit now ([] if none); None when closed and drained."""
         with self._cond:
             busy = bool(self.decoder.active)
-            while not self._queue and not busy and not self._closed and not self._chores \
-                    and self._prefetch is None:
-                self._cond.wait()
+            while not self._queue and not busy and not self._closed and not self._chores:
+                if self._prefetch is None:
+                    self._cond.wait()
+                    continue
+                wait = self._prefetch.not_before - time.monotonic()
+                if wait <= 0:
+                    break  # a prefetch is due
+                self._cond.wait(wait)
             if self._closed and not self._queue and not busy:
                 return None
             room = self.capacity - len(self.decoder.active)
@@ -230,11 +238,12 @@ class BatchScheduler:
             elif not jobs:
                 self._prefetch_chunk()
 
-    def cancel_prefetch(self, cache_key: str) -> None:
+    def cancel_prefetch(self, cache_key: str | None = None) -> None:
         """Drop the pending prefetch if it is for ``cache_key`` (its document was edited: the
-        prompt it was evaluating is out of date). A chunk already running finishes."""
+        prompt it was evaluating is out of date), or whatever is pending when None. A chunk
+        already running finishes."""
         with self._cond:
-            if self._prefetch is not None and self._prefetch.cache_key == cache_key:
+            if self._prefetch is not None and cache_key in (None, self._prefetch.cache_key):
                 self._prefetch = None
                 self.prefetch_stats.superseded += 1
 
@@ -242,7 +251,8 @@ class BatchScheduler:
         """One chunk of the pending prefetch, if the model has nothing else to do."""
         with self._cond:
             job = self._prefetch
-            if job is None or self._queue or self._closed or self.decoder.active:
+            if job is None or self._queue or self._closed or self.decoder.active or \
+                    job.not_before > time.monotonic():
                 return
             self.prefetch_stats.running = True
         stats = self.prefetch_stats

@@ -81,14 +81,16 @@ class Generator(Protocol):
         """Whatever is cached for ``cache_key`` (a document that was closed) may go."""
         ...
 
-    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None) -> None:
+    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None,
+                 delay_s: float = 0.0) -> None:
         """A request with this prompt is expected soon: evaluate it into whatever cache the
-        engine keeps, in idle time, without delaying real requests. Replaces an earlier
-        prefetch; never blocks; may do nothing."""
+        engine keeps, in idle time and not before ``delay_s``, without delaying real
+        requests. Replaces an earlier prefetch; never blocks; may do nothing."""
         ...
 
-    def cancel_prefetch(self, cache_key: str) -> None:
-        """The document ``cache_key`` changed: a pending prefetch for it is out of date."""
+    def cancel_prefetch(self, cache_key: str | None = None) -> None:
+        """The document ``cache_key`` changed or closed (None: any): a pending prefetch for it
+        is out of date."""
         ...
 
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None: ...
@@ -144,10 +146,11 @@ class LocalGenerator:
     def forget(self, cache_key: str) -> None:
         self.scheduler.forget(cache_key)
 
-    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None) -> None:
-        self.scheduler.prefetch(list(prompt_ids), cache_key)
+    def prefetch(self, prompt_ids: Sequence[int], cache_key: str | None,
+                 delay_s: float = 0.0) -> None:
+        self.scheduler.prefetch(list(prompt_ids), cache_key, delay_s)
 
-    def cancel_prefetch(self, cache_key: str) -> None:
+    def cancel_prefetch(self, cache_key: str | None = None) -> None:
         self.scheduler.cancel_prefetch(cache_key)
 
     def configure(self, max_batch_size: int, batch_timeout_s: float) -> None:

@@ -31,7 +31,7 @@ from server.documents import Document
 from server.languages import language_id_of
 from server.progress import LspProgress
 from server.protocol import PingtiProtocol, read_messages
-from server.service import CompletionFailed, CompletionService, ModelState
+from server.service import TYPING_IDLE_S, CompletionFailed, CompletionService, ModelState
 from server.stages import CompletionOutcome, CompletionQuery, Trigger
 
 logger = logging.getLogger(__name__)
@@ -158,9 +158,11 @@ class PingtiServer(LanguageServer):
 
     # --- completion ------------------------------------------------------------------------
 
-    def focus(self, uri: str, position: tuple[int, int] | None, advance: int = 0) -> None:
+    def focus(self, uri: str, position: tuple[int, int] | None, advance: int = 0,
+              delay_s: float = 0.0) -> None:
         """Tell the service where the user is: ``position`` (line, character in the client's
-        encoding) plus ``advance`` code points, or the end of the document when None."""
+        encoding) plus ``advance`` code points, or the end of the document when None; its
+        prefetch starts after ``delay_s`` (when the user is typing)."""
         doc = self.pingti_protocol.documents.get(uri)
         if doc is None:
             logger.warning("focus on a document that is not open: %s", uri)
@@ -172,7 +174,7 @@ class PingtiServer(LanguageServer):
             offset = doc.offset_at(position[0], position[1], self.pingti_protocol.position_encoding)
             offset = min(len(text), offset + advance)
         self.service.focus(CompletionQuery(uri, text, offset, language_id_of(doc.language_id, uri),
-                                           Trigger.AUTOMATIC))
+                                           Trigger.AUTOMATIC), delay_s)
 
     async def complete_at(self, uri: str, position: types.Position, trigger: Trigger
                           ) -> tuple[CompletionOutcome | None, Document]:
@@ -237,7 +239,7 @@ def on_did_change(ls: PingtiServer, params: types.DidChangeTextDocumentParams) -
     change = params.content_changes[-1]
     rng = getattr(change, "range", None)
     ls.focus(uri, None if rng is None else (rng.start.line, rng.start.character),
-             len(change.text))
+             len(change.text), delay_s=TYPING_IDLE_S)
 
 
 @server.feature(FOCUS_NOTIFICATION)

@@ -74,6 +74,10 @@ _LAST_OUTCOMES = 256  # documents whose last completion figures pingti/status ca
 # Prefetch the prompt's next window once it would jump within this many more typed tokens
 # (about two lines of code): time enough to evaluate it while the user types them.
 NEXT_WINDOW_MARGIN = 64
+# Prefetches that come up while the user types (the next window, a switch seen as an edit in
+# another file) start only once the typing paused this long: a chunk running when the next key
+# arrives would delay that key's request (typing replay, BENCHMARKS.md). A key drops them.
+TYPING_IDLE_S = 0.5
 
 
 class ModelState(enum.Enum):
@@ -169,6 +173,8 @@ class CompletionService:
         # settings, so a generation still running with the old ones cannot leak.
         self.cache.max_entries = config.cache_entries
         self.cache.clear()
+        if config.prefetch is PrefetchMode.OFF and self._loaded is not None:
+            self._loaded.generator.cancel_prefetch(None)
         if self._loaded is not None:
             self._loaded.generator.configure(config.max_batch_size,
                                              config.batch_timeout_ms / 1000)
@@ -415,7 +421,7 @@ class CompletionService:
     def focused_uri(self) -> str | None:
         return self._focus.uri if self._focus is not None else None
 
-    def focus(self, query: CompletionQuery) -> None:
+    def focus(self, query: CompletionQuery, delay_s: float = 0.0) -> None:
         """The user opened or moved to ``query.uri`` with the cursor at ``query.offset``
         (didOpen, ``pingti/focus``, an edit in another file): evaluate the prompt a request
         there would use while the model is idle, so that request only decodes.
@@ -427,7 +433,8 @@ class CompletionService:
         if self.config.prefetch is PrefetchMode.OFF or self._loaded is None or \
                 self.state is not ModelState.READY or query.uri in self.inflight:
             return  # (a request in flight evaluates its own prompt)
-        future = self.worker.submit(self._prefetch_focus, query, self._loaded, self._focus_seq)
+        future = self.worker.submit(self._prefetch_focus, query, self._loaded, self._focus_seq,
+                                    delay_s)
         future.add_done_callback(_log_failure)
 
     def edited(self, uri: str) -> None:
@@ -439,14 +446,15 @@ class CompletionService:
             if cancel is not None:
                 cancel(uri)
 
-    def _prefetch_focus(self, query: CompletionQuery, loaded: Loaded, seq: int) -> None:
+    def _prefetch_focus(self, query: CompletionQuery, loaded: Loaded, seq: int,
+                        delay_s: float) -> None:
         """Worker: the prompt at the focus, handed to the generator unless a newer focus came."""
         if seq != self._focus_seq or loaded is not self._loaded:
             return
         gen = loaded.generator
         ids = prefetch_stage(context_stage(query), self.config, gen.capabilities, gen.tokenizer)
         if seq == self._focus_seq and loaded is self._loaded:
-            gen.prefetch(ids, query.uri)
+            gen.prefetch(ids, query.uri, delay_s)
 
     def _prefetch_next_window(self, plan: Plan, loaded: Loaded) -> None:
         """After a model answer: if the prompt's aligned start is about to move (the text
@@ -470,7 +478,7 @@ class CompletionService:
                                     NEXT_WINDOW_MARGIN)
             if ids and loaded is self._loaded and (self._focus is None or
                                                    self._focus.uri == uri):
-                loaded.generator.prefetch(ids, uri)
+                loaded.generator.prefetch(ids, uri, TYPING_IDLE_S)
 
         self.worker.submit(build).add_done_callback(_log_failure)
 
@@ -484,6 +492,7 @@ class CompletionService:
         if self._focus is not None and self._focus.uri == uri:
             self._focus = None
             self._focus_seq += 1
+        self.edited(uri)  # its pending prefetch goes too
         self.cache.forget(uri)
         self.debouncer.forget(uri)
         self.last_outcomes.pop(uri, None)

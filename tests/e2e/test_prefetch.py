@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from .conftest import (
     TIMEOUT,
     change_doc,
+    configure,
     open_doc,
     start_session,
     status,
@@ -159,3 +161,24 @@ async def test_an_edit_drops_the_documents_pending_prefetch(raw_client: Language
     await asyncio.sleep(1.5)
     p = (await status(raw_client))["batching"]["prefetch"]
     assert p["superseded"] == 1 and p["completed"] == 0 and p["chunks"] <= 3, p
+
+
+async def test_closing_the_document_or_turning_prefetch_off_drops_it(raw_client: LanguageClient):
+    await start_session(raw_client, {**OPTIONS, "fakeTokenDelay": 0.1})
+    a, b = "file:///tmp/pingti-e2e/prefetch/j.py", "file:///tmp/pingti-e2e/prefetch/k.py"
+    open_doc(raw_client, a, DOC)
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while (await _status(raw_client)).get("batching", {}).get("prefetch", {}).get("chunks", 0) < 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    raw_client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=a)))
+    await asyncio.sleep(0.5)
+    p = (await status(raw_client))["batching"]["prefetch"]
+    assert p["superseded"] == 1 and p["completed"] == 0, p
+    open_doc(raw_client, b, DOC)
+    await asyncio.sleep(0.3)
+    configure(raw_client, {**OPTIONS, "fakeTokenDelay": 0.1, "prefetch": "off"})
+    await asyncio.sleep(0.5)
+    p = (await status(raw_client))["batching"]["prefetch"]
+    assert p["superseded"] == 2 and p["completed"] == 0 and p["chunks"] <= 6, p

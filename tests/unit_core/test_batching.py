@@ -565,3 +565,15 @@ def test_cancel_prefetch_drops_only_that_documents_prefetch(make: Make) -> None:
     time.sleep(DELAY * 20)
     stats = sched.stats()["prefetch"]
     assert stats["superseded"] == 1 and stats["completed"] == 0 and stats["chunks"] <= 3
+
+
+def test_a_delayed_prefetch_waits_for_its_time_and_requests_go_first(make: Make) -> None:
+    sched, fb = make()
+    prompt = fb.encode("z = 3\n" * 20)
+    sched.prefetch(prompt, "doc", delay_s=0.3)
+    time.sleep(0.15)
+    assert sched.stats()["prefetch"]["chunks"] == 0  # not yet
+    sched.submit(request(fb, SHORT, 3), CancelToken()).result(timeout=TIMEOUT)  # not held up
+    assert sched.stats()["prefetch"]["chunks"] == 0
+    wait_until(prefetch_done(sched))
+    assert sched.stats()["prefetch"]["completed"] == 1
