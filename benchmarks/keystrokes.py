@@ -74,6 +74,7 @@ async def replay(options: dict[str, object], seed: int, env: dict[str, str],
     lc = client.client
     version = 1
     answered: list[float] = []
+    after_line: list[float] = []  # answered requests right after a line break (the pause)
     cancelled = 0
     pending: tuple[str, asyncio.Future[object], float] | None = None
     done_at: dict[str, float] = {}
@@ -123,20 +124,24 @@ async def replay(options: dict[str, object], seed: int, env: dict[str, str],
             pass
         fut = pending[1]
         if fut.done() and not fut.cancelled() and fut.exception() is None:
-            # Answered before the next key: its latency is what the user waited.
-            answered.append(done_at[pending[0]] - sent_at)
+            # Answered before the next key: its latency is what the user waited. (The done
+            # callback may not have run yet: then it is now.)
+            waited = done_at.get(pending[0], time.perf_counter()) - sent_at
+            answered.append(waited)
+            if ch == "\n":
+                after_line.append(waited)
         else:
             await asyncio.sleep(max(0.0, delays[i] - (time.perf_counter() - sent_at)))
     if pending is not None:
         try:
             await asyncio.wait_for(pending[1], 60)
-            answered.append(done_at[pending[0]] - pending[2])
+            answered.append(done_at.get(pending[0], time.perf_counter()) - pending[2])
         except Exception:
             pass
     rss = client.peak_rss_bytes()
     await client.stop()
     return {"cold_s": cold, "answered": answered, "cancelled": cancelled, "peak_rss": rss,
-            "keys": len(TYPED)}
+            "keys": len(TYPED), "after_line": after_line}
 
 
 _CALL = re.compile(r"prompt_tokens=(\d+) .*total=([\d.]+)s finish=(\w+) .*reused_tokens=(\d+)")
@@ -166,6 +171,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         range(args.repeats), logs, strict=True)]
     model_calls = [m for log in logs for m in _model_calls(log)]
     lat = [x for r in runs for x in r["answered"]]  # type: ignore[attr-defined]
+    after = [x for r in runs for x in r["after_line"]]  # type: ignore[attr-defined]
     rss = [int(r["peak_rss"]) for r in runs if r["peak_rss"]]  # type: ignore[call-overload]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -178,6 +184,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "cancelled_by_next_key": sum(int(r["cancelled"]) for r in runs),  # type: ignore[call-overload]
         "p50_s": round(pct(lat, 0.5), 3) if lat else None,
         "p95_s": round(pct(lat, 0.95), 3) if lat else None,
+        "after_line_break_answered": len(after),
+        "after_line_break_p50_s": round(pct(after, 0.5), 3) if after else None,
+        "after_line_break_p95_s": round(pct(after, 0.95), 3) if after else None,
         "served_from_cache": sum(_cache_answers(log) for log in logs),
         "model_calls": len(model_calls),
         "model_call_total_s_p50": round(pct([m[0] for m in model_calls], 0.5), 3)
