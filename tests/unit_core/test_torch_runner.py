@@ -430,3 +430,27 @@ def test_reset_forgets_every_slot(model: Any) -> None:
     assert res.token_ids == seqs[0].out
     runner.reset()
     assert runner.slots == []
+
+
+def test_warm_fills_the_cache_in_chunks_and_the_request_only_decodes(model: Any) -> None:
+    (p,) = prompts(50, seed=17)
+    decoder, runner = make(model)
+    chunks = 0
+    while runner.warm(p, "doc", 16) > 0:
+        chunks += 1
+    assert chunks == 3 and runner.evaluated_tokens == runner.prefetched_tokens == 50
+    assert runner.warm(p, "doc", 16) == 0 and runner.evaluated_tokens == 50  # nothing to do
+    res = generate_one(decoder, req(p, 6, cache_key="doc"), CancelToken())
+    assert res.extra["reused_tokens"] == 49 and runner.evaluated_tokens == 51
+    assert res.token_ids == alone(model, req(p, 6))[0]  # chunked prefill, same answer
+
+
+def test_warm_elsewhere_keeps_the_documents_slot(model: Any) -> None:
+    here, there = prompts(30, 30, seed=18)
+    decoder, runner = make(model)
+    generate_one(decoder, req(here, 2, cache_key="doc"), CancelToken())
+    while runner.warm(there, "doc", 64) > 0:
+        pass
+    assert len(runner.slots) == 2  # a slot of its own: the prompt being typed stays cached
+    res = generate_one(decoder, req(here + [7], 2, cache_key="doc"), CancelToken())
+    assert res.extra["reused_tokens"] == 30
