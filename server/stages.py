@@ -35,7 +35,13 @@ from server.config import CandidatesWhen, Config, ConstraintMode
 from server.context import CompletionMode, CursorContext, build_context
 from server.generation import GeneratorCapabilities, Tokenizer
 from server.languages import from_lsp_id
-from server.postprocess import postprocess, prompt_prefix, should_stop, strip_cursor_indent
+from server.postprocess import (
+    header_may_need_body,
+    postprocess,
+    prompt_prefix,
+    should_stop,
+    strip_cursor_indent,
+)
 from server.prompt import block_suffix, build_prompt, next_window_prefix
 from server.rerank import Pick, Ranking, Reranker
 
@@ -195,8 +201,11 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
 
 
 def _max_new(ctx: CursorContext, config: Config) -> int:
-    return (config.max_tokens_single_line if ctx.mode is CompletionMode.SINGLE_LINE
-            else config.max_tokens_multi_line)
+    if ctx.mode is CompletionMode.SINGLE_LINE and not header_may_need_body(ctx):
+        return config.max_tokens_single_line
+    # On a line of its own a single line may turn out to be a block header that needs its
+    # body (server/postprocess.py): room for the block. A plain line still stops at its end.
+    return max(config.max_tokens_single_line, config.max_tokens_multi_line)
 
 
 def _budget(config: Config, caps: GeneratorCapabilities, max_new: int) -> int:
