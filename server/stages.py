@@ -201,11 +201,13 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
 
 
 def _max_new(ctx: CursorContext, config: Config) -> int:
-    if ctx.mode is CompletionMode.SINGLE_LINE and not header_may_need_body(ctx):
-        return config.max_tokens_single_line
-    # On a line of its own a single line may turn out to be a block header that needs its
-    # body (server/postprocess.py): room for the block. A plain line still stops at its end.
-    return max(config.max_tokens_single_line, config.max_tokens_multi_line)
+    if ctx.mode is CompletionMode.MULTI_LINE:
+        return config.max_tokens_multi_line
+    if header_may_need_body(ctx):
+        # On a line of its own a single line may turn out to be a block header that needs its
+        # body (server/postprocess.py): room for the block. A plain line still stops at its end.
+        return max(config.max_tokens_single_line, config.max_tokens_multi_line)
+    return config.max_tokens_single_line
 
 
 def _budget(config: Config, caps: GeneratorCapabilities, max_new: int) -> int:
