@@ -81,7 +81,9 @@ OTHER = textwrap.dedent('''\
 
 def test_switching_documents_keeps_each_documents_cache() -> None:
     # An engine of its own, without the request cache: every request here must reach the model.
-    engine = Sync(Config(backend=Backend.LLAMA_CPP, cache_entries=0))
+    # One candidate: with several, the reranked first may be a sampled one, whose "reused"
+    # tokens are those it copied from the greedy one's fresh evaluation.
+    engine = Sync(Config(backend=Backend.LLAMA_CPP, cache_entries=0, candidates=1))
     try:
         a_cursor = DOC.index("2 * math.pi * ") + len("2 * math.pi * ")
         engine.complete("file:///a.py", DOC, a_cursor)
