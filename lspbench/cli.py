@@ -4,6 +4,7 @@
     lsp-bench humaneval-infill --infill-kinds single-line --per-problem 1 --out runs/sl
     lsp-bench --tasks my_tasks.jsonl --n 10 --temperature 0.8 --k 1,5,10
     lsp-bench humaneval --variant fim:suffixTokens=64 --variant nofim:suffixTokens=0
+    lsp-bench humaneval-infill --layout enter --peer llama-server --out runs/peer
     lsp-bench --compare runs/a runs/b
     lsp-bench humaneval -- my-other-server --stdio      # any server command after --
 """
@@ -23,6 +24,7 @@ from lspbench.run import BenchError, RunOptions, load_summary, read_results, run
 from lspbench.tasks import (
     INFILL_KINDS,
     Kind,
+    Layout,
     Task,
     TaskFileError,
     derive_infill,
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=Path, help="a JSONL task file (HumanEval or infill schema)")
     p.add_argument("--infill-kinds", default=",".join(k.value for k in INFILL_KINDS),
                    help="humaneval-infill holes to use (default: all three kinds)")
+    p.add_argument("--layout", choices=[lay.value for lay in Layout], default=Layout.LINE.value,
+                   help="where the cursor of a line hole stands: line (after the hole's own "
+                        "indentation, default), enter (after Enter and auto-indent), column0")
     p.add_argument("--per-problem", type=int, default=0, metavar="K",
                    help="at most K holes per problem and kind, picked by a fixed seed (0: all)")
     p.add_argument("--limit", type=int, default=0, help="only the first N tasks (0: all)")
@@ -98,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="isolation of the tests: auto/bwrap (bubblewrap) or none (rlimits only)")
     p.add_argument("--ignore-server-warnings", action="store_true",
                    help="run even if the server warns about the settings")
+    p.add_argument("--peer", choices=["llama-server"],
+                   help="also run llama.cpp's own server on the same tasks (its /infill endpoint "
+                        "asked as llama.vim asks, on pingti's default GGUF) and compare; it is "
+                        "found (--peer-binary, $PINGTI_LLAMA_SERVER, PATH, the cache) or built "
+                        "from the llama-cpp-python sdist (about 10 minutes, once)")
+    p.add_argument("--peer-blank-line", choices=["indent", "line-start"], default="indent",
+                   help="how the peer is asked on a whitespace-only line: its whitespace as the "
+                        "prompt and n_indent (default), or from the line's start as llama.vim")
+    p.add_argument("--peer-binary", type=Path, help="the llama-server executable to use")
+    p.add_argument("--peer-model", type=Path,
+                   help="the GGUF the peer serves (default: pingti's default model)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                    help="compare two finished runs (folders or summary.json files)")
     p.add_argument("--chart", type=Path, help="where --compare/--variant draw the PNG chart")
@@ -120,7 +136,10 @@ def select_tasks(args: argparse.Namespace) -> tuple[str, list[Task]]:
                              f"{', '.join(k.value for k in INFILL_KINDS)}")
         suite = "humaneval-infill" + ("" if len(kinds) == 3 else
                                       "-" + "+".join(k.value for k in kinds))
-        tasks = derive_infill(load_humaneval(), kinds)
+        layout = Layout(args.layout)
+        tasks = derive_infill(load_humaneval(), kinds, layout)
+        if layout is not Layout.LINE:
+            suite += f"-{layout.value}"
     else:
         raise BenchError("name a suite (humaneval, humaneval-infill), --tasks FILE or --compare")
     if args.per_problem:
@@ -219,12 +238,23 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
     out = args.out or Path("lsp-bench-out") / suite
     runs = [("", base, out)] if not variants else [
         (name, {**base, **extra}, out / name) for name, extra in variants]
+    peer_cmd: list[str] | None = None
+    if args.peer:
+        if variants or args.n != 1 or args.method != Method.INLINE:
+            raise BenchError("--peer compares pingti's first inline suggestion with the "
+                             "peer's: no --variant, --n or --method with it")
+        peer_cmd = peer_command(args)
+        runs = [("pingti", base, out / "pingti"),
+                (args.peer, {"blankLine": args.peer_blank_line}, out / args.peer)]
     summaries = []
     for name, settings, folder in runs:
-        opts = RunOptions(server=server, settings=settings, n=args.n, ks=ks, method=args.method,
+        is_peer = peer_cmd is not None and name == args.peer
+        opts = RunOptions(server=peer_cmd if is_peer and peer_cmd else server,
+                          settings=settings, n=args.n, ks=ks, method=args.method,
                           concurrency=args.concurrency, timeout_s=args.timeout,
                           exec_timeout_s=args.exec_timeout, isolation=Isolation(args.sandbox),
-                          strict_settings=not args.ignore_server_warnings, suite=suite)
+                          strict_settings=not args.ignore_server_warnings, suite=suite,
+                          peer=is_peer)
         label = f"{suite}{'/' + name if name else ''}"
         print(f"lsp-bench: {len(tasks)} tasks of {label}, n={args.n}, results in {folder}",
               file=sys.stderr)
@@ -234,11 +264,28 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
         print(report.markdown(result.summary, ks))
         print()
         print(report.machine_lines(result.summary, ks))
-    if variants:
+    if variants or peer_cmd:
+        a, b = (variants[0][0], variants[1][0]) if variants else ("pingti", args.peer)
         print()
-        do_compare(out / variants[0][0], out / variants[1][0],
-                   (variants[0][0], variants[1][0]), args, out)
+        do_compare(out / a, out / b, (a, b), args, out)
     return 0
+
+
+def peer_command(args: argparse.Namespace) -> list[str]:
+    """The peer's command line: its binary found or built, pingti's default GGUF."""
+    import os
+
+    from lspbench.peer import PeerError, build_llama_server, find_llama_server, server_command
+    from server.model_assets import ModelError, assemble_default_gguf, cache_root
+
+    try:
+        binary = find_llama_server(args.peer_binary) or build_llama_server()
+        model = args.peer_model or assemble_default_gguf(cache_root())
+    except (PeerError, ModelError) as exc:
+        raise BenchError(f"--peer {args.peer}: {exc}") from None
+    if not Path(model).is_file():
+        raise BenchError(f"--peer-model: no file at {model}")
+    return server_command(binary, Path(model), os.cpu_count() or 2)
 
 
 def _name(path: Path) -> str:

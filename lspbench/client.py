@@ -29,6 +29,12 @@ class Answer:
     latency_s: float
     stats: dict[str, Any] | None = None  # pingti/status lastCompletion, when the server has it
     error: str | None = None  # the request failed or timed out
+    # Per candidate: how many characters before the cursor it replaces (an inline item whose
+    # range starts earlier on the cursor's line); empty = none replaces anything.
+    cuts: list[int] = field(default_factory=list)
+
+    def cut(self, i: int) -> int:
+        return self.cuts[i] if i < len(self.cuts) else 0
 
 
 @dataclass
@@ -152,20 +158,31 @@ class BenchClient:
         except JsonRpcException as exc:
             return Answer([], time.perf_counter() - t0, error=f"{exc.code}: {exc.message}")
         latency = time.perf_counter() - t0
-        texts = (inline_texts(result) if method == Method.INLINE
-                 else completion_texts(result, line, character))
-        return Answer(texts, latency)
+        if method == Method.INLINE:
+            items = inline_items(result, line, character)
+            return Answer([t for t, _ in items], latency, cuts=[c for _, c in items])
+        return Answer(completion_texts(result, line, character), latency)
 
     async def stop(self) -> None:
         await stop_client(self.client, self._drain)
 
 
 def inline_texts(result: Any) -> list[str]:
+    return [text for text, _ in inline_items(result, 0, 0)]
+
+
+def inline_items(result: Any, line: int, character: int) -> list[tuple[str, int]]:
+    """(text, cut) per inline item: ``cut`` counts the UTF-16 units between the start of the
+    item's range and the cursor when the range starts earlier on the cursor's line (the item
+    replaces them, e.g. a whitespace-only line's indentation), else 0."""
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     out = []
     for item in items:
         text = item.insert_text
-        out.append(text if isinstance(text, str) else text.value)
+        cut = 0
+        if item.range is not None and item.range.start.line == line:
+            cut = max(0, character - item.range.start.character)
+        out.append((text if isinstance(text, str) else text.value, cut))
     return out
 
 

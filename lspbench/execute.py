@@ -43,8 +43,8 @@ class Executor:
         """Why this machine cannot run generated code the way asked, or None."""
         return None if self.sandbox.report.usable else self.sandbox.report.refusal()
 
-    def run(self, task: Task, middle: str) -> Execution:
-        program = task.test_program(middle)
+    def run(self, task: Task, middle: str, cut: int = 0) -> Execution:
+        program = task.test_program(middle, cut)
         if not parses(program):
             return Execution(False, "syntax_error", "", 0.0)
         workdir = self.sandbox.make_workdir()

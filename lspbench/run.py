@@ -52,6 +52,7 @@ class RunOptions:
     isolation: Isolation = Isolation.AUTO
     strict_settings: bool = True  # a warning from the server about the settings stops the run
     suite: str = ""
+    peer: bool = False  # ``server`` is llama.cpp's server, asked over /infill (lspbench.peer)
 
     def fingerprint(self, tasks: Sequence[Task]) -> dict[str, Any]:
         """What must match for results in a folder to be comparable (and resumable)."""
@@ -60,7 +61,7 @@ class RunOptions:
             digest.update(json.dumps(t.to_json(), sort_keys=True).encode())
         return {"suite": self.suite, "tasks": len(tasks), "tasksSha256": digest.hexdigest(),
                 "server": self.server, "settings": self.settings, "n": self.n,
-                "method": self.method}
+                "method": self.method, **({"peer": "llama-server"} if self.peer else {})}
 
 
 @dataclass
@@ -159,7 +160,11 @@ async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
 
 async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, executor: Executor,
                  rows: list[dict[str, Any]], total: int, label: str) -> tuple[float, list[str]]:
-    client = BenchClient()
+    client: Any = BenchClient()
+    if opts.peer:
+        from lspbench.peer import InfillPeerClient
+
+        client = InfillPeerClient()
     try:
         await client.start(opts.server, opts.settings, results_file.parent / "server.log")
     except Exception as exc:
@@ -190,7 +195,9 @@ async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, exe
                 try:
                     answer = await client.suggest(uri, *cursor(task.prefix), opts.method,
                                                   opts.timeout_s)
-                    answer.stats = ((await client.status(uri)) or {}).get("lastCompletion")
+                    status = await client.status(uri)
+                    if status is not None:  # pingti says how it made the suggestion
+                        answer.stats = status.get("lastCompletion")
                 finally:
                     client.close(uri)
                 new = await loop.run_in_executor(pool, _execute_all, executor, task, answer,
@@ -214,7 +221,8 @@ def placements(answer: Answer, n: int) -> list[tuple[str, int | None, dict[str, 
     """Per decoded candidate (0 = the first, greedy at temperature 0; i = the i-th sample):
     its text, the rank of the suggestion it became (None: dropped as empty) and that
     suggestion's ranking row. pingti's ``pingti/status`` says which candidates each suggestion
-    came from (duplicates collapse into one); without it, suggestion i is candidate i."""
+    came from (duplicates collapse into one); without it, suggestion i is candidate i. (How
+    much a suggestion replaces before the cursor: ``answer.cut(rank)``.)"""
     ranking = (answer.stats or {}).get("ranking")
     texts = answer.candidates
     if n == 1:  # the first suggestion, however many candidates the server ranked
@@ -239,17 +247,18 @@ def _execute_all(executor: Executor, task: Task, answer: Answer, n: int) -> list
     fillings, so they fail unless the hole may stay empty."""
     stats = answer.stats or {}
     rows = []
-    cache: dict[str, Any] = {}
+    cache: dict[tuple[str, int], Any] = {}
     for i, (text, rank, ranked) in enumerate(placements(answer, n)):
-        if text not in cache:
-            cache[text] = executor.run(task, text)
-        ex = cache[text]
+        cut = task.cuttable(answer.cut(rank)) if rank is not None else 0
+        if (text, cut) not in cache:
+            cache[text, cut] = executor.run(task, text, cut)
+        ex = cache[text, cut]
         rows.append({
             "task_id": task.task_id, "kind": task.kind.value, "candidate": i,
-            "completion": text, "offered": rank is not None, "rank": rank,
+            "completion": text, "cut": cut, "offered": rank is not None, "rank": rank,
             "mean_logprob": ranked.get("meanLogprob"), "signals": ranked.get("signals"),
             "score": ranked.get("score"),
-            "passed": ex.passed, "parses": parses(task.program(text)),
+            "passed": ex.passed, "parses": parses(task.program(text, cut)),
             "verdict": ex.verdict, "detail": ex.detail, "exec_s": ex.duration_s,
             "latency_s": round(answer.latency_s, 4), "error": answer.error,
             "prompt_tokens": stats.get("promptTokens"),

@@ -6,9 +6,11 @@ Suites:
   The document is the problem's prompt; the hole is at its end (the function body).
 * ``humaneval-infill``: holes cut deterministically out of HumanEval's canonical solutions, as
   HumanEval-infilling (Fried et al., 2022) did: every single line, every span of two or more
-  consecutive lines, and random character spans. One difference, chosen for an editor: a line
-  hole keeps the line's indentation in the prefix and its line break in the suffix, as a cursor
-  on an indented empty line would (HumanEval-infilling masks whole lines).
+  consecutive lines, and random character spans. Where the cursor of a line hole stands is the
+  :class:`Layout`: by default (``line``) the hole's line keeps its own indentation in the prefix
+  and its line break in the suffix, as a cursor on an indented empty line would; ``enter`` puts
+  the cursor where an editor leaves it after Enter and auto-indent; ``column0`` at the start of a
+  line of its own (HumanEval-infilling masks whole lines).
 * any JSONL file in the HumanEval schema (``task_id, prompt, entry_point, test``, optional
   ``canonical_solution``) or the infill schema (``task_id, prefix, suffix, entry_point, test``,
   optional ``middle``); the schema is detected from the first line.
@@ -22,7 +24,7 @@ import json
 import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,23 @@ class Kind(enum.Enum):
 
 
 INFILL_KINDS = (Kind.SINGLE_LINE, Kind.MULTI_LINE, Kind.RANDOM_SPAN)
+
+
+class Layout(enum.Enum):
+    """Where the cursor of a line hole stands (random spans keep theirs). In every layout the
+    hole's lines stand on a line of their own: the suffix starts with the line break."""
+
+    LINE = "line"  # after the hole's own indentation (a cursor on an indented empty line)
+    # After Enter and auto-indent: the indentation an editor derives from the line above (one
+    # level deeper after a ':' line, one shallower after return/pass/raise/break/continue, as
+    # VS Code's Python rules). Where that is deeper than the hole's own (the first line after a
+    # block), only a suggestion that replaces the line's whitespace (an item whose range starts
+    # at the line start, as llama.vim's on a whitespace-only line) can be right.
+    ENTER = "enter"
+    COLUMN0 = "column0"  # at column 0: the filling brings its own indentation
+
+INDENT_UNIT = "    "  # HumanEval's solutions indent by four spaces
+_DEDENT_AFTER = re.compile(r"^\s*(?:return|pass|raise|break|continue)\b")
 # Random spans per problem (HumanEval-infilling has ~10 per problem).
 SPANS_PER_PROBLEM = 10
 
@@ -53,19 +72,30 @@ class Task:
     test: str  # defines check(candidate)
     kind: Kind
     reference: str | None = None  # the canonical filling, when known
+    # How many characters before the cursor the canonical filling replaces (the whitespace of
+    # the cursor's line, in the ``enter`` layout when the hole's line is indented less).
+    reference_cut: int = 0
 
-    def program(self, middle: str) -> str:
-        """The document with ``middle`` in the hole."""
-        return self.prefix + middle + self.suffix
+    def program(self, middle: str, cut: int = 0) -> str:
+        """The document with ``middle`` in the hole; ``cut`` characters before the cursor are
+        replaced by it (an item whose range starts before the cursor). Only the whitespace of
+        the cursor's line can be replaced: a longer cut is clamped to it."""
+        return self.prefix[:len(self.prefix) - self.cuttable(cut)] + middle + self.suffix
 
-    def test_program(self, middle: str) -> str:
+    def cuttable(self, cut: int) -> int:
+        line = self.prefix[self.prefix.rfind("\n") + 1:]
+        blank = len(line) - len(line.rstrip(" \t"))
+        return max(0, min(cut, blank))
+
+    def test_program(self, middle: str, cut: int = 0) -> str:
         """The program the sandbox runs: the document, the test and the call of check()."""
-        return (f"{self.program(middle)}\n\n{self.test}\n\ncheck({self.entry_point})\n")
+        return (f"{self.program(middle, cut)}\n\n{self.test}\n\ncheck({self.entry_point})\n")
 
     def to_json(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "prefix": self.prefix, "suffix": self.suffix,
                 "entry_point": self.entry_point, "test": self.test, "kind": self.kind.value,
-                "middle": self.reference}
+                "middle": self.reference,
+                **({"middle_cut": self.reference_cut} if self.reference_cut else {})}
 
 
 # --- HumanEval ------------------------------------------------------------------------------
@@ -87,11 +117,12 @@ def load_humaneval() -> list[Task]:
 # --- infilling holes from canonical solutions -----------------------------------------------
 
 
-def derive_infill(problems: Iterable[Task], kinds: Sequence[Kind] = INFILL_KINDS) -> list[Task]:
+def derive_infill(problems: Iterable[Task], kinds: Sequence[Kind] = INFILL_KINDS,
+                  layout: Layout = Layout.LINE) -> list[Task]:
     """Holes cut out of each problem's canonical solution (problems without one are skipped).
 
     Every derived task reassembles to the problem's canonical program:
-    ``t.prefix + t.reference + t.suffix == p.prefix + p.reference + p.suffix``.
+    ``t.program(t.reference, t.reference_cut) == p.program(p.reference)``.
     """
     out: list[Task] = []
     for p in problems:
@@ -103,7 +134,40 @@ def derive_infill(problems: Iterable[Task], kinds: Sequence[Kind] = INFILL_KINDS
             out.extend(_line_holes(p, 2, None))
         if Kind.RANDOM_SPAN in kinds:
             out.extend(_span_holes(p))
-    return out
+    return [relayout(t, layout) for t in out]
+
+
+def auto_indent(before: str) -> str:
+    """The indentation an editor gives a new line after ``before`` (the text up to the end of
+    the line where Enter was pressed): the last non-blank line's, one level deeper after a line
+    ending in ':', one shallower after return/pass/raise/break/continue."""
+    for line in reversed(before.splitlines()):
+        if line.strip():
+            indent = line[:len(line) - len(line.lstrip())]
+            code = line.split("#", 1)[0].rstrip()
+            if code.endswith(":"):
+                return indent + INDENT_UNIT
+            if _DEDENT_AFTER.match(line):
+                return indent[:max(0, len(indent) - len(INDENT_UNIT))]
+            return indent
+    return ""
+
+
+def relayout(task: Task, layout: Layout) -> Task:
+    """A line hole (cursor after its line's indentation) moved to ``layout``; other tasks as
+    they are."""
+    if layout is Layout.LINE or task.kind not in (Kind.SINGLE_LINE, Kind.MULTI_LINE) or \
+            task.reference is None or task.reference_cut:
+        return task
+    start = task.prefix.rfind("\n") + 1
+    head, own = task.prefix[:start], task.prefix[start:]
+    if own.strip():
+        return task  # not on a line of its own
+    new = "" if layout is Layout.COLUMN0 else auto_indent(head)
+    if own.startswith(new):  # the cursor is at or before the hole's own indentation
+        return replace(task, prefix=head + new, reference=own[len(new):] + task.reference)
+    return replace(task, prefix=head + new, reference=own + task.reference,
+                   reference_cut=len(new))
 
 
 def _lines(text: str) -> list[tuple[int, int, int]]:
@@ -239,5 +303,8 @@ def _task(row: dict[str, Any], schema: str, where: str) -> Task:
     if schema == "humaneval":
         return Task(row["task_id"], row["prompt"], "", row["entry_point"], row["test"],
                     Kind.COMPLETE, ref)
+    cut = row.get("middle_cut", 0)
+    if not isinstance(cut, int) or isinstance(cut, bool) or cut < 0:
+        raise TaskFileError(f"{where}: field 'middle_cut' must be a non-negative integer")
     return Task(row["task_id"], row["prefix"], row["suffix"], row["entry_point"], row["test"],
-                Kind.INFILL, ref)
+                Kind.INFILL, ref, cut)
