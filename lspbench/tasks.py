@@ -79,13 +79,13 @@ class Task:
     def program(self, middle: str, cut: int = 0) -> str:
         """The document with ``middle`` in the hole; ``cut`` characters before the cursor are
         replaced by it (an item whose range starts before the cursor). Only the whitespace of
-        the cursor's line can be replaced: a longer cut is clamped to it."""
+        the cursor's line, when the line holds nothing else, can be replaced: a longer cut is
+        clamped to it."""
         return self.prefix[:len(self.prefix) - self.cuttable(cut)] + middle + self.suffix
 
     def cuttable(self, cut: int) -> int:
         line = self.prefix[self.prefix.rfind("\n") + 1:]
-        blank = len(line) - len(line.rstrip(" \t"))
-        return max(0, min(cut, blank))
+        return 0 if line.strip(" \t") else max(0, min(cut, len(line)))
 
     def test_program(self, middle: str, cut: int = 0) -> str:
         """The program the sandbox runs: the document, the test and the call of check()."""

@@ -15,8 +15,10 @@ from lspbench.tasks import (
     INFILL_KINDS,
     SPANS_PER_PROBLEM,
     Kind,
+    Layout,
     Task,
     TaskFileError,
+    auto_indent,
     derive_infill,
     load_humaneval,
     load_tasks,
@@ -381,3 +383,76 @@ def test_to_json_round_trips_through_an_infill_file(tmp_path: Path, derived: lis
     assert [(t.task_id, t.prefix, t.suffix, t.reference, t.entry_point, t.test) for t in loaded] \
         == [(t.task_id, t.prefix, t.suffix, t.reference, t.entry_point, t.test) for t in some]
     assert all(t.kind is Kind.INFILL for t in loaded)
+
+
+# --- cursor layouts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", list(Layout))
+def test_every_layout_reassembles_to_the_problem(problems: list[Task], layout: Layout) -> None:
+    by_id = {p.task_id: p for p in problems}
+    tasks = derive_infill(problems, INFILL_KINDS, layout)
+    assert [t.task_id for t in tasks] == [t.task_id for t in derive_infill(problems)]
+    for t in tasks:
+        p = by_id[problem_of(t.task_id)]
+        assert t.reference is not None and p.reference is not None
+        assert t.program(t.reference, t.reference_cut) == p.program(p.reference), t.task_id
+        if t.kind is Kind.RANDOM_SPAN or layout is Layout.LINE:
+            assert t.reference_cut == 0
+        line = t.prefix[t.prefix.rfind("\n") + 1:]
+        if t.kind is not Kind.RANDOM_SPAN:
+            # a line of its own (a solution's line may end in spaces)
+            assert not line.strip() and not t.suffix.split("\n", 1)[0].strip()
+            if layout is Layout.COLUMN0:
+                assert line == ""
+            if layout is Layout.ENTER:
+                assert line == auto_indent(t.prefix[:len(t.prefix) - len(line)])
+
+
+def test_enter_layout_cursor_deeper_than_the_hole_needs_a_cut(problems: list[Task]) -> None:
+    """The first line after a block: the editor indents to the block's body, the hole's line
+    is one level out; only replacing the whitespace can be right."""
+    tasks = derive_infill(problems, [Kind.SINGLE_LINE], Layout.ENTER)
+    cut = [t for t in tasks if t.reference_cut]
+    assert 0 < len(cut) < len(tasks) // 4
+    for t in cut:
+        assert t.reference is not None
+        line = t.prefix[t.prefix.rfind("\n") + 1:]
+        assert t.reference_cut == len(line)
+        own = len(t.reference) - len(t.reference.lstrip())
+        assert own < len(line)  # the hole's own indentation is shallower
+        assert t.program(t.reference) != t.program(t.reference, t.reference_cut)
+
+
+@pytest.mark.parametrize("before,indent", [
+    ("def f(x):\n", "    "),
+    ("def f(x):\n    for i in x:  # loop\n", "        "),
+    ("def f(x):\n    y = 1\n\n", "    "),
+    ("def f(x):\n    if x:\n        return 1\n", "    "),
+    ("def f(x):\n    while x:\n        break\n", "    "),
+    ("x = [\n", ""),
+    ("", ""),
+    ("def f(x):\n    return_value = 1\n", "    "),  # not the keyword
+])
+def test_auto_indent(before: str, indent: str) -> None:
+    assert auto_indent(before) == indent
+
+
+def test_cut_only_replaces_the_cursor_lines_whitespace() -> None:
+    t = Task("t", "def f():\n    x = 1\n        ", "\n", "f", "", Kind.INFILL)
+    assert t.cuttable(100) == 8 and t.cuttable(3) == 3 and t.cuttable(-1) == 0
+    assert t.program("    return x", 8) == "def f():\n    x = 1\n    return x\n"
+    s = Task("s", "def f():\n    x = ", "\n", "f", "", Kind.INFILL)
+    assert s.cuttable(4) == 0  # the line holds code: nothing is replaced
+
+
+def test_task_file_keeps_the_cut(tmp_path: Path) -> None:
+    row = {"task_id": "a", "prefix": "def f():\n        ", "suffix": "\n", "entry_point": "f",
+           "test": "", "middle": "    return 1", "middle_cut": 8}
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (t,) = load_tasks(path)
+    assert t.reference_cut == 8 and t.to_json()["middle_cut"] == 8
+    path.write_text(json.dumps({**row, "middle_cut": -1}) + "\n")
+    with pytest.raises(TaskFileError, match="middle_cut"):
+        load_tasks(path)
