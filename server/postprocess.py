@@ -210,60 +210,12 @@ def strip_cursor_indent(text: str, ctx: CursorContext) -> str:
     return first.lstrip(" \t") + rest
 
 
-_PYTHON_IDS = ("python",)
-# A Python line that opens a block: ends in ':' (a trailing comment aside).
-_PY_HEADER = re.compile(r":\s*(?:#[^\r\n]*)?$")
-
-
-def header_may_need_body(ctx: CursorContext) -> bool:
-    """Could a single-line request here turn into a header and its body (see below)?"""
-    return ctx.language in _PYTHON_IDS and not ctx.line_prefix.strip() and \
-        not ctx.line_suffix.strip()
-
-
-def _header_needs_body(first: str, ctx: CursorContext) -> bool:
-    """On a line of its own (the cursor after the indentation only), the model wrote a block
-    header (``for x in xs:``) whose body the text after the cursor does not provide (its next
-    code line is not indented deeper): the hole was a whole block, so the suggestion is the
-    header and its body, not the header alone (which cannot stand: nothing would be kept)."""
-    if not header_may_need_body(ctx):
-        return False
-    if not first.strip() or not _PY_HEADER.search(first.rstrip()):
-        return False
-    header = _indent_width(ctx.line_prefix + first)
-    m = _NEXT_CODE_LINE.search(ctx.suffix)
-    return m is None or _indent_width(ctx.suffix[m.start():m.start(1)].lstrip("\r\n")) <= header
-
-
-def _header_block_cut(text: str, ctx: CursorContext) -> tuple[str, bool]:
-    """The header (first line) and its body: stop at the first code line indented no deeper
-    than the header, or repeating the suffix's first code line."""
-    lines = split_lines(text)
-    starts = line_starts(text)
-    header = _indent_width(ctx.line_prefix + lines[0])
-    suffix_line = _first_suffix_line(ctx)
-    for i, line in enumerate(lines[1:], 1):
-        if not line.strip():
-            continue
-        is_last_partial = i == len(lines) - 1
-        stripped = line.strip()
-        if (_indent_width(line) <= header and not stripped.startswith(_CONTINUATIONS)) or \
-                (suffix_line and stripped == suffix_line and len(suffix_line) > 2
-                 and not is_last_partial):
-            end = starts[i]
-            return text[: end - (2 if text[end - 2:end] == "\r\n" else 1)], True
-    return text, False
-
-
 def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tuple[str, bool]:
     """Cut raw output to what should be shown; second value: whether anything was cut."""
     clean = cut_special(text, specials)
     cut = len(clean) < len(text)
     if ctx.mode is CompletionMode.SINGLE_LINE:
         m = _BREAK.search(clean)
-        if m and _header_needs_body(clean[: m.start()], ctx):
-            kept, was_cut = _header_block_cut(clean, ctx)
-            return kept, cut or was_cut
         if m:
             return clean[: m.start()], True
         return clean, cut
@@ -274,14 +226,8 @@ def truncate(text: str, ctx: CursorContext, specials: Iterable[str] = ()) -> tup
 def should_stop(text: str, ctx: CursorContext) -> bool:
     """True once generation has produced everything the suggestion will keep."""
     if ctx.mode is CompletionMode.SINGLE_LINE:
-        # The first line is complete (a leading line break ends it too: nothing to suggest),
-        # unless it is a block header that needs its body here.
-        m = _BREAK.search(text)
-        if m is None:
-            return False
-        if _header_needs_body(text[: m.start()], ctx):
-            return _header_block_cut(text, ctx)[1]
-        return True
+        # The first line is complete (a leading line break ends it too: nothing to suggest).
+        return _BREAK.search(text) is not None
     return _multi_line_cut(text, ctx)[1]
 
 

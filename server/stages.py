@@ -36,7 +36,6 @@ from server.context import CompletionMode, CursorContext, build_context
 from server.generation import GeneratorCapabilities, Tokenizer
 from server.languages import from_lsp_id
 from server.postprocess import (
-    header_may_need_body,
     postprocess,
     prompt_prefix,
     should_stop,
@@ -203,10 +202,6 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
 def _max_new(ctx: CursorContext, config: Config) -> int:
     if ctx.mode is CompletionMode.MULTI_LINE:
         return config.max_tokens_multi_line
-    if header_may_need_body(ctx):
-        # On a line of its own a single line may turn out to be a block header that needs its
-        # body (server/postprocess.py): room for the block. A plain line still stops at its end.
-        return max(config.max_tokens_single_line, config.max_tokens_multi_line)
     return config.max_tokens_single_line
 
 
