@@ -57,6 +57,16 @@ def _suffix_window(suffix: str, syntax: Syntax) -> str:
     return suffix
 
 
+def fits(prefix: str, completion: str, suffix: str, language: str = "python") -> bool | None:
+    """Does the document parse around the cursor with ``completion`` in the hole (no syntax
+    error in the top-level statements the cursor touches)? None: no syntax for ``language``."""
+    syntax = syntax_for(language)
+    if syntax is None:
+        return None
+    head = prefix[syntax.anchor(prefix):]
+    return syntax.error_count(head + completion + _suffix_window(suffix, syntax)) == 0
+
+
 def fit(prefix: str, completion: str, suffix: str, language: str = "python",
         count: Callable[[str], int] | None = None) -> str:
     """The longest start of ``completion`` that leaves the document with the fewest syntax

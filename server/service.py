@@ -379,7 +379,8 @@ class CompletionService:
         # stays off the path of requests while typing.
         reranker = self.reranker() if len(candidates) > 1 else _UNRANKED
         ranked, ranking = rank_stage(candidates, plan.ctx, reranker,
-                                     token.event if token is not None else None)
+                                     token.event if token is not None else None,
+                                     syntax_first=plan.constraints is not None)
         rerank_s = time.perf_counter() - t1
         outcome = outcome_of(plan, candidates, ranked, ranking, time.perf_counter() - t0,
                              rerank_s)

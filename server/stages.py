@@ -263,9 +263,15 @@ def postprocess_stage(result: GenerationResult, plan: Plan,
 # --- rank ------------------------------------------------------------------------------------
 
 def rank_stage(candidates: Sequence[Candidate], ctx: CursorContext, reranker: Reranker,
-               cancel: object | None = None) -> tuple[list[Candidate], Ranking]:
+               cancel: object | None = None, syntax_first: bool = False
+               ) -> tuple[list[Candidate], Ranking]:
     """Best first, without empty or duplicate candidates (never fewer otherwise: the
-    reranker orders, it does not drop). A single candidate is not ranked."""
+    reranker orders, it does not drop). A single candidate is not ranked.
+
+    ``syntax_first`` (the syntax constraint is on): candidates with which the code around the
+    cursor parses, the suffix included, go before those with which it cannot (in the
+    reranker's order within each group): one that cannot parse is wrong whatever it scores,
+    and the next candidate is the repair."""
     by_origin = {c.origin: c for c in candidates}
     if len(candidates) == 1:
         only = [c for c in candidates if c.text.strip()]
@@ -273,6 +279,13 @@ def rank_stage(candidates: Sequence[Candidate], ctx: CursorContext, reranker: Re
     ranking = reranker.rank([Pick(c.text, c.origin, c.result.logprobs, c.greedy)
                              for c in candidates], ctx.prefix, ctx.suffix, ctx.language,
                             cancel)  # type: ignore[arg-type]
+    if syntax_first and len(ranking.ranked) > 1:
+        from grammar_constraints.finish import fits
+
+        ok = [fits(ctx.prefix, r.text, ctx.suffix, ctx.language) is not False
+              for r in ranking.ranked]
+        ranking.ranked = [r for r, good in zip(ranking.ranked, ok, strict=True) if good] + \
+            [r for r, good in zip(ranking.ranked, ok, strict=True) if not good]
     ranked = [dataclasses.replace(by_origin[r.origins[0]], text=r.text) for r in ranking.ranked]
     return ranked, ranking
 

@@ -122,3 +122,33 @@ def test_rank_stage_returns_a_new_list() -> None:
     ranked, _ = rank_stage(cands, _plan(Config()).ctx, Reranker(RerankMode.OFF))
     ranked.reverse()
     assert [c.text for c in cands] == ["a", "b"]
+
+
+def test_rank_stage_puts_candidates_that_parse_with_the_suffix_first() -> None:
+    """With the syntax constraint on, a candidate with which the code around the cursor cannot
+    parse (the suffix's next line is indented deeper than it) goes behind one that can, in the
+    reranker's order otherwise; without it, the reranker's order stands."""
+    doc = "def f(xs):\n    out = []\n    "
+    suffix = "\n        out.append(x)\n    return out\n"
+    ctx = context_stage(CompletionQuery(URI, doc + suffix, len(doc), "python"))
+    cands = [Candidate("return out", _result("a"), 0, True),
+             Candidate("y = 1", _result("b"), 1),
+             Candidate("for x in xs:", _result("c"), 2),
+             Candidate("while xs:", _result("d"), 3)]
+    off = Reranker(RerankMode.OFF)
+    ranked, ranking = rank_stage(cands, ctx, off, syntax_first=True)
+    assert [c.text for c in ranked] == ["for x in xs:", "while xs:", "return out", "y = 1"]
+    assert [r.origins[0] for r in ranking.ranked] == [2, 3, 0, 1]  # the rows follow
+    plain, _ = rank_stage(cands, ctx, off)
+    assert [c.text for c in plain] == ["return out", "y = 1", "for x in xs:", "while xs:"]
+
+
+def test_fits_reads_the_statements_around_the_cursor() -> None:
+    from grammar_constraints.finish import fits
+
+    prefix = "import os\n\n\ndef f(xs):\n    out = []\n    "
+    suffix = "\n        out.append(x)\n    return out\n\n\ndef g(:\n    pass\n"
+    assert fits(prefix, "for x in xs:", suffix, "python") is True  # g's error is elsewhere
+    assert fits(prefix, "x = 1", suffix, "python") is False
+    assert fits("function f() {\n  ", "if (x) {", "\n    g();\n  }\n}\n", "javascript") is True
+    assert fits("x = ", "1", "\n", "markdown") is None
