@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -273,8 +274,6 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
 
 def peer_command(args: argparse.Namespace) -> list[str]:
     """The peer's command line: its binary found or built, pingti's default GGUF."""
-    import os
-
     from lspbench.peer import PeerError, build_llama_server, find_llama_server, server_command
     from server.model_assets import ModelError, assemble_default_gguf, cache_root
 

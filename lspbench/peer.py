@@ -216,7 +216,12 @@ def build_llama_server(cache: Path | None = None, jobs: int | None = None) -> Pa
 
 
 def _run(cmd: Sequence[str]) -> None:
-    proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    except OSError as exc:  # e.g. no cmake
+        raise PeerError(f"cannot run {cmd[0]}: {exc} (building llama-server needs cmake and a "
+                        "C++ compiler: pip install cmake, apt install g++)") from exc
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-15:])
         raise PeerError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{tail}")

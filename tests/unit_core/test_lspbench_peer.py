@@ -84,3 +84,12 @@ def test_finding_the_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("PINGTI_LLAMA_SERVER")
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     assert find_llama_server(cache=tmp_path / "cache") is None
+
+
+def test_a_build_step_that_cannot_run_is_a_clear_error(tmp_path: Path) -> None:
+    from lspbench.peer import _run
+
+    with pytest.raises(PeerError, match="cannot run .*needs cmake"):
+        _run([str(tmp_path / "no-cmake"), "--version"])
+    with pytest.raises(PeerError, match=r"failed \(3\)"):
+        _run(["sh", "-c", "echo oops; exit 3"])
