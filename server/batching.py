@@ -231,6 +231,10 @@ class BatchScheduler:
             jobs = self._take()
             if jobs is None:
                 return
+            # A chore may have arrived while _take waited, before these jobs (a document
+            # closed, then opened and asked again): it goes first, or the job would find the
+            # cache the chore was to free.
+            self._run_chores()
             if jobs:
                 self._admit(jobs)
             if self.decoder.active:

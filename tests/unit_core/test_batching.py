@@ -577,3 +577,18 @@ def test_a_delayed_prefetch_waits_for_its_time_and_requests_go_first(make: Make)
     assert sched.stats()["prefetch"]["chunks"] == 0
     wait_until(prefetch_done(sched))
     assert sched.stats()["prefetch"]["completed"] == 1
+
+
+def test_a_chore_queued_before_a_request_runs_before_it(make: Make) -> None:
+    # A document closed (its cache forgotten) and asked again at once: the forget must reach
+    # the model before the new request's prefill, or the request finds the freed cache. The
+    # scheduler's lock is held while both arrive, so the model thread wakes to see both.
+    sched, fb = make()
+    req = dataclasses.replace(request(fb, SHORT, 4), cache_key="doc")
+    sched.submit(req, CancelToken()).result(timeout=TIMEOUT)
+    wait_until(idle(sched))
+    with sched._cond:
+        sched.forget("doc")
+        again = sched.submit(req, CancelToken())
+    res = again.result(timeout=TIMEOUT)
+    assert res.extra["reused_tokens"] == 0
