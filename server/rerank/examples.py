@@ -1,9 +1,11 @@
 """The file's own examples, run against each candidate: doctests and asserts (Python).
 
 Only what the user's file contains is used: ``>>>`` lines of the docstring of the function being
-written (with their expected output), informal examples in that docstring written as a call to
-the function followed by ``==``, ``==>``, ``=>``, ``->``, ``➞``, ``→`` or ``returns`` and a
-value, and ``assert`` lines anywhere in the file that call the function.
+written (with their expected output, or written as ``>>> f(x) == y``), informal examples in that
+docstring written as a call to the function followed by ``==``, ``=``, ``==>``, ``=>``, ``->``,
+``➞``, ``→`` or ``returns`` (also after ``#``) and a value, inputs named as the function's
+parameters ("Input: a = 1, b = 2 Output: 3", "For a = 1 the output should be 2"), and ``assert``
+lines anywhere in the file that call the function.
 
 All candidates run in one sandboxed process (``testgen/sandbox.py``, the isolation "Generate
 tests" uses): each candidate's whole file (text before the cursor, the candidate, text after) is
@@ -49,7 +51,9 @@ class ExampleRun:
 
 
 _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
-_ARROWS = r"(?:==>|=>|->|➞|→|==|\bshould return\b|\breturns\b|\bgives\b)"
+# ``#`` before the arrow: ``f(1)  # => 2``, ``f(1)  # returns 2``; a lone ``=`` (``f(1) = 2``) is
+# the mathematician's way of writing the same.
+_ARROWS = r"#?\s*(?:==>|=>|->|➞|→|==|=(?!=)|\bshould return\b|\breturns\b|\bgives\b)"
 
 
 def target_function(prefix: str) -> tuple[str, int] | None:
@@ -71,12 +75,15 @@ def extract(prefix: str, suffix: str) -> list[Example]:
     out: list[Example] = []
     out += _doctests(body, name)
     out += _informal(body, name)
+    out += _named_io(body, name)
     out += _asserts(prefix[:start] + "\n" + suffix, name)
     seen: set[Example] = set()
     unique = []
     for ex in out:
+        # An expected value that calls the function itself is a definition ("f(3) = f(2) +
+        # f(1)"), not an example.
         if ex not in seen and _is_expression(ex.call) and \
-                (ex.expected is None or ex.expected.strip()):
+                (ex.expected is None or (ex.expected.strip() and not _calls(name, ex.expected))):
             seen.add(ex)
             unique.append(ex)
     return unique[:MAX_EXAMPLES]
@@ -109,7 +116,11 @@ def _doctests(body: str, name: str) -> list[Example]:
                     "'''" not in lines[j]:
                 expected.append(lines[j].strip())
                 j += 1
-            if _calls(name, call) and expected:
+            if _calls(name, call) and not expected:
+                # ``>>> f(2) == 4`` without an output line: the comparison is the example.
+                if (ex := _comparison(call, name)) is not None:
+                    out.append(ex)
+            elif _calls(name, call) and expected:
                 text = "\n".join(expected)
                 # Docstrings often run prose on without the blank line doctest wants.
                 if len(expected) > 1 and not _is_expression(text) and \
@@ -136,6 +147,83 @@ def _informal(body: str, name: str) -> list[Example]:
         if call and _is_expression(expected):
             out.append(Example(call, expected))
     return out
+
+
+def _comparison(expr: str, name: str) -> Example | None:
+    """``f(2) == 4`` as the example (call ``f(2)``, expected ``4``), when the left side calls
+    the function."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            node = ast.parse(expr, mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+        left = ast.get_source_segment(expr, node.left)
+        right = ast.get_source_segment(expr, node.comparators[0])
+        if left and right and _calls(name, left):
+            return Example(left, right)
+    return None
+
+
+# "Input: nums = [1, 2], k = 1  Output: 3" (LeetCode style) and "For lst = [1, 2] the output
+# should be 3": the inputs named as the function's parameters (or one bare value for a
+# one-parameter function), then the expected value.
+_IO = re.compile(r"\bInput\s*:\s*(?P<args>.+?)\s*\bOutput\s*:\s*(?P<out>.+?)"
+                 r"(?=\s*(?:\bExplanation\b|\bExample\b|\bInput\s*:|\bNote\b|"
+                 r"\bConstraints?\b|#|\"\"\"|\'\'\'|$))", re.S)
+_FOR = re.compile(r"\bFor\s+(?P<args>[A-Za-z_]\w*\s*=.+?),?\s+the\s+(?:output|result)\s+"
+                  r"should\s+be\s+(?P<out>.+?)(?=\.?\s+(?:\bFor\b|[A-Z])|\.?\s*(?:\"\"\"|\'\'\'|$))",
+                  re.S)
+
+
+def _parameters(signature: str) -> list[str]:
+    """The parameter names of ``def f(a, b=1)`` (its first lines), [] until they parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            node = ast.parse(signature.strip() + "\n    pass\n").body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return []
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return []
+    return [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+
+
+def _named_io(body: str, name: str) -> list[Example]:
+    """Input/Output and "For x = …, the output should be …" examples, turned into calls."""
+    lines = body.splitlines()
+    params = next((p for i in range(min(len(lines), 20))
+                   if (p := _parameters("\n".join(lines[:i + 1])))), [])
+    if not params:
+        return []
+    text = " ".join(body.split())
+    out = []
+    for pattern in (_IO, _FOR):
+        for m in pattern.finditer(text):
+            expected = m.group("out").strip().rstrip(".,;")
+            call = _named_call(name, params, m.group("args").strip().rstrip(".,;"))
+            if call is not None and _is_expression(expected):
+                out.append(Example(call, expected))
+    return out
+
+
+def _named_call(name: str, params: list[str], args: str) -> str | None:
+    """``f(nums=[1, 2], k=1)`` from ``nums = [1, 2], k = 1``; ``f([1, 2])`` from ``[1, 2]``
+    when ``f`` takes one parameter; None when the names are not all the function's."""
+    if _is_expression(args) and len(params) == 1 and not re.match(r"[A-Za-z_]\w*\s*=[^=]", args):
+        return f"{name}({args})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            node = ast.parse(f"_f({args})", mode="eval").body
+    except (SyntaxError, ValueError):
+        # "grid : [[0, 1]] bucket_capacity : 2" and the like: not a call's arguments.
+        return None
+    if not isinstance(node, ast.Call) or node.args or not node.keywords or \
+            any(k.arg not in params for k in node.keywords):
+        return None
+    return f"{name}({args})" if len(node.keywords) == len(params) else None
 
 
 def _balanced_call(text: str) -> str:

@@ -287,3 +287,38 @@ def test_the_packaged_minilm_encoder_loads_offline() -> None:
                    "import os; os.remove('/')"])
     assert v.shape == (3, 384)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+
+
+def test_more_docstring_example_forms() -> None:
+    prefix = '''def pick(nums: list[int], k: int) -> int:
+    """The k-th smallest.
+
+    >>> pick([3, 1, 2], 1) == 1
+    >>> pick([5], 1)
+    5
+    pick([2, 2], 2) = 2
+    pick([9, 8], 1)  # => 8
+    pick([], 1) = pick([1], 1) - 1
+    Example 1:
+        Input: nums = [4, 5, 6], k = 2
+        Output: 5
+        Explanation: the second smallest.
+    Example 2:
+        Input: grid : [[1]] k : 1
+        Output: 1
+    For nums = [7, 6], k = 1 the output should be 6.
+    """
+'''
+    assert extract(prefix, "") == [
+        Example("pick([3, 1, 2], 1)", "1"), Example("pick([5], 1)", "5"),
+        Example("pick([2, 2], 2)", "2"), Example("pick([9, 8], 1)", "8"),
+        Example("pick(nums = [4, 5, 6], k = 2)", "5"),
+        Example("pick(nums = [7, 6], k = 1)", "6")]
+
+
+def test_a_bare_input_is_an_argument_only_of_a_one_parameter_function() -> None:
+    one = 'def f(n):\n    """\n    Input: 12\n    Output: (4, 6)\n    """\n'
+    two = 'def g(n, m):\n    """\n    Input: 12\n    Output: (4, 6)\n    """\n'
+    wrong_name = 'def h(n):\n    """\n    Input: x = 12\n    Output: 3\n    """\n'
+    assert extract(one, "") == [Example("f(12)", "(4, 6)")]
+    assert extract(two, "") == [] and extract(wrong_name, "") == []
