@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", default="1,5,10", help="pass@k values (those above --n are skipped)")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="of the first candidate; 0 = greedy (default)")
-    p.add_argument("--sample-temperature", type=float, default=0.8,
-                   help="of the other candidates when --n > 1 (default 0.8)")
+    p.add_argument("--sample-temperature", type=float, default=0.6,
+                   help="of the other candidates when --n > 1 (default 0.6, the server's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=1,
                    help="tasks in flight at once (the server batches them)")

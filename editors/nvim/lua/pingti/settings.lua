@@ -209,7 +209,7 @@ return {
     name = 'sampleTemperature',
     field = 'sample_temperature',
     type = 'number',
-    default = 0.8,
+    default = 0.6,
     min = 0.05,
     max = 2.0,
     reload = false,
