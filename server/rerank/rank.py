@@ -60,8 +60,9 @@ class Weights:
 
 # Fitted by benchmarks/rerank_fit.py on the 82 even-numbered HumanEval tasks (grid search, mean
 # rank@1 over n = 2, 4, 8; ties to fewer and smaller weights): log-probability plus half the
-# exact votes, the file's examples first. Held out (odd tasks, n = 8): 0.500 vs greedy 0.390
-# (BENCHMARKS.md). No embedding signal: with them the held-out figure was not better.
+# exact votes, the file's examples first. Held out (odd tasks, n = 8, samples at 0.6): 0.549
+# vs greedy 0.390 (BENCHMARKS.md; a refit on those candidates, 0.5 x log-probability, ranks the
+# held-out tasks the same). No embedding signal: with them the held-out figure was not better.
 DEFAULT_WEIGHTS = Weights({Signal.LOGPROB: 1.0, Signal.VOTES: 0.5}, examples_first=True)
 # The same fit with MiniLM embeddings available (rerankEncoder set): half the log-probability
 # plus the embedding consensus (the medoid), examples first. Held out (odd, n = 8): 0.488, so
