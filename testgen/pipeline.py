@@ -310,7 +310,7 @@ def _model_rounds(run: _Run, kept: _Kept, result: TestGenResult, generate: Gener
             messages = repair_prompt(run.target, run.module, failures, uncovered)
         run.step(f"round {rnd + 1}: the model is writing tests", 15 + 35 * rnd)
         answer = generate(format_chat(messages, special_tokens), cfg.max_new_tokens)
-        parsed = split_tests(answer)
+        parsed = split_tests(answer, frozenset(defined_names(run.source)), one_per_check=True)
         result.generated += len(parsed.tests) + parsed.dropped
         result.parsed += len(parsed.tests)
         new_tests = rename_colliding(parsed.tests, run.taken(kept))

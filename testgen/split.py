@@ -4,12 +4,15 @@ The answer is usually a fenced code block, sometimes several, sometimes with pro
 cut off mid-function at the token limit. Every top-level ``def test_*`` (or ``class Test*``)
 becomes one :class:`TestCase`; imports, fixtures, helpers and constants go to a shared preamble;
 top-level calls (``test_x()``, ``pytest.main()``, ``if __name__ == "__main__":``) are dropped.
-A piece that does not parse on its own is dropped and counted, the others are kept.
+A piece that does not parse on its own is dropped and counted, the others are kept; the last
+piece, cut off at the token limit, keeps its complete lines. A test with several asserts becomes
+one test per assert (with the statements before it), so one wrong guess costs one assert.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -69,19 +72,93 @@ def _pieces(code: str) -> tuple[list[tuple[ast.stmt, str]], int]:
         chunks.append(pending)
     out: list[tuple[ast.stmt, str]] = []
     dropped = 0
-    for chunk in chunks:
+    for k, chunk in enumerate(chunks):
         text = chunk.rstrip() + "\n"
         try:
             tree = ast.parse(text)
         except SyntaxError:
-            dropped += 1
-            continue
+            # The last piece is usually a test cut off at the token limit: its complete
+            # statements are still a test.
+            head = _complete_head(text) if k == len(chunks) - 1 else None
+            if head is None:
+                dropped += 1
+                continue
+            text = ast.unparse(head) + "\n"
+            tree = ast.parse(text)
         out.extend((node, ast.get_source_segment(text, node, padded=False) or "")
                    for node in tree.body)
     return out, dropped
 
 
-def split_tests(answer: str) -> ParsedTests:
+def _complete_head(text: str) -> ast.Module | None:
+    """A definition cut off mid-statement, cut back to its last complete line (as long as it
+    still checks something: an assert or ``pytest.raises``), or None."""
+    lines = text.splitlines()
+    for end in range(len(lines) - 1, 1, -1):
+        try:
+            tree = ast.parse("\n".join(lines[:end]) + "\n")
+        except SyntaxError:
+            continue
+        # A test cut before its first check would pass whatever the code does.
+        checks = any(isinstance(n, ast.stmt) and _is_check(n) for n in ast.walk(tree))
+        return tree if tree.body and checks else None
+    return None
+
+
+# One test per assert: a long test fails as a whole on its first wrong guess, and a 0.5B model
+# guesses some expected values wrong; each assert on its own is kept or dropped on its merit.
+MAX_SPLIT = 12
+
+
+Def = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def split_asserts(node: Def) -> list[Def]:
+    """``def test_x(): a = f(); assert p(a); assert q(a)`` as ``test_x_1`` (``a = f();
+    assert p(a)``) and ``test_x_2`` (``a = f(); assert q(a)``): each check (a top-level
+    ``assert`` or ``with pytest.raises(...)`` block) with every other statement before it,
+    identical checks once, at most MAX_SPLIT. A test with one check, or whose checks are not
+    all at its top level, stays as it is."""
+    body = list(node.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]  # its docstring
+    checks = [i for i, st in enumerate(body) if _is_check(st)]
+    nested = any(isinstance(n, ast.Assert) for i, st in enumerate(body) if i not in checks
+                 for n in ast.walk(st))
+    if len(checks) < 2 or nested:
+        return [node]
+    out: list[Def] = []
+    seen: set[str] = set()
+    for i in checks:
+        key = ast.dump(body[i])
+        if key in seen:
+            continue
+        seen.add(key)
+        setup = [st for j, st in enumerate(body[:i]) if j not in checks]
+        part = copy.copy(node)  # the same signature and decorators, another name and body
+        part.name, part.body = f"{node.name}_{len(out) + 1}", setup + [body[i]]
+        out.append(part)
+        if len(out) == MAX_SPLIT:
+            break
+    return out if len(out) > 1 else [node]
+
+
+def _is_check(st: ast.stmt) -> bool:
+    if isinstance(st, ast.Assert):
+        return True
+    return isinstance(st, ast.With) and any(
+        isinstance(item.context_expr, ast.Call) and
+        ast.unparse(item.context_expr.func).endswith(("raises", "warns"))
+        for item in st.items)
+
+
+def split_tests(answer: str, protected: frozenset[str] = frozenset(),
+                one_per_check: bool = False) -> ParsedTests:
+    """The answer's tests; with ``one_per_check`` (a model's answer, not a user's file) one per
+    check (:func:`split_asserts`). A definition of a name in ``protected`` (the module's own
+    names, imported by the test file) is dropped: a copy of the code under test in the test
+    file would shadow it and test the copy."""
     code = extract_code(answer)
     parsed = ParsedTests()
     nodes, parsed.dropped = _pieces(code)
@@ -94,11 +171,19 @@ def split_tests(answer: str) -> ParsedTests:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if src not in imports:
                 imports.append(src)
-        elif (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-              and node.name.startswith("test")) or \
-                (isinstance(node, ast.ClassDef) and node.name.startswith("Test")):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                node.name.startswith("test"):
+            parts = split_asserts(node) if one_per_check else [node]
+            for part in parts:
+                part_src = src if part is node else _decorated_source(part, ast.unparse(part))
+                new = _unique(part.name, seen)
+                parsed.tests.append(TestCase(new, _rename(part_src, part.name, new)))
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             new = _unique(node.name, seen)
             parsed.tests.append(TestCase(new, _rename(src, node.name, new)))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                node.name in protected:
+            continue  # a copy of the code under test
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
                                ast.Assign, ast.AnnAssign)):
             helpers.append(src)  # fixtures, helpers, constants

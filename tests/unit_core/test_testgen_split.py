@@ -394,3 +394,58 @@ def test_render_module_without_imports_or_helpers() -> None:
     text = render_module([], [], [Case("test_a", "def test_a():\n    pass")])
     assert text == "def test_a():\n    pass\n"
     assert render_module([], [], []) == "\n"
+
+
+# --- a model's answer: one test per check, a cut-off test kept, no copy of the code ----------
+
+def test_a_test_with_several_asserts_becomes_one_test_per_assert() -> None:
+    answer = '''```python
+import pytest
+from shop import Cart
+
+def test_cart():
+    """Totals."""
+    cart = Cart()
+    cart.add("apple", 2)
+    assert cart.total() == 2
+    cart.add("pear", 3)
+    assert cart.total() == 5
+    assert cart.total() == 5
+    with pytest.raises(ValueError):
+        cart.add("fig", -1)
+```'''
+    parsed = split_tests(answer, one_per_check=True)
+    assert names(parsed) == ["test_cart_1", "test_cart_2", "test_cart_3"]
+    second = parsed.tests[1].source
+    # Every statement before the check comes with it, in order; the repeated assert is dropped.
+    assert second.index("cart = Cart()") < second.index("cart.add('apple', 2)") < \
+        second.index("cart.add('pear', 3)") < second.index("assert cart.total() == 5")
+    assert "== 2" not in second and "raises" in parsed.tests[2].source
+    # A user's own file is never split.
+    assert names(split_tests(answer)) == ["test_cart"]
+
+
+def test_asserts_inside_blocks_or_a_single_check_keep_the_test_whole() -> None:
+    loop = "def test_loop():\n    for x in [1, 2]:\n        assert x > 0\n    assert True\n"
+    one = "def test_one():\n    x = 1\n    assert x == 1\n"
+    assert names(split_tests(loop, one_per_check=True)) == ["test_loop"]
+    assert names(split_tests(one, one_per_check=True)) == ["test_one"]
+
+
+def test_a_test_cut_off_at_the_token_limit_keeps_its_complete_asserts() -> None:
+    answer = ('```python\nfrom m import f\n\ndef test_ok():\n    assert f(1) == 1\n\n'
+              'def test_cut():\n    assert f(2) == 2\n    assert f(3) == "th')
+    parsed = split_tests(answer, one_per_check=True)
+    assert names(parsed) == ["test_ok", "test_cut"] and parsed.dropped == 0
+    assert "f(3)" not in parsed.tests[1].source
+    # Cut before any check: it would pass whatever f does, so it is dropped.
+    setup_only = '```python\ndef test_ok():\n    assert 1\n\ndef test_cut():\n    x = f(2)\n    y = f('
+    parsed = split_tests(setup_only, one_per_check=True)
+    assert names(parsed) == ["test_ok"] and parsed.dropped == 1
+
+
+def test_a_copy_of_the_code_under_test_is_dropped() -> None:
+    answer = ('```python\nfrom shellwords import quote\n\ndef quote(s):\n    return s\n\n'
+              'def helper():\n    return 1\n\ndef test_q():\n    assert quote("") == "\'\'"\n```')
+    parsed = split_tests(answer, frozenset({"quote", "split"}))
+    assert parsed.preamble == ["from shellwords import quote", "def helper():\n    return 1"]
