@@ -1,7 +1,12 @@
-"""Issue 18 diagnosis: run Generate tests on unfamiliar real modules, log the model's answers."""
+"""Issue 18 diagnosis: run Generate tests on unfamiliar real modules, log the model's answers.
+
+    .venv/bin/python benchmarks/out/testgen-issue18/diag_unfamiliar.py [colors shellwords wildcard]
+
+The targets are stdlib modules (PSF licence) copied under new names into a scratch folder;
+each target's answers and the outcome go to diag.log there."""
 import sys, time, json, shutil, tempfile
 from pathlib import Path
-sys.path.insert(0, "/work/main")
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from server.backends.base import CancelToken, GenerationRequest
 from server.backends.loader import load_backend
 from server.config import Config, force_offline
@@ -9,7 +14,12 @@ from testgen.pipeline import TestGenError, TestGenSettings, generate_tests
 from testgen.sandbox import Sandbox
 
 force_offline()
-HERE = Path(__file__).parent
+import colorsys, fnmatch, shlex
+HERE = Path(tempfile.gettempdir()) / "pingti-testgen-unfamiliar"
+HERE.mkdir(exist_ok=True)
+for name, mod in (("colors", colorsys), ("wildcard", fnmatch), ("shellwords", shlex)):
+    (HERE / f"{name}.py").write_text(Path(mod.__file__).read_text())
+shutil.copy(Path(__file__).resolve().parents[2] / "testgen_targets" / "intervals.py", HERE)
 TARGETS = [("intervals", "def merge_intervals("), ("colors", "def rgb_to_hls("), ("shellwords", "def quote("), ("wildcard", "def translate(")]
 only = sys.argv[1:] or [t[0] for t in TARGETS]
 backend = load_backend(Config())
