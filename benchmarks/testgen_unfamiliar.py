@@ -18,11 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
+from server.backends.base import CancelToken, GenerationRequest, ModelBackend  # noqa: E402
 from server.backends.loader import load_backend  # noqa: E402
 from server.config import Config, force_offline  # noqa: E402
 from testgen.pipeline import TestGenError, TestGenSettings, generate_tests  # noqa: E402
@@ -50,7 +51,8 @@ def main() -> int:
     return 0
 
 
-def run(module: str, marker: str, here: Path, backend, sandbox: Sandbox, log) -> str:  # type: ignore[no-untyped-def]
+def run(module: str, marker: str, here: Path, backend: ModelBackend, sandbox: Sandbox,
+        log: TextIO) -> str:
     source = (here / f"{module}.py").read_text()
     ws = Path(tempfile.mkdtemp(prefix="pingti-tg-"))
     path = ws / f"{module}.py"

@@ -175,7 +175,7 @@ def split_tests(answer: str, protected: frozenset[str] = frozenset(),
                 node.name.startswith("test"):
             parts = split_asserts(node) if one_per_check else [node]
             for part in parts:
-                part_src = src if part is node else _decorated_source(part, ast.unparse(part))
+                part_src = src if part is node else ast.unparse(part)  # (with its decorators)
                 new = _unique(part.name, seen)
                 parsed.tests.append(TestCase(new, _rename(part_src, part.name, new)))
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):

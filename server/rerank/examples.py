@@ -152,12 +152,8 @@ def _informal(body: str, name: str) -> list[Example]:
 def _comparison(expr: str, name: str) -> Example | None:
     """``f(2) == 4`` as the example (call ``f(2)``, expected ``4``), when the left side calls
     the function."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            node = ast.parse(expr, mode="eval").body
-    except (SyntaxError, ValueError):
-        return None
+    tree = _parse(expr, "eval")
+    node = tree.body if isinstance(tree, ast.Expression) else None
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
         left = ast.get_source_segment(expr, node.left)
         right = ast.get_source_segment(expr, node.comparators[0])
@@ -179,12 +175,8 @@ _FOR = re.compile(r"\bFor\s+(?P<args>[A-Za-z_]\w*\s*=.+?),?\s+the\s+(?:output|re
 
 def _parameters(signature: str) -> list[str]:
     """The parameter names of ``def f(a, b=1)`` (its first lines), [] until they parse."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            node = ast.parse(signature.strip() + "\n    pass\n").body[0]
-    except (SyntaxError, ValueError, IndexError):
-        return []
+    tree = _parse(signature.strip() + "\n    pass\n")
+    node = tree.body[0] if isinstance(tree, ast.Module) and tree.body else None
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return []
     return [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
@@ -192,19 +184,19 @@ def _parameters(signature: str) -> list[str]:
 
 def _named_io(body: str, name: str) -> list[Example]:
     """Input/Output and "For x = …, the output should be …" examples, turned into calls."""
+    text = " ".join(body.split())
+    found = [m for pattern in (_IO, _FOR) for m in pattern.finditer(text)]
+    if not found:
+        return []  # (most docstrings: no signature to parse)
     lines = body.splitlines()
     params = next((p for i in range(min(len(lines), 20))
                    if (p := _parameters("\n".join(lines[:i + 1])))), [])
-    if not params:
-        return []
-    text = " ".join(body.split())
     out = []
-    for pattern in (_IO, _FOR):
-        for m in pattern.finditer(text):
-            expected = m.group("out").strip().rstrip(".,;")
-            call = _named_call(name, params, m.group("args").strip().rstrip(".,;"))
-            if call is not None and _is_expression(expected):
-                out.append(Example(call, expected))
+    for m in found if params else []:
+        expected = m.group("out").strip().rstrip(".,;")
+        call = _named_call(name, params, m.group("args").strip().rstrip(".,;"))
+        if call is not None and _is_expression(expected):
+            out.append(Example(call, expected))
     return out
 
 
@@ -213,13 +205,9 @@ def _named_call(name: str, params: list[str], args: str) -> str | None:
     when ``f`` takes one parameter; None when the names are not all the function's."""
     if _is_expression(args) and len(params) == 1 and not re.match(r"[A-Za-z_]\w*\s*=[^=]", args):
         return f"{name}({args})"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            node = ast.parse(f"_f({args})", mode="eval").body
-    except (SyntaxError, ValueError):
-        # "grid : [[0, 1]] bucket_capacity : 2" and the like: not a call's arguments.
-        return None
+    # None for "grid : [[0, 1]] bucket_capacity : 2" and the like: not a call's arguments.
+    tree = _parse(f"_f({args})", "eval")
+    node = tree.body if isinstance(tree, ast.Expression) else None
     if not isinstance(node, ast.Call) or node.args or not node.keywords or \
             any(k.arg not in params for k in node.keywords):
         return None
@@ -247,26 +235,29 @@ def _asserts(text: str, name: str) -> list[Example]:
         if not s.startswith("assert ") or not _calls(name, s):
             continue
         cond = s[len("assert "):]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                node = ast.parse(s).body[0]
-        except SyntaxError:
+        tree = _parse(s)
+        if not isinstance(tree, ast.Module) or not tree.body:
             continue
+        node = tree.body[0]
         if isinstance(node, ast.Assert):
             cond = ast.get_source_segment(s, node.test) or cond
         out.append(Example(cond, None))
     return out
 
 
-def _is_expression(text: str) -> bool:
+def _parse(text: str, mode: str = "exec") -> ast.AST | None:
+    """``ast.parse`` without its SyntaxWarnings (docstring text is full of odd escapes), None
+    when ``text`` does not parse."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ast.parse(text, mode="eval")
+            return ast.parse(text, mode=mode)
     except (SyntaxError, ValueError):
-        return False
-    return True
+        return None
+
+
+def _is_expression(text: str) -> bool:
+    return _parse(text, "eval") is not None
 
 
 # --- running them ------------------------------------------------------------------------------
