@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testgen.extract import Target, find_target, import_root, module_name
+from testgen.hints import boundary_hints
+from testgen.mutation import Mutant, MutationReport, classify, mutants_of
 from testgen.runner import Coverage, TestRunner
 from testgen.sandbox import Sandbox, Verdict
 from testgen.split import (
     ParsedTests,
     TestCase,
     defined_names,
+    missing_imports,
     rename_colliding,
     render_module,
     split_tests,
@@ -56,6 +60,10 @@ class TestGenSettings:
     time_budget_s: float = 300.0
     rounds: int = 2  # the first, and one more that shows failures and uncovered lines
     ghostwriter: bool = True
+    # Mutation analysis of the target with the kept tests, then rounds that show the model the
+    # changes no test catches (0: analysis and report only).
+    mutation_analysis: bool = True
+    mutation_rounds: int = 2
 
 
 @dataclass
@@ -74,6 +82,12 @@ class TestGenResult:
     coverage_after: float = 0.0
     rounds: int = 0
     seconds: float = 0.0
+    # Mutation analysis (testgen/mutation.py): with the test file's existing tests only (None
+    # without any), after the first rounds, and at the end (None when it could not run).
+    mutation_existing: MutationReport | None = None
+    mutation_unguided: MutationReport | None = None
+    mutation: MutationReport | None = None
+    mutation_kept: int = 0  # kept tests written in the mutation-guided rounds
 
     @property
     def model_kept(self) -> int:
@@ -89,7 +103,30 @@ class TestGenResult:
                 f"{self.model_kept} passed {FLAKE_RUNS} more runs){ghost}; coverage of "
                 f"{self.target.qualname}: {self.coverage_before:.0f}% → "
                 f"{self.coverage_after:.0f}% (lines + branches) in {self.seconds:.0f} s; "
+                f"{self.mutation_phrase()}"
                 f"{'appended to' if self.append else 'new file'} {self.test_path}")
+
+    def mutation_phrase(self, listed: int = 3) -> str:
+        """``the tests kill 7 of 9 changes mutmut made to f (the existing tests: 2; before the
+        mutation-guided rounds: 4); not caught: line 12: `a < b` → `a <= b`, ...; `` ('' without
+        an analysis)."""
+        if self.mutation is None:
+            return ""
+        m = self.mutation
+        earlier = []
+        if self.mutation_existing is not None:
+            earlier.append(f"the existing tests: {self.mutation_existing.killed}")
+        if self.mutation_unguided is not None and self.mutation_kept:
+            earlier.append(f"before the mutation-guided rounds: {self.mutation_unguided.killed}")
+        before = f" ({'; '.join(earlier)})" if earlier else ""
+        text = (f"the tests {m.phrase(f'changes mutmut made to {self.target.qualname}')}"
+                f"{before}")
+        left = m.survivors
+        if left:
+            shown = ", ".join(x.label for x in left[:listed])
+            more = f" and {len(left) - listed} more (in the log)" if len(left) > listed else ""
+            text += f"; not caught: {shown}{more}"
+        return text + "; "
 
 
 # --- prompting -----------------------------------------------------------------------------
@@ -116,13 +153,35 @@ def first_prompt(target: Target, module: str) -> list[tuple[str, str]]:
     context = target.imports + "\n\n" if target.imports else ""
     async_note = (" It is async: call it with asyncio.run(...) inside a normal test function."
                   if target.is_async else "")
+    hints = boundary_hints(target.source)
+    listed = ("\n\nCases worth a test (the boundaries in the code):\n"
+              + "\n".join(f"- {h}" for h in hints)) if hints else ""
     user = (f"Here is {what} from the Python module `{module}`:\n\n```python\n{context}"
             f"{target.source}\n```\n\n"
             f"Write pytest tests for it. Import it with `from {module} import {importable}`."
             f"{async_note} Test typical inputs, edge cases and the errors it raises. Write each "
             "test as a separate top-level function named test_<something>, with concrete "
-            "expected values you are sure of. No explanations, only the code.")
+            f"expected values you are sure of. No explanations, only the code.{listed}")
     return [("system", SYSTEM), ("user", user)]
+
+
+def mutant_prompt(target: Target, module: str, passing: list[TestCase],
+                  mutants: list[Mutant]) -> list[tuple[str, str]]:
+    """Mutation-guided: the changes no test catches, each as a small diff, and some of the
+    tests that pass; asks for tests that pass on the code and fail on a change."""
+    messages = first_prompt(target, module)
+    shown = "\n\n".join(t.source.strip() for t in passing[:3])
+    if shown:
+        messages.append(("assistant", f"```python\n{shown}\n```"))
+    diffs = "\n\n".join(f"Change {k + 1} (line {m.line}):\n```diff\n{m.diff}\n```"
+                         for k, m in enumerate(mutants))
+    messages.append(("user", (
+        "Each of these one-line changes to the code would be a bug, but every test still "
+        f"passes with it:\n\n{diffs}\n\nWrite new test functions (new names), one per "
+        "change: call the code with an input for which the changed line gives a different "
+        "result, and assert the exact result of the code as it is now, so the test passes on "
+        "the code and fails with the change.")))
+    return messages
 
 
 def repair_prompt(target: Target, module: str, failures: dict[str, str],
@@ -214,6 +273,8 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
     if cfg.ghostwriter and target.kind == "function" and target.has_type_hints \
             and time.monotonic() - t0 < cfg.time_budget_s:
         _ghost_tests(run, kept, result, sandbox)
+    if cfg.mutation_analysis and kept.tests:
+        _mutation_stage(run, kept, result, generate, special_tokens, cfg, t0)
     if not kept.tests:
         if result.generated == 0:
             raise TestGenError(f"the model wrote no tests for {target.qualname}; nothing written",
@@ -266,6 +327,9 @@ class _Run:
     existing: str  # the test file's text ('' when there is none)
     base: _Base
     step: Callable[[str, int], None]
+    # Every test module the model wrote (passing or not) and the docstring's examples: more
+    # inputs for the mutation analysis' equivalent-looking verdict.
+    probes: list[str] = field(default_factory=list)
 
     def coverage(self, kept: _Kept | None = None) -> Coverage | None:
         """The target's coverage with the existing tests and ``kept``'s."""
@@ -322,26 +386,183 @@ def _run_round(run: _Run, kept: _Kept, result: TestGenResult, parsed: ParsedTest
                new_tests: list[TestCase], rnd: int) -> dict[str, str]:
     """Run one round's new tests and keep those that pass every time, with the helpers they
     came with. Returns the failures by name (the flaky tests left out)."""
-    for imp in parsed.imports:
-        if imp not in kept.imports:
-            kept.imports.append(imp)
+    candidate = _candidate(run, kept, parsed, new_tests)
+    run.step(f"round {rnd + 1}: running {len(candidate.tests)} tests in the sandbox",
+             25 + 35 * rnd)
+    kept_now, failed = _filter(run.runner, candidate.imports, kept.helpers + candidate.helpers,
+                               candidate.tests, run.step, 30 + 35 * rnd)
+    result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
+    if kept_now:
+        _keep(run, kept, candidate, kept_now)
+    return {k: v for k, v in failed.items() if not k.startswith("flaky:")}
+
+
+@dataclass
+class _Candidate:
+    """A round's new tests, with all the imports and the new helpers they need."""
+
+    imports: list[str]
+    helpers: list[str]
+    tests: list[TestCase]
+
+
+def _candidate(run: _Run, kept: _Kept, parsed: ParsedTests, new_tests: list[TestCase]
+               ) -> _Candidate:
+    imports = kept.imports + [i for i in parsed.imports if i not in kept.imports]
     new_helpers = [h for h in parsed.preamble
                    if h not in parsed.imports and h not in kept.helpers]
+    imports += [i for i in missing_imports(imports, kept.helpers + new_helpers, new_tests)
+                if i not in imports]
     # A helper or fixture named like one of the file's (or an earlier round's) would
     # redefine it for the tests already there: rename it, with its uses in the new tests.
     new_helpers, new_tests = _rename_helpers(
         new_helpers, new_tests,
         defined_names(run.existing) | defined_names("\n\n".join(kept.helpers)))
-    run.step(f"round {rnd + 1}: running {len(new_tests)} tests in the sandbox", 25 + 35 * rnd)
-    kept_now, failed = _filter(run.runner, kept.imports, kept.helpers + new_helpers, new_tests,
-                               run.step, 30 + 35 * rnd)
-    result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
-    if kept_now:
-        kept.helpers += new_helpers
-        kept.tests.update((t.name, t) for t in kept_now)
-        run.step("measuring coverage", 40 + 35 * rnd)
-        kept.coverage = run.coverage(kept) or kept.coverage
-    return {k: v for k, v in failed.items() if not k.startswith("flaky:")}
+    run.probes.append(render_module(imports, kept.helpers + new_helpers, new_tests))
+    return _Candidate(imports, new_helpers, new_tests)
+
+
+def _keep(run: _Run, kept: _Kept, candidate: _Candidate, tests: list[TestCase]) -> None:
+    """Add ``tests`` (of ``candidate``) to the kept ones and measure the coverage again."""
+    kept.imports = candidate.imports
+    kept.helpers += candidate.helpers
+    kept.tests.update((t.name, t) for t in tests)
+    run.step("measuring coverage", 60)
+    kept.coverage = run.coverage(kept) or kept.coverage
+
+
+# --- mutation analysis and mutation-guided rounds ------------------------------------------
+
+
+def _mutation_stage(run: _Run, kept: _Kept, result: TestGenResult, generate: Generate,
+                    special_tokens: frozenset[str], cfg: TestGenSettings, t0: float) -> None:
+    """mutmut's changes to the target, run against the kept tests; then rounds that show the
+    model the changes no test catches and keep a new test only when it passes on the code
+    (every run) and catches one of them. Stops at the time budget or when none is left."""
+    target = run.target
+    mutants = mutants_of(run.source, (target.start_line, target.end_line))
+    if not mutants:
+        return
+    if run.base.tests:
+        run.step(f"mutation analysis: {len(mutants)} changes with the existing tests", 70)
+        result.mutation_existing = _analyse(run, _Kept([], Coverage()), mutants,
+                                            run.coverage())
+    importable = target.enclosing_class or target.name
+    examples = example_probe(target.docstring, f"from {run.module} import {importable}")
+    if examples:
+        run.probes.append(examples)
+    run.step(f"mutation analysis: {len(mutants)} changes to {target.qualname}", 72)
+    report = _analyse(run, kept, mutants, kept.coverage)
+    if report is None:
+        return
+    result.mutation_unguided = result.mutation = report
+    shown: set[int] = set()
+    for k in range(cfg.mutation_rounds):
+        # Greedy decoding would answer the same prompt the same way: new changes each round.
+        left = [m for m in report.survivors if m.index not in shown]
+        if not left or time.monotonic() - t0 > cfg.time_budget_s * 0.7:
+            break
+        batch = left[:MUTANTS_PER_ROUND]
+        shown.update(m.index for m in batch)
+        report = _guided_round(run, kept, result, generate, special_tokens, cfg, report, batch,
+                               k)
+        result.mutation = report
+    logger.info("testgen: mutation analysis of %s: %s\n%s", target.qualname, report.phrase(),
+                "\n".join(f"  {r.fate.value}: {r.mutant.label}" for r in report.results))
+
+
+# Surviving changes shown to the model per mutation-guided round.
+MUTANTS_PER_ROUND = 3
+
+
+def _guided_round(run: _Run, kept: _Kept, result: TestGenResult, generate: Generate,
+                  special_tokens: frozenset[str], cfg: TestGenSettings,
+                  report: MutationReport, batch: list[Mutant], k: int) -> MutationReport:
+    pct = 75 + 5 * k
+    run.step(f"mutation-guided round {k + 1}: the model is writing tests for "
+             f"{len(batch)} changes no test catches", pct)
+    messages = mutant_prompt(run.target, run.module, list(kept.tests.values()), batch)
+    answer = generate(format_chat(messages, special_tokens), cfg.max_new_tokens)
+    parsed = split_tests(answer, frozenset(defined_names(run.source)), one_per_check=True)
+    result.generated += len(parsed.tests) + parsed.dropped
+    result.parsed += len(parsed.tests)
+    new_tests = rename_colliding(parsed.tests, run.taken(kept))
+    if not new_tests:
+        return report
+    candidate = _candidate(run, kept, parsed, new_tests)
+    run.step(f"mutation-guided round {k + 1}: running {len(new_tests)} tests", pct + 1)
+    passing, failed = _filter(run.runner, candidate.imports, kept.helpers + candidate.helpers,
+                              candidate.tests, run.step, pct + 2)
+    result.passed += len(passing) + sum(1 for n in failed if n.startswith("flaky:"))
+    if not passing:
+        return report
+    survivors = report.survivors
+    run.step(f"mutation-guided round {k + 1}: {len(passing)} tests against "
+             f"{len(survivors)} changes", pct + 3)
+    answer_runs = run.runner.run_mutants(candidate.imports, kept.helpers + candidate.helpers,
+                                         passing, run.module, run.target.qualname,
+                                         run.target.kind, [m.source for m in survivors])
+    killed = _killed_by(answer_runs, survivors, {t.name for t in passing})
+    if not killed:
+        return report
+    killers = {name for names in killed.values() for name in names}
+    new = [t for t in passing if t.name in killers]
+    _keep(run, kept, candidate, new)
+    result.mutation_kept += len(new)
+    return report.with_killed(killed)
+
+
+def example_probe(docstring: str, import_line: str) -> str:
+    """The docstring's ``>>>`` examples as a test module whose outcome does not matter (each
+    example in its own test, errors swallowed): calls of the target for the probes."""
+    import doctest
+
+    try:
+        examples = doctest.DocTestParser().get_examples(docstring)
+    except ValueError:
+        return ""
+    tests = []
+    for k, ex in enumerate(examples):
+        body = textwrap.indent(ex.source.rstrip("\n"), " " * 8)
+        tests.append(f"def test_example_{k}():\n    try:\n{body}\n    except Exception:\n"
+                     "        pass\n")
+    return render_module([import_line], [], [TestCase(f"test_example_{k}", t)
+                                             for k, t in enumerate(tests)]) if tests else ""
+
+
+def _killed_by(answer: dict[str, object] | None, mutants: list[Mutant], names: set[str]
+               ) -> dict[int, tuple[str, ...]]:
+    """Mutant index → the new tests that failed on it (a run that timed out or crashed names
+    no test, so it keeps no test and the mutant stays uncaught)."""
+    if answer is None:
+        return {}
+    original = answer.get("original")
+    runs = answer.get("mutants")
+    if not isinstance(original, dict) or original.get("status") != "passed" \
+            or not isinstance(runs, list) or len(runs) != len(mutants):
+        return {}
+    out = {}
+    for mutant, one in zip(mutants, runs, strict=True):
+        if isinstance(one, dict) and one.get("status") == "failed":
+            by = tuple(n for n in one.get("failed", ()) if n in names)
+            if by:
+                out[mutant.index] = by
+    return out
+
+
+def _analyse(run: _Run, kept: _Kept, mutants: list[Mutant], coverage: Coverage | None
+             ) -> MutationReport | None:
+    """Run the existing tests and ``kept``'s against every mutant."""
+    base = run.base
+    imports = base.imports + [i for i in kept.imports if i not in base.imports]
+    tests = base.tests + list(kept.tests.values())
+    answer = run.runner.run_mutants(imports, base.helpers + kept.helpers, tests, run.module,
+                                    run.target.qualname, run.target.kind,
+                                    [m.source for m in mutants], probes=run.probes)
+    if answer is None:
+        return None
+    unrun = frozenset(coverage.missing_lines) if coverage is not None else frozenset()
+    return classify(mutants, answer, unrun)
 
 
 def _ghost_tests(run: _Run, kept: _Kept, result: TestGenResult, sandbox: Sandbox) -> None:

@@ -8,18 +8,26 @@ every report live in a fresh work directory. Per-test outcomes come from pytest'
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from testgen.sandbox import Limits, Sandbox, SandboxResult, Verdict
 from testgen.split import TestCase, render_module
 
+logger = logging.getLogger(__name__)
+
 TEST_FILE = "test_pingti_candidates.py"
+_DRIVER = Path(__file__).resolve().parent / "_mutdriver.py"
+# A mutant's run may take this long, or five times the original's run if that is longer.
+MUTANT_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,48 @@ class TestRunner:
                 merged.coverage = self._run_once(imports, helpers, keep, target_lines).coverage
             return merged
         return out
+
+    def run_mutants(self, imports: list[str], helpers: list[str], tests: list[TestCase],
+                    module: str, qualname: str, kind: str, mutants: list[str],
+                    timeout_s: float = MUTANT_TIMEOUT_S, probes: Sequence[str] = ()
+                    ) -> dict[str, Any] | None:
+        """Run ``tests`` on the original module and on each mutant source (see
+        ``_mutdriver.py``); the driver's answer, or None when the run itself failed.
+        ``probes`` are test modules' texts whose calls of the target are recorded too (for
+        the equivalent-looking verdict), whatever their outcome."""
+        if not tests:
+            return None
+        workdir = self.sandbox.make_workdir()
+        try:
+            (workdir / TEST_FILE).write_text(render_module(imports, helpers, tests))
+            probe_files = []
+            for k, text in enumerate(probes):
+                name = f"test_pingti_probe_{k}.py"
+                (workdir / name).write_text(text)
+                probe_files.append(name)
+            spec = {"module": module, "file": str(self.module_file), "qualname": qualname,
+                    "kind": kind, "test_file": TEST_FILE, "mutants": mutants,
+                    "timeout_s": timeout_s, "probes": probe_files}
+            (workdir / "spec.json").write_text(json.dumps(spec))
+            # Every mutant may run to its timeout (an endless loop), plus the original's run,
+            # and the probes (twice that) for those that survive.
+            wall = timeout_s * (8 + 5 * len(mutants) * (3 if probes else 1)) + 30
+            limits = replace(self.limits, wall_s=max(self.limits.wall_s, wall),
+                             cpu_s=max(self.limits.cpu_s, int(wall)))
+            res = self.sandbox.run(["python", str(_DRIVER), "spec.json"], workdir,
+                                   env={"PYTHONPATH": str(self.import_root)}, limits=limits,
+                                   cancel=self.cancel, readonly=[self.import_root])
+            if not res.ok:
+                logger.info("mutation run failed (%s): %s", res.verdict.value, res.stderr[-500:])
+                return None
+            try:
+                answer = json.loads(res.stdout)
+            except ValueError:
+                logger.info("mutation run answered no JSON: %s", res.stdout[-300:])
+                return None
+            return answer if isinstance(answer, dict) else None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _run_once(self, imports: list[str], helpers: list[str], tests: list[TestCase],
                   target_lines: tuple[int, int] | None) -> RunOutcome:

@@ -249,3 +249,37 @@ def render_module(imports: list[str], helpers: list[str], tests: list[TestCase])
     parts += helpers
     parts += [t.source for t in tests]
     return "\n\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"
+
+
+# Modules a test may use without the model importing them: the test framework, and the
+# standard library's (``pytest.raises`` without ``import pytest`` is the commonest slip).
+_IMPORTABLE = frozenset({"pytest", "hypothesis"})
+
+
+def missing_imports(imports: list[str], helpers: list[str], tests: list[TestCase]) -> list[str]:
+    """``import X`` for each module name the tests or helpers use (``X.attr``) that nothing
+    imports or defines: pytest, hypothesis and the standard library's modules only."""
+    import sys
+
+    code = "\n\n".join([*imports, *helpers, *(t.source for t in tests)])
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            continue
+    used = {node.value.id for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and isinstance(node.value.ctx, ast.Load)}
+    known = _IMPORTABLE | frozenset(sys.stdlib_module_names)
+    return [f"import {name}" for name in sorted(used - bound) if name in known
+            and not name.startswith("_")]

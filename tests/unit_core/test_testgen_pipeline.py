@@ -466,8 +466,13 @@ class FakeRunner:
 
     def __init__(self, rule: Callable[[str, int], bool],
                  coverage: Coverage | Callable[[list[str]], Coverage] | None = None,
-                 imports_ok: bool = True) -> None:
+                 imports_ok: bool = True,
+                 mutation: Callable[[list[str], str], str | None] | None = None) -> None:
         self.rule = rule
+        # mutation(test names, mutant source) → the test that fails on it (None: all pass);
+        # without it the mutation analysis cannot run (as when the sandbox run fails).
+        self.mutation = mutation
+        self.mutation_runs: list[tuple[list[str], int]] = []
         self.coverage = coverage or Coverage(lines=4, lines_hit=2, missing_lines=(9, 10))
         self.imports_ok = imports_ok
         self.counts: Counter[str] = Counter()
@@ -498,6 +503,21 @@ class FakeRunner:
                 out.failed[t.name] = f"AssertionError: {t.name} is wrong\nmore"
         return out
 
+    def run_mutants(self, imports: list[str], helpers: list[str], tests: list[Case],
+                    module: str, qualname: str, kind: str, mutants: list[str],
+                    timeout_s: float = 2.0, probes: Any = ()) -> dict[str, Any] | None:
+        names = [t.name for t in tests]
+        self.mutation_runs.append((names, len(mutants)))
+        if self.mutation is None:
+            return None
+        runs = []
+        for k, source in enumerate(mutants):
+            killer = self.mutation(names, source)
+            runs.append({"status": "failed" if killer else "passed", "digest": f"changed{k}",
+                         "calls": 1, "failed": [killer] if killer else []})
+        return {"original": {"status": "passed", "digest": "d", "calls": 1, "failed": []},
+                "mutants": runs}
+
     def close(self) -> None:
         self.closed = True
 
@@ -524,10 +544,11 @@ def ws(tmp_path: Path) -> Path:
 
 def run_fake(ws: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeRunner, model: Model,
              rounds: int = 1, line: str = "if x < lo", special: frozenset[str] = frozenset(),
-             progress: Any = None) -> pipeline.TestGenResult:
+             progress: Any = None, mutation_rounds: int = 2) -> pipeline.TestGenResult:
     monkeypatch.setattr(pipeline, "TestRunner", fake)
     return generate_tests(ws / "calc.py", CALC, line_of(line), None, ws, model, special,
-                          fake_sandbox(), Settings(rounds=rounds, ghostwriter=False),
+                          fake_sandbox(), Settings(rounds=rounds, ghostwriter=False,
+                                                   mutation_rounds=mutation_rounds),
                           progress=progress)
 
 
@@ -1045,3 +1066,149 @@ def test_runner_directly(ws: Path) -> None:
     finally:
         r.close()
     assert not r.stage.exists()
+
+
+# --- mutation analysis and mutation-guided rounds (fake runner) -------------------------------
+
+LOW_ONLY = answer('''
+    from calc import clamp
+
+    def test_low():
+        assert clamp(-5, 0, 10) == 0
+''')
+EDGE_AND_USELESS = answer('''
+    def test_edge():
+        assert clamp(0, 0, 10) == 0
+
+    def test_useless():
+        assert clamp(5, 0, 10) == 5
+''')
+
+
+def _catches(names: list[str], source: str) -> str | None:
+    """test_low catches the changed returns of `lo`; test_edge catches `x <= lo`."""
+    if "test_edge" in names and "if x <= lo" in source:
+        return "test_edge"
+    if "test_low" in names and "return lo\n" not in source:
+        return "test_low"
+    return None
+
+
+def test_mutation_guided_round_keeps_only_tests_that_catch_a_change(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: True, mutation=_catches)
+    model = Model(LOW_ONLY, EDGE_AND_USELESS)
+    result = run_fake(ws, monkeypatch, fake, model, mutation_rounds=1)
+    assert result.kept == ["test_low", "test_edge"]
+    assert "test_useless" not in result.new_text and "def test_edge" in result.new_text
+    before, after = result.mutation_unguided, result.mutation
+    assert before is not None and after is not None
+    assert after.killed == before.killed + 1
+    assert result.mutation_kept == 1
+    assert (result.generated, result.parsed, result.passed) == (3, 3, 3)
+    # The guided prompt shows the surviving changes as diffs, and a passing test.
+    prompt = model.prompts[1]
+    assert "-    if x < lo:\n+    if x <= lo:" in prompt
+    assert "def test_low():" in prompt
+    assert "every test still passes with it" in prompt
+    # Analysis with the kept test, then the new passing tests against the survivors only.
+    assert fake.mutation_runs[0][0] == ["test_low"]
+    assert fake.mutation_runs[1] == (["test_edge", "test_useless"],
+                                     len(before.survivors))
+    assert "before the mutation-guided rounds: " in result.summary
+    assert f"the tests kill {after.killed} of {after.counted} changes mutmut made to clamp" \
+        in result.summary
+
+
+def test_guided_rounds_stop_when_nothing_new_is_left_to_show(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: True, mutation=_catches)
+    model = Model(LOW_ONLY, "no code", "no code", "no code", "no code", "no code", "no code")
+    result = run_fake(ws, monkeypatch, fake, model, mutation_rounds=6)
+    survivors = result.mutation_unguided.survivors if result.mutation_unguided else []
+    rounds = -(-len(survivors) // pipeline.MUTANTS_PER_ROUND)
+    assert len(model.prompts) == 1 + rounds < 7  # each change shown once
+    assert result.kept == ["test_low"] and result.mutation_kept == 0
+
+
+def test_guided_test_failing_on_the_original_is_not_kept(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: name != "test_edge", mutation=_catches)
+    result = run_fake(ws, monkeypatch, fake, Model(LOW_ONLY, EDGE_AND_USELESS),
+                      mutation_rounds=1)
+    assert result.kept == ["test_low"]
+    assert fake.mutation_runs[1][0] == ["test_useless"]
+
+
+def test_no_mutation_report_when_the_analysis_cannot_run(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: True)
+    model = Model(LOW_ONLY, EDGE_AND_USELESS)
+    result = run_fake(ws, monkeypatch, fake, model)
+    assert result.mutation is None and len(model.prompts) == 1
+    assert "mutmut" not in result.summary
+    assert result.kept == ["test_low"]
+
+
+def test_missing_pytest_import_is_added(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: True)
+    raises = answer('''
+        from calc import clamp
+
+        def test_raises():
+            with pytest.raises(TypeError):
+                clamp(None, 0, 1)
+    ''')
+    result = run_fake(ws, monkeypatch, fake, Model(raises))
+    assert "import pytest" in result.new_text.split("\n")
+    assert fake.runs[0][0] == ["from calc import clamp", "import pytest"]
+
+
+def test_first_prompt_lists_boundary_hints() -> None:
+    user = first_prompt(find_target(CALC, line_of("if x < lo")), "calc")[1][1]
+    assert "Cases worth a test (the boundaries in the code):\n- `x < lo`: `x` equal to `lo`" \
+        in user
+
+
+def test_summary_lists_the_changes_no_test_catches(ws: Path) -> None:
+    from testgen.mutation import Fate, Mutant, MutantResult, MutationReport
+
+    t = find_target(CALC, line_of("if x < lo"))
+    r = pipeline.TestGenResult(t, "calc", ws / "tests/test_calc.py", False, "", kept=["a"],
+                               generated=1, parsed=1, passed=1)
+    ms = [Mutant(i, 7 + i, "    if x < lo:", f"    if x <= lo{i}:", "") for i in range(5)]
+    r.mutation = MutationReport(tuple(MutantResult(m, Fate.KILLED if m.index == 0 else
+                                                   Fate.SURVIVED) for m in ms))
+    r.mutation_existing = MutationReport(())
+    s = r.summary
+    assert "the tests kill 1 of 5 changes mutmut made to clamp (the existing tests: 0); " \
+           "not caught: line 8: `if x < lo:` → `if x <= lo1:`, line 9: " in s
+    assert "and 1 more (in the log); " in s
+    assert s.endswith(f"new file {ws / 'tests/test_calc.py'}")
+
+
+def test_docstring_examples_become_a_probe() -> None:
+    probe = pipeline.example_probe("Clamp.\n\n>>> clamp(5, 0, 1)\n1\n>>> clamp(\n...   -1, 0, 1)\n",
+                                   "from calc import clamp")
+    tree = ast.parse(probe)
+    assert defined_names(probe) == {"test_example_0", "test_example_1"}
+    assert ast.unparse(tree.body[0]) == "from calc import clamp"
+    assert "        clamp(5, 0, 1)\n    except Exception:\n        pass" in probe
+    assert pipeline.example_probe("no examples", "import x") == ""
+
+
+def test_every_answer_is_a_probe_for_the_analysis(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRunner(lambda name, n: True, mutation=_catches)
+    probes: list[list[str]] = []
+    real = fake.run_mutants
+
+    def spy(*args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        probes.append(list(kwargs.get("probes", ())))
+        return real(*args, **{k: v for k, v in kwargs.items() if k != "probes"})
+
+    fake.run_mutants = spy  # type: ignore[method-assign]
+    run_fake(ws, monkeypatch, fake, Model(LOW_ONLY, EDGE_AND_USELESS), mutation_rounds=1)
+    # The first round's answer (clamp's docstring has no examples); the guided round's new
+    # tests are run against the survivors only.
+    assert len(probes[0]) == 1 and "def test_low" in probes[0][0]
+    assert probes[1] == []
