@@ -144,10 +144,39 @@ async def generate_tests_command(ls: PingtiServer, *args: Any) -> dict[str, Any]
     if not applied:
         return _failed(ls, f"the client did not apply the tests ({why}); nothing written")
     ls.notify_user(result.summary, types.MessageType.Info)
+    mutation = _mutation_json(result)
+    if mutation and mutation["notCaught"]:
+        # Every change no test catches, in the client's log (the message lists the first few).
+        ls.window_log_message(types.LogMessageParams(
+            type=types.MessageType.Info,
+            message="pingti: changes to " + result.target.qualname + " no test catches:\n"
+                    + "\n".join(f"  {x['line']}: {x['diff']}" for x in mutation["notCaught"])))
     return {"ok": True, "message": result.summary, "testFile": result.test_path.as_uri(),
             "kept": result.kept, "generated": result.generated, "parsed": result.parsed,
             "passed": result.passed, "coverageBefore": round(result.coverage_before, 1),
-            "coverageAfter": round(result.coverage_after, 1), "rounds": result.rounds}
+            "coverageAfter": round(result.coverage_after, 1), "rounds": result.rounds,
+            "mutation": mutation}
+
+
+def _mutation_json(result: TestGenResult) -> dict[str, Any] | None:
+    """The mutation analysis for the command's answer (None when it did not run)."""
+    from testgen.mutation import Fate
+
+    m = result.mutation
+    if m is None:
+        return None
+
+    def killed(report: Any) -> int | None:
+        return None if report is None else int(report.killed)
+
+    return {"changes": len(m.results), "killed": m.killed, "counted": m.counted,
+            "score": round(m.score, 1), "equivalentLooking": m.count(Fate.EQUIVALENT),
+            "notRun": m.count(Fate.NOT_RUN), "survived": m.count(Fate.SURVIVED),
+            "killedByExistingTests": killed(result.mutation_existing),
+            "killedBeforeGuidedRounds": killed(result.mutation_unguided),
+            "keptFromGuidedRounds": result.mutation_kept,
+            "notCaught": [{"line": x.line, "diff": x.diff, "label": x.label}
+                          for x in m.survivors]}
 
 
 def _resolve_job(ls: PingtiServer, args: tuple[Any, ...]) -> _Job:

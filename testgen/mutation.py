@@ -23,6 +23,7 @@ import ast
 import difflib
 import enum
 import logging
+import textwrap
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -206,3 +207,20 @@ def _same_probe(original: dict[str, object], run: dict[str, object]) -> bool:
 
 def _lines_of(mutant: Mutant) -> frozenset[int]:
     return frozenset(range(mutant.line, mutant.line + max(1, mutant.before.count("\n") + 1)))
+
+
+def example_probe(docstring: str, import_line: str) -> str:
+    """The docstring's ``>>>`` examples as a test module whose outcome does not matter (each
+    example in its own test, errors swallowed): calls of the target for the probes."""
+    import doctest
+
+    try:
+        examples = doctest.DocTestParser().get_examples(docstring)
+    except ValueError:
+        return ""
+    tests = []
+    for k, ex in enumerate(examples):
+        body = textwrap.indent(ex.source.rstrip("\n"), " " * 8)
+        tests.append(f"def test_example_{k}():\n    try:\n{body}\n    except Exception:\n"
+                     "        pass\n")
+    return import_line + "\n\n\n" + "\n\n".join(tests) if tests else ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import logging
 import re
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from testgen.extract import Target, find_target, import_root, module_name
 from testgen.hints import boundary_hints
-from testgen.mutation import Mutant, MutationReport, classify, mutants_of
+from testgen.mutation import Mutant, MutationReport, classify, example_probe, mutants_of
 from testgen.runner import Coverage, TestRunner
 from testgen.sandbox import Sandbox, Verdict
 from testgen.split import (
@@ -510,24 +509,6 @@ def _guided_round(run: _Run, kept: _Kept, result: TestGenResult, generate: Gener
     _keep(run, kept, candidate, new)
     result.mutation_kept += len(new)
     return report.with_killed(killed)
-
-
-def example_probe(docstring: str, import_line: str) -> str:
-    """The docstring's ``>>>`` examples as a test module whose outcome does not matter (each
-    example in its own test, errors swallowed): calls of the target for the probes."""
-    import doctest
-
-    try:
-        examples = doctest.DocTestParser().get_examples(docstring)
-    except ValueError:
-        return ""
-    tests = []
-    for k, ex in enumerate(examples):
-        body = textwrap.indent(ex.source.rstrip("\n"), " " * 8)
-        tests.append(f"def test_example_{k}():\n    try:\n{body}\n    except Exception:\n"
-                     "        pass\n")
-    return render_module([import_line], [], [TestCase(f"test_example_{k}", t)
-                                             for k, t in enumerate(tests)]) if tests else ""
 
 
 def _killed_by(answer: dict[str, object] | None, mutants: list[Mutant], names: set[str]

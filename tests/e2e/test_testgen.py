@@ -168,6 +168,12 @@ async def test_generated_tests_are_written_and_pass(raw_client: LanguageClient, 
     assert res["generated"] >= 3 and len(res["kept"]) >= 2
     assert res["coverageAfter"] > res["coverageBefore"]
     assert "kept" in res["message"]
+    # The mutation analysis ran on double's line (`2 * x` → `2 / x`, ...) with the kept tests.
+    mutation = res["mutation"]
+    assert mutation["changes"] >= 1 and mutation["killed"] >= 1
+    assert mutation["killed"] + mutation["notRun"] + mutation["survived"] \
+        + mutation["equivalentLooking"] == mutation["changes"]
+    assert "changes mutmut made to double" in res["message"]
     run = _pytest(workspace, test_file)
     assert run.returncode == 0, run.stdout + run.stderr
     assert any(isinstance(c, types.CreateFile) and c.options and c.options.overwrite is False

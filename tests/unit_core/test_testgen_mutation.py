@@ -190,6 +190,8 @@ def test_missing_imports_of_pytest_and_stdlib_modules() -> None:
     assert missing_imports([], ["def helper():\n    return re.compile('x')\n"], []) \
         == ["import re"]
     assert missing_imports([], [], [Case("t", "def t(:\n")]) == []
+    klass = Case("TestA", "class TestA:\n    def test_x(self, re):\n        assert re.x and json.y\n")
+    assert missing_imports([], [], [klass]) == ["import json"]
 
 
 # --- the driver in the sandbox ----------------------------------------------------------------------

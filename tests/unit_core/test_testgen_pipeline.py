@@ -25,6 +25,7 @@ import pytest
 
 from testgen import pipeline, runner
 from testgen.extract import find_target
+from testgen.mutation import example_probe
 from testgen.pipeline import (
     Cancelled,
     first_prompt,
@@ -1188,13 +1189,13 @@ def test_summary_lists_the_changes_no_test_catches(ws: Path) -> None:
 
 
 def test_docstring_examples_become_a_probe() -> None:
-    probe = pipeline.example_probe("Clamp.\n\n>>> clamp(5, 0, 1)\n1\n>>> clamp(\n...   -1, 0, 1)\n",
+    probe = example_probe("Clamp.\n\n>>> clamp(5, 0, 1)\n1\n>>> clamp(\n...   -1, 0, 1)\n",
                                    "from calc import clamp")
     tree = ast.parse(probe)
     assert defined_names(probe) == {"test_example_0", "test_example_1"}
     assert ast.unparse(tree.body[0]) == "from calc import clamp"
     assert "        clamp(5, 0, 1)\n    except Exception:\n        pass" in probe
-    assert pipeline.example_probe("no examples", "import x") == ""
+    assert example_probe("no examples", "import x") == ""
 
 
 def test_every_answer_is_a_probe_for_the_analysis(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
