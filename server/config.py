@@ -65,6 +65,15 @@ class SandboxMode(enum.Enum):
     NONE = "none"  # the user accepts running generated code without namespaces
 
 
+class RegressionMode(enum.Enum):
+    """Whether "Generate tests" writes regression tests: failing tests pinned to the value the
+    code returns today (testgen/regression.py), which only a person can say is right."""
+
+    ASK = "ask"  # ask each time (window/showMessageRequest); no answer means no
+    ALWAYS = "always"
+    NEVER = "never"  # not even looked for
+
+
 class ConstraintMode(enum.Enum):
     """What completions are held to while the model writes them (grammar_constraints/)."""
 
@@ -359,6 +368,11 @@ class Config:
         300, range=(10, 3600), audience=Audience.EDITORS,
         doc="Seconds one \"Generate tests\" may take (a second round only starts in its first "
             "half).")
+    testgen_regression_tests: RegressionMode = setting(
+        RegressionMode.ASK, audience=Audience.EDITORS,
+        doc="Generated tests that failed only on a guessed expected value can be kept as "
+            "regression tests pinned to what the code returns today: `ask` (each time), "
+            "`always`, `never`. They lock in today's behaviour, right or wrong.")
     testgen_max_tokens: int = setting(
         768, range=(64, 4096),
         doc="Length limit of each model answer when writing tests, in tokens.")

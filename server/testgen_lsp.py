@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 
 from server.backends.base import CancelledError, CancelToken
-from server.config import SandboxMode
+from server.config import RegressionMode, SandboxMode
 from server.languages import Language, from_lsp_id, from_uri
 from server.progress import LspProgress
 from server.service import CompletionFailed, testgen_cache_key
@@ -140,6 +140,16 @@ async def generate_tests_command(ls: PingtiServer, *args: Any) -> dict[str, Any]
         cancel.set()  # stops a model call still running
         if progress is not None:
             progress.end(outcome)
+    if result.regression:
+        mode = ls.config.testgen_regression_tests
+        if mode is RegressionMode.ALWAYS or (mode is RegressionMode.ASK
+                                             and await _ask_regression(ls, result)):
+            result.keep_regression()
+    if not result.new_text:
+        return _failed(ls, f"none of the {result.generated} generated tests for "
+                           f"{result.target.qualname} passed reliably in the sandbox, and the "
+                           f"{len(result.regression)} regression tests on offer were left out; "
+                           "nothing written")
     applied, why = await _apply(ls, result.test_path, result.new_text, result.append)
     if not applied:
         return _failed(ls, f"the client did not apply the tests ({why}); nothing written")
@@ -155,7 +165,35 @@ async def generate_tests_command(ls: PingtiServer, *args: Any) -> dict[str, Any]
             "kept": result.kept, "generated": result.generated, "parsed": result.parsed,
             "passed": result.passed, "coverageBefore": round(result.coverage_before, 1),
             "coverageAfter": round(result.coverage_after, 1), "rounds": result.rounds,
-            "mutation": mutation}
+            "mutation": mutation, "regressionKept": result.regression_kept,
+            "regressionLeftOut": len(result.regression)}
+
+
+KEEP_REGRESSION = "Keep as regression tests"
+LEAVE_OUT = "Leave them out"
+# How long the question waits for an answer; no answer means the tests are left out.
+ASK_TIMEOUT_S = 600.0
+
+
+async def _ask_regression(ls: PingtiServer, result: TestGenResult) -> bool:
+    """Ask whether to keep the regression tests; anything but a yes (no answer, a client that
+    cannot ask) leaves them out."""
+    n = len(result.regression)
+    message = (f"pingti: {n} generated test{'s' if n > 1 else ''} for {result.target.qualname} "
+               f"failed only because the value the model expected differs from what the code "
+               f"returns now. Keep {'them' if n > 1 else 'it'} as regression tests with today's "
+               "values? They pin today's behaviour: if the code is wrong there, they lock the bug "
+               "in. Each is marked in the file; check the values.")
+    try:
+        answer = await asyncio.wait_for(ls.window_show_message_request_async(
+            types.ShowMessageRequestParams(
+                type=types.MessageType.Info, message=message,
+                actions=[types.MessageActionItem(title=KEEP_REGRESSION),
+                         types.MessageActionItem(title=LEAVE_OUT)])), ASK_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - a client that cannot ask means no
+        logger.info("regression tests left out: the question got no answer (%s)", exc)
+        return False
+    return answer is not None and getattr(answer, "title", None) == KEEP_REGRESSION
 
 
 def _mutation_json(result: TestGenResult) -> dict[str, Any] | None:
@@ -224,8 +262,9 @@ async def _run_pipeline(ls: PingtiServer, job: _Job, cancel: threading.Event,
             progress.report(message, pct)
 
     generator = await service.ready()
-    settings = TestGenSettings(max_new_tokens=cfg.testgen_max_tokens,
-                               time_budget_s=float(cfg.testgen_time_budget_s))
+    settings = TestGenSettings(
+        max_new_tokens=cfg.testgen_max_tokens, time_budget_s=float(cfg.testgen_time_budget_s),
+        regression_tests=cfg.testgen_regression_tests is not RegressionMode.NEVER)
     workspace = ls.workspace_root()
     return await service.run_job(lambda: generate_tests(
         job.path, job.text, job.line, job.character, workspace, model,

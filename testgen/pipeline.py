@@ -19,6 +19,7 @@ from pathlib import Path
 from testgen.extract import Target, find_target, import_root, module_name
 from testgen.hints import boundary_hints
 from testgen.mutation import Mutant, MutationReport, classify, example_probe, mutants_of
+from testgen.regression import pinned, probe_tests, value_of
 from testgen.runner import Coverage, TestRunner
 from testgen.sandbox import Sandbox, Verdict
 from testgen.split import (
@@ -63,6 +64,9 @@ class TestGenSettings:
     # changes no test catches (0: analysis and report only).
     mutation_analysis: bool = True
     mutation_rounds: int = 2
+    # Offer failing tests whose expected value may be the only fault as regression tests
+    # pinned to today's value (testgen/regression.py); written only when the user agrees.
+    regression_tests: bool = True
 
 
 @dataclass
@@ -87,16 +91,36 @@ class TestGenResult:
     mutation_unguided: MutationReport | None = None
     mutation: MutationReport | None = None
     mutation_kept: int = 0  # kept tests written in the mutation-guided rounds
+    # Regression tests on offer (not in new_text) and what to write if the user keeps them.
+    regression: list[str] = field(default_factory=list)
+    new_text_with_regression: str = ""
+    regression_kept: int = 0
+
+    def keep_regression(self) -> None:
+        """The user agreed: write the regression tests too."""
+        if self.regression:
+            self.new_text = self.new_text_with_regression
+            self.kept = self.kept + self.regression
+            self.regression_kept = len(self.regression)
+            self.regression = []
 
     @property
     def model_kept(self) -> int:
-        """Kept tests the model wrote (the rest are Hypothesis ghostwriter tests)."""
-        return len(self.kept) - self.ghostwritten_kept
+        """Kept tests the model wrote and its expectations confirmed (the others are
+        Hypothesis ghostwriter tests and regression tests the user chose to keep)."""
+        return len(self.kept) - self.ghostwritten_kept - self.regression_kept
 
     @property
     def summary(self) -> str:
         ghost = (f" + {self.ghostwritten_kept} Hypothesis property test"
                  f"{'s' if self.ghostwritten_kept > 1 else ''}" if self.ghostwritten_kept else "")
+        if self.regression_kept:
+            ghost += (f" + {self.regression_kept} regression test"
+                      f"{'s' if self.regression_kept > 1 else ''} you chose to keep (expected "
+                      "values from the code as it is)")
+        elif self.regression:
+            ghost += (f"; {len(self.regression)} more failed only on a guessed expected value: "
+                      "not written (as regression tests they need your consent)")
         return (f"kept {self.model_kept} of {self.generated} generated tests for "
                 f"{self.target.qualname} ({self.parsed} parsed, {self.passed} passed once, "
                 f"{self.model_kept} passed {FLAKE_RUNS} more runs){ghost}; coverage of "
@@ -274,6 +298,17 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
         _ghost_tests(run, kept, result, sandbox)
     if cfg.mutation_analysis and kept.tests:
         _mutation_stage(run, kept, result, generate, special_tokens, cfg, t0)
+    regression = _Kept(list(kept.imports), kept.coverage, list(kept.helpers), dict(kept.tests))
+    if cfg.regression_tests and run.failed:
+        result.regression = _regression_tests(run, regression)
+    if not kept.tests and result.regression:
+        # Nothing the model's own expectations confirmed: only the regression tests are on
+        # offer, and the text to write (if the user agrees) is theirs alone.
+        result.kept = []
+        result.new_text = ""
+        result.new_text_with_regression = _new_text(run, regression, result.append)
+        result.seconds = time.monotonic() - t0
+        return result
     if not kept.tests:
         if result.generated == 0:
             raise TestGenError(f"the model wrote no tests for {target.qualname}; nothing written",
@@ -284,6 +319,8 @@ def _generate(runner: TestRunner, target: Target, module: str, path: Path, text:
     result.kept = list(kept.tests)
     result.coverage_after = max(kept.coverage.percent, before.percent)
     result.new_text = _new_text(run, kept, result.append)
+    if result.regression:
+        result.new_text_with_regression = _new_text(run, regression, result.append)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -329,6 +366,8 @@ class _Run:
     # Every test module the model wrote (passing or not) and the docstring's examples: more
     # inputs for the mutation analysis' equivalent-looking verdict.
     probes: list[str] = field(default_factory=list)
+    # The tests that failed on the code, with the imports and helpers they came with.
+    failed: list[tuple[_Candidate, TestCase]] = field(default_factory=list)
 
     def coverage(self, kept: _Kept | None = None) -> Coverage | None:
         """The target's coverage with the existing tests and ``kept``'s."""
@@ -393,6 +432,7 @@ def _run_round(run: _Run, kept: _Kept, result: TestGenResult, parsed: ParsedTest
     result.passed += len(kept_now) + sum(1 for n in failed if n.startswith("flaky:"))
     if kept_now:
         _keep(run, kept, candidate, kept_now)
+    run.failed += [(candidate, t) for t in candidate.tests if t.name in failed]
     return {k: v for k, v in failed.items() if not k.startswith("flaky:")}
 
 
@@ -509,6 +549,72 @@ def _guided_round(run: _Run, kept: _Kept, result: TestGenResult, generate: Gener
     _keep(run, kept, candidate, new)
     result.mutation_kept += len(new)
     return report.with_killed(killed)
+
+
+def _regression_tests(run: _Run, kept: _Kept) -> list[str]:
+    """Failing tests of the form ``assert f(...) == <literal>`` pinned to the value the code
+    returns, that then pass every run, added to ``kept`` (a copy of the kept tests). Returns
+    their names. If the whole does not pass together, none is offered."""
+    run.step(f"checking {len(run.failed)} failed tests for regression tests", 92)
+    names: list[str] = []
+    before = dict(kept.tests)
+    seen = {_body(t) for t in kept.tests.values()}
+    groups: dict[int, tuple[_Candidate, list[TestCase]]] = {}
+    for candidate, test in run.failed:
+        groups.setdefault(id(candidate), (candidate, []))[1].append(test)
+    for candidate, tests in groups.values():
+        probes = probe_tests(tests)
+        if not probes:
+            continue
+        helpers = kept.helpers + [h for h in candidate.helpers if h not in kept.helpers]
+        outcome = run.runner.run(candidate.imports, helpers, probes)
+        pinned_tests = []
+        for test in tests:
+            value = value_of(outcome.failed.get(test.name, ""))
+            fixed = pinned(test, value) if value is not None else None
+            if fixed is not None:
+                pinned_tests.append(fixed)
+        # The same check written twice (a repair round repeating a failed test) once, and
+        # none that repeats a kept test.
+        fresh = []
+        for t in pinned_tests:
+            if _body(t) not in seen:
+                seen.add(_body(t))
+                fresh.append(t)
+        pinned_tests = fresh
+        pinned_tests = rename_colliding(pinned_tests, run.taken(kept))[:MAX_REGRESSION]
+        if not pinned_tests:
+            continue
+        passing, _ = _filter(run.runner, candidate.imports, helpers, pinned_tests, run.step, 94)
+        if passing:
+            kept.imports = kept.imports + [i for i in candidate.imports if i not in kept.imports]
+            kept.helpers = helpers
+            kept.tests.update((t.name, t) for t in passing)
+            names += [t.name for t in passing]
+        if len(names) >= MAX_REGRESSION:
+            break
+    if names:
+        together = run.runner.run(kept.imports, kept.helpers, list(kept.tests.values()))
+        if set(kept.tests) - together.passed:
+            kept.tests = before
+            return []
+    return names
+
+
+def _body(test: TestCase) -> str:
+    """A test's code without its name and comments (to find the same test twice)."""
+    try:
+        tree = ast.parse(test.source)
+    except SyntaxError:
+        return test.source
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.name = "_"
+    return ast.unparse(tree)
+
+
+# Regression tests offered per generation at most.
+MAX_REGRESSION = 10
 
 
 def _killed_by(answer: dict[str, object] | None, mutants: list[Mutant], names: set[str]

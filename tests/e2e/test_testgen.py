@@ -98,8 +98,23 @@ def _apply_text_edit(text: str, edit: types.TextEdit) -> str:
     return text[:a] + edit.new_text + text[b:]
 
 
-async def _start(lsp_client: LanguageClient, workspace: Path, applied: list[Any]) -> None:
+def _answer_questions(lsp_client: LanguageClient, answer: str | None,
+                      asked: list[types.ShowMessageRequestParams] | None) -> None:
+    @lsp_client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def reply(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
+        if asked is not None:
+            asked.append(params)
+        return next((a for a in params.actions or [] if a.title == answer), None)
+
+
+async def _start(lsp_client: LanguageClient, workspace: Path, applied: list[Any],
+                 answer: str | None = None,
+                 asked: list[types.ShowMessageRequestParams] | None = None) -> None:
+    """Initialize; the user answers a question (window/showMessageRequest) with the action
+    titled ``answer``, or dismisses it (None)."""
     _install_apply_edit(lsp_client, applied)
+    _answer_questions(lsp_client, answer, asked)
+
     await asyncio.wait_for(lsp_client.initialize_session(types.InitializeParams(
         capabilities=_caps(), root_uri=workspace.as_uri(),
         initialization_options={"backend": "fake"})), TIMEOUT)
@@ -174,10 +189,34 @@ async def test_generated_tests_are_written_and_pass(raw_client: LanguageClient, 
     assert mutation["killed"] + mutation["notRun"] + mutation["survived"] \
         + mutation["equivalentLooking"] == mutation["changes"]
     assert "changes mutmut made to double" in res["message"]
+    # double(3) == 7 could be pinned to 6 as a regression test; the user dismissed the
+    # question, so it is left out.
+    assert res["regressionLeftOut"] == 1 and res["regressionKept"] == 0
+    assert "double(3) == 6" not in text
     run = _pytest(workspace, test_file)
     assert run.returncode == 0, run.stdout + run.stderr
     assert any(isinstance(c, types.CreateFile) and c.options and c.options.overwrite is False
                for e in applied for c in (e.document_changes or []))
+
+
+async def test_regression_tests_are_written_only_when_the_user_agrees(
+        raw_client: LanguageClient, workspace: Path):
+    asked: list[types.ShowMessageRequestParams] = []
+    await _start(raw_client, workspace, [], answer="Keep as regression tests", asked=asked)
+    uri = (workspace / "mathx.py").as_uri()
+    open_doc(raw_client, uri, MODULE)
+    res = await _generate(raw_client, uri, MODULE.splitlines().index("    return 2 * x"))
+    assert res["ok"], res
+    assert len(asked) == 1 and "lock the bug" in asked[0].message
+    assert res["regressionKept"] == 1 and res["regressionLeftOut"] == 0
+    test_file = workspace / "tests" / "test_mathx.py"
+    text = test_file.read_text()
+    # The model's wrong guess (7) is pinned to what double returns (6), and marked as such.
+    assert "double(3) == 6" in text and "double(3) == 7" not in text
+    assert "# Regression test: the expected value is what the code returned" in text
+    assert "+ 1 regression test you chose to keep" in res["message"]
+    run = _pytest(workspace, test_file)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 async def test_existing_test_file_is_only_appended_to(raw_client: LanguageClient,
@@ -248,6 +287,7 @@ async def test_real_model_generates_tests_that_pass(raw_client: LanguageClient, 
     """The real default model (llama.cpp on a CPU) through the real server and sandbox."""
     (tmp_path / "strings_util.py").write_text(REAL_MODULE)
     _install_apply_edit(raw_client, [])
+    _answer_questions(raw_client, None, None)
     await asyncio.wait_for(raw_client.initialize_session(types.InitializeParams(
         capabilities=_caps(), root_uri=tmp_path.as_uri(),
         initialization_options={"testgenTimeBudgetS": 240})), TIMEOUT)

@@ -468,8 +468,10 @@ class FakeRunner:
     def __init__(self, rule: Callable[[str, int], bool],
                  coverage: Coverage | Callable[[list[str]], Coverage] | None = None,
                  imports_ok: bool = True,
-                 mutation: Callable[[list[str], str], str | None] | None = None) -> None:
+                 mutation: Callable[[list[str], str], str | None] | None = None,
+                 fail_message: Callable[[Case], str] | None = None) -> None:
         self.rule = rule
+        self.fail_message = fail_message
         # mutation(test names, mutant source) → the test that fails on it (None: all pass);
         # without it the mutation analysis cannot run (as when the sandbox run fails).
         self.mutation = mutation
@@ -501,7 +503,8 @@ class FakeRunner:
             if self.rule(t.name, self.counts[t.name]):
                 out.passed.add(t.name)
             else:
-                out.failed[t.name] = f"AssertionError: {t.name} is wrong\nmore"
+                out.failed[t.name] = (self.fail_message(t) if self.fail_message else
+                                      f"AssertionError: {t.name} is wrong\nmore")
         return out
 
     def run_mutants(self, imports: list[str], helpers: list[str], tests: list[Case],
@@ -545,11 +548,13 @@ def ws(tmp_path: Path) -> Path:
 
 def run_fake(ws: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeRunner, model: Model,
              rounds: int = 1, line: str = "if x < lo", special: frozenset[str] = frozenset(),
-             progress: Any = None, mutation_rounds: int = 2) -> pipeline.TestGenResult:
+             progress: Any = None, mutation_rounds: int = 2,
+             regression: bool = True) -> pipeline.TestGenResult:
     monkeypatch.setattr(pipeline, "TestRunner", fake)
     return generate_tests(ws / "calc.py", CALC, line_of(line), None, ws, model, special,
                           fake_sandbox(), Settings(rounds=rounds, ghostwriter=False,
-                                                   mutation_rounds=mutation_rounds),
+                                                   mutation_rounds=mutation_rounds,
+                                                   regression_tests=regression),
                           progress=progress)
 
 
@@ -928,10 +933,11 @@ GOOD_AND_WRONG = answer('''
 
 def sandboxed(ws: Path, model: Callable[[str, int], str], line: str = "if x < lo",
               text: str = CALC, cancel: threading.Event | None = None,
-              ghostwriter: bool = False) -> pipeline.TestGenResult:
+              ghostwriter: bool = False, regression: bool = False) -> pipeline.TestGenResult:
     return generate_tests(ws / "calc.py", text, line_of(line), None, ws, model,
                           frozenset({"<|im_start|>"}), Sandbox(),
-                          Settings(rounds=1, ghostwriter=ghostwriter), cancel=cancel)
+                          Settings(rounds=1, ghostwriter=ghostwriter, regression_tests=regression),
+                          cancel=cancel)
 
 
 @needs_sandbox
@@ -1213,3 +1219,105 @@ def test_every_answer_is_a_probe_for_the_analysis(ws: Path, monkeypatch: pytest.
     # tests are run against the survivors only.
     assert len(probes[0]) == 1 and "def test_low" in probes[0][0]
     assert probes[1] == []
+
+
+# --- regression tests on offer ------------------------------------------------------------------
+
+WRONG_GUESS = answer('''
+    from calc import clamp
+
+    def test_low():
+        assert clamp(-5, 0, 10) == 0
+
+    def test_high():
+        assert clamp(50, 0, 10) == 50
+
+    def test_broken():
+        assert clamp(1, 2) == 2
+''')
+
+
+def _probe_says_ten(test: Case) -> str:
+    """Probes of test_high report the value clamp returned (10); other tests just fail."""
+    if "PINGTI_VALUE" in test.source and test.name == "test_high":
+        return "AssertionError: PINGTI_VALUE:10\nassert False"
+    return f"AssertionError: {test.name} is wrong"
+
+
+class SourceRunner(FakeRunner):
+    """A fake whose rule sees each test's source."""
+
+    def __init__(self, rule: Callable[[Case], bool], **kw: Any) -> None:
+        super().__init__(lambda name, n: True, **kw)
+        self.source_rule = rule
+
+    def run(self, imports: list[str], helpers: list[str], tests: list[Case],
+            target_lines: tuple[int, int] | None = None) -> RunOutcome:
+        out = super().run(imports, helpers, tests, target_lines)
+        for t in tests:
+            if not self.source_rule(t):
+                out.passed.discard(t.name)
+                out.failed[t.name] = (self.fail_message(t) if self.fail_message
+                                      else "AssertionError")
+        return out
+
+
+def _clamp_rule(t: Case) -> bool:
+    return "PINGTI_VALUE" not in t.source and (t.name == "test_low" or "== 10" in t.source)
+
+
+def test_failing_guess_is_offered_as_a_regression_test(ws: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = SourceRunner(_clamp_rule, fail_message=_probe_says_ten)
+    result = run_fake(ws, monkeypatch, fake, Model(WRONG_GUESS))
+    assert result.kept == ["test_low"]
+    assert result.regression == ["test_high"]
+    assert ["test_high", "test_broken"] in [r[2] for r in fake.runs]  # the probe run
+    assert "clamp(50, 0, 10) == 50" not in result.new_text
+    assert "test_high" not in result.new_text  # not written unless the user agrees
+    assert "1 more failed only on a guessed expected value: not written" in result.summary
+    offered = result.new_text_with_regression
+    assert "# Regression test: the expected value is what the code returned" in offered
+    assert "assert clamp(50, 0, 10) == 10" in offered and "def test_low" in offered
+    assert "test_broken" not in offered
+    result.keep_regression()
+    assert result.new_text == offered and result.kept == ["test_low", "test_high"]
+    assert result.model_kept == 1 and result.regression == []
+    assert "+ 1 regression test you chose to keep" in result.summary
+
+
+def test_only_regression_tests_on_offer(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = SourceRunner(lambda t: "PINGTI_VALUE" not in t.source and "== 10" in t.source,
+                        fail_message=_probe_says_ten)
+    result = run_fake(ws, monkeypatch, fake, Model(WRONG_GUESS))
+    assert result.kept == [] and result.new_text == ""
+    assert result.regression == ["test_high"]
+    assert "def test_high" in result.new_text_with_regression
+    assert "test_low" not in result.new_text_with_regression
+
+
+def test_no_regression_tests_when_switched_off(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = SourceRunner(_clamp_rule, fail_message=_probe_says_ten)
+    result = run_fake(ws, monkeypatch, fake, Model(WRONG_GUESS), regression=False)
+    assert result.regression == [] and result.new_text_with_regression == ""
+    assert ["test_high", "test_broken"] not in [r[2] for r in fake.runs]  # no probe run
+    with pytest.raises(GenError):
+        run_fake(ws, monkeypatch, SourceRunner(lambda t: False), Model(WRONG_GUESS),
+                 regression=False)
+
+
+def test_pinned_test_that_still_fails_is_not_offered(ws: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = SourceRunner(lambda t: t.name == "test_low", fail_message=_probe_says_ten)
+    result = run_fake(ws, monkeypatch, fake, Model(WRONG_GUESS))
+    assert result.kept == ["test_low"] and result.regression == []
+
+
+@needs_sandbox
+def test_sandbox_regression_value_is_the_real_one(ws: Path) -> None:
+    result = sandboxed(ws, Model(GOOD_AND_WRONG), regression=True)
+    assert result.kept == ["test_low", "test_inside"]
+    assert result.regression == ["test_wrong"]
+    result.keep_regression()
+    assert "assert clamp(50, 0, 10) == 10" in result.new_text
+    assert defined_names(result.new_text) == {"test_low", "test_inside", "test_wrong"}

@@ -362,6 +362,16 @@ return {
     doc = 'Seconds one "Generate tests" may take (a second round only starts in its first half).',
   },
   {
+    name = 'testgenRegressionTests',
+    field = 'testgen_regression_tests',
+    type = 'string',
+    default = 'ask',
+    choices = { 'ask', 'always', 'never' },
+    reload = false,
+    audience = 'editors',
+    doc = 'Generated tests that failed only on a guessed expected value can be kept as regression tests pinned to what the code returns today: `ask` (each time), `always`, `never`. They lock in today\'s behaviour, right or wrong.',
+  },
+  {
     name = 'testgenMaxTokens',
     field = 'testgen_max_tokens',
     type = 'integer',
