@@ -518,6 +518,20 @@ H.case('generate_tests', function(data)
   api.nvim_win_set_cursor(0, { 14, 4 })
   local done
   local first_message = #messages + 1
+  -- The server asks (window/showMessageRequest) whether to keep the wrong doctest, pinned to
+  -- what double returns, as a regression test: the user says yes. (Neovim's own handler would
+  -- prompt with inputlist, which a headless test cannot answer.)
+  local asked = {}
+  local default_handler = vim.lsp.handlers['window/showMessageRequest']
+  vim.lsp.handlers['window/showMessageRequest'] = function(_, params)
+    asked[#asked + 1] = params.message
+    for _, action in ipairs(params.actions or {}) do
+      if action.title == 'Keep as regression tests' then
+        return action
+      end
+    end
+    return vim.NIL
+  end
   vim.cmd('PingtiGenerateTests')
   -- Hook the command's answer: PingtiGenerateTests has no callback, so watch its state.
   H.wait_for('the command to start', function()
@@ -527,6 +541,8 @@ H.case('generate_tests', function(data)
     return commands.running == nil
   end, 60000)
   done = true
+  vim.lsp.handlers['window/showMessageRequest'] = default_handler
+  data.asked = asked
   data.messages = vim.tbl_map(function(m)
     return m.msg
   end, vim.list_slice(messages, first_message))
@@ -546,6 +562,10 @@ H.case('generate_tests', function(data)
     H.check(data.test_file_exists, 'tests/test_mathx.py written: ' .. vim.inspect(data.messages))
     H.check(data.test_file:find('double(2) == 4', 1, true), 'kept the right doctest')
     H.check(not data.test_file:find('double(3) == 7', 1, true), 'dropped the wrong doctest')
+    H.eq(1, #data.asked, 'asked once about regression tests')
+    H.check(data.asked[1]:find('lock the bug', 1, true), 'the question says what it risks')
+    H.check(data.test_file:find('double(3) == 6', 1, true), 'kept it pinned to 6, as agreed')
+    H.check(data.test_file:find('# Regression test', 1, true), 'marked as a regression test')
     H.eq(false, data.test_buffer_modified, 'test buffer saved')
     H.check(data.test_file_in_window, 'test file opened')
   else

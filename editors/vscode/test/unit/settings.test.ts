@@ -24,7 +24,7 @@ test("server settings are the server's names; client settings stay in the extens
     assert.deepEqual([...SERVER_KEYS].sort(), [
         "backend", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
         "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "prefetch", "quantization", "rerank",
-        "rerankEncoder", "sandbox", "temperature", "testgenTimeBudgetS", "threads",
+        "rerankEncoder", "sandbox", "temperature", "testgenRegressionTests", "testgenTimeBudgetS", "threads",
     ]);
     assert.deepEqual(KEYS.filter((k) => !SERVER_KEYS.includes(k)).sort(),
         ["languages", "server.command", "server.python", "trace.server"]);
@@ -40,7 +40,7 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
         constraints: "syntax", candidates: 4, candidatesWhen: "auto", rerank: "full",
         rerankEncoder: "none", temperature: 0, contextTokens: 768,
         maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, prefetch: "on", sandbox: "auto",
-        testgenTimeBudgetS: 300, logLevel: "info",
+        testgenTimeBudgetS: 300, testgenRegressionTests: "ask", logLevel: "info",
     });
     assert.ok(settings.languages.includes("python"));
 });
