@@ -122,9 +122,14 @@ def _is_none(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
 
 
+def _function(tree: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The first function (the target, or a class target's first method)."""
+    return next((n for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+
+
 def _parameters(tree: ast.AST) -> list[ast.arg]:
-    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef,
-                                                            ast.AsyncFunctionDef))), None)
+    fn = _function(tree)
     if fn is None:
         return []
     args = fn.args
@@ -145,8 +150,7 @@ def _emptiness_hints(tree: ast.AST) -> list[str]:
 
 
 def _default_hints(tree: ast.AST) -> list[str]:
-    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef,
-                                                            ast.AsyncFunctionDef))), None)
+    fn = _function(tree)
     if fn is None:
         return []
     args = fn.args

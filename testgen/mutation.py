@@ -25,6 +25,7 @@ import enum
 import logging
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -174,11 +175,11 @@ def classify(mutants: list[Mutant], answer: dict[str, object],
              unrun_lines: frozenset[int]) -> MutationReport | None:
     """The driver's answer → a report; None when the tests did not pass on the original
     (nothing can be said about the mutants then)."""
-    original = answer.get("original")
-    runs = answer.get("mutants")
-    if not isinstance(original, dict) or not isinstance(runs, list) \
-            or original.get("status") != "passed" or len(runs) != len(mutants):
+    runs = mutant_runs(answer, len(mutants))
+    if runs is None:
         return None
+    original = answer["original"]
+    assert isinstance(original, dict)
     digest = original.get("digest") or ""
     results = []
     for mutant, run in zip(mutants, runs, strict=True):
@@ -194,6 +195,19 @@ def classify(mutants: list[Mutant], answer: dict[str, object],
         else:
             results.append(MutantResult(mutant, Fate.SURVIVED))
     return MutationReport(tuple(results))
+
+
+def mutant_runs(answer: dict[str, object] | None, n: int) -> list[Any] | None:
+    """The driver's runs of the ``n`` mutants, or None when the answer says nothing about
+    them: no answer, the tests did not pass on the original, or a count that does not match."""
+    if answer is None:
+        return None
+    original = answer.get("original")
+    runs = answer.get("mutants")
+    if not isinstance(original, dict) or original.get("status") != "passed" \
+            or not isinstance(runs, list) or len(runs) != n:
+        return None
+    return runs
 
 
 def _same_probe(original: dict[str, object], run: dict[str, object]) -> bool:

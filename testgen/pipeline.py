@@ -18,7 +18,14 @@ from pathlib import Path
 
 from testgen.extract import Target, find_target, import_root, module_name
 from testgen.hints import boundary_hints
-from testgen.mutation import Mutant, MutationReport, classify, example_probe, mutants_of
+from testgen.mutation import (
+    Mutant,
+    MutationReport,
+    classify,
+    example_probe,
+    mutant_runs,
+    mutants_of,
+)
 from testgen.regression import pinned, probe_tests, value_of
 from testgen.runner import Coverage, TestRunner
 from testgen.sandbox import Sandbox, Verdict
@@ -621,12 +628,8 @@ def _killed_by(answer: dict[str, object] | None, mutants: list[Mutant], names: s
                ) -> dict[int, tuple[str, ...]]:
     """Mutant index → the new tests that failed on it (a run that timed out or crashed names
     no test, so it keeps no test and the mutant stays uncaught)."""
-    if answer is None:
-        return {}
-    original = answer.get("original")
-    runs = answer.get("mutants")
-    if not isinstance(original, dict) or original.get("status") != "passed" \
-            or not isinstance(runs, list) or len(runs) != len(mutants):
+    runs = mutant_runs(answer, len(mutants))
+    if runs is None:
         return {}
     out = {}
     for mutant, one in zip(mutants, runs, strict=True):
