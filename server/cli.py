@@ -28,7 +28,12 @@ def _setup_logging(log_file: str | None, level: str) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _parse_tcp(value: str) -> tuple[str, int]:
+    """HOST:PORT or :PORT / PORT (then loopback: only an explicit host opens it wider)."""
     host, _, port = value.rpartition(":")
     try:
         return host or "127.0.0.1", int(port)
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="pingti-ls", description="pingti language server: local code completions over LSP")
     parser.add_argument("--version", action="version", version=f"pingti-ls {__version__}")
     parser.add_argument("--tcp", type=_parse_tcp, metavar="HOST:PORT",
-                        help="serve over TCP instead of stdio")
+                        help="serve over TCP instead of stdio (PORT alone: 127.0.0.1:PORT)")
     # Clients (vscode-languageclient among them) add --stdio for the default transport.
     parser.add_argument("--stdio", action="store_true", help="serve over stdin/stdout (default)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="say which isolation layers for generated tests work here, run a "
                              "probe in the sandbox, and exit (0: usable)")
     parser.add_argument("--model", help="model for --selftest (default: the packaged model)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address of the metrics endpoint (default: loopback only)")
     args = parser.parse_args(argv)
 
     force_offline()
@@ -72,8 +81,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from server.lsp import server
 
+    if args.metrics_port is not None:
+        from server.metrics import start_exporter
+
+        try:
+            start_exporter(args.metrics_port, args.metrics_host)
+        except OSError as exc:  # a taken port: say so, serve on without metrics
+            logging.getLogger("server").error("cannot serve metrics on %s:%d: %s",
+                                              args.metrics_host, args.metrics_port, exc)
     if args.tcp:
-        server.start_tcp(*args.tcp)
+        host, port = args.tcp
+        log = logging.getLogger("server")
+        if _loopback(host):
+            log.info("serving LSP over TCP on %s:%d (loopback only)", host, port)
+        else:
+            # The LSP has no authentication: whoever reaches the port can read the documents
+            # the editor sends and run "Generate tests".
+            log.warning("serving LSP over TCP on %s:%d: reachable from other machines, with "
+                        "no authentication (you asked for this host explicitly)", host, port)
+        server.start_tcp(host, port)
     else:
         server.start_io()
     return server.exit_code

@@ -109,6 +109,119 @@ class PrefetchMode(enum.Enum):
     OFF = "off"  # the first request in a file evaluates its prompt itself
 
 
+class EngineType(enum.Enum):
+    """Where one entry of the ``backends`` list generates (server/remote.py, server/failover.py)."""
+
+    OPENAI = "openai"  # an OpenAI-compatible /v1/completions (vLLM, TGI, llama.cpp, Ollama)
+    LLAMA_CPP = "llama.cpp"  # llama.cpp's own server: /infill
+    LOCAL = "local"  # the model of the ``model`` setting, in this process
+
+
+# Per-backend defaults (docs in BACKEND_FIELDS).
+DEFAULT_ENGINE_TIMEOUT_MS = 3000
+DEFAULT_ENGINE_DEADLINE_MS = 20_000
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One entry of the ``backends`` setting. ``api_key`` never appears in a repr, a log or an
+    error message (``repr=False``; errors name the field, never its value)."""
+
+    type: EngineType
+    url: str = ""  # the engine's base URL: http(s)://host:port/v1 (openai), http(s)://host:port
+    model: str = ""  # the engine's model name ('' = the first of /v1/models)
+    name: str = ""  # shown in status and metrics ('' = derived from type and host)
+    api_key: str = field(default="", repr=False)
+    api_key_env: str = ""  # the environment variable holding the API key
+    ca_bundle: str = ""  # a PEM file of CAs for https:// ('' = the system's)
+    timeout_ms: int = DEFAULT_ENGINE_TIMEOUT_MS  # to the first byte, and between bytes
+    deadline_ms: int = DEFAULT_ENGINE_DEADLINE_MS  # the whole answer (a stream that trickles)
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.type is EngineType.LOCAL:
+            return "local"
+        from urllib.parse import urlsplit
+
+        return f"{self.type.value}@{urlsplit(self.url).netloc}"
+
+    def key(self) -> str:
+        """The API key: from ``api_key``, else the environment variable ``api_key_env``."""
+        if self.api_key:
+            return self.api_key
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+
+# The keys of one ``backends`` entry as clients send them → (field, JSON type, description).
+# The README and the VS Code schema are written from this (scripts/gen_settings.py).
+BACKEND_FIELDS: dict[str, tuple[str, str, str]] = {
+    "type": ("type", "string", "`openai` (OpenAI-compatible `/v1/completions`: vLLM, TGI, "
+             "llama.cpp server, Ollama), `llama.cpp` (llama.cpp server's `/infill`) or `local` "
+             "(the `model` setting, in-process)"),
+    "url": ("url", "string", "the engine's base URL, e.g. `http://gpu-box:8000/v1` (openai) or "
+            "`http://gpu-box:8080` (llama.cpp)"),
+    "model": ("model", "string", "the model name the engine serves (default: the first it "
+              "lists)"),
+    "name": ("name", "string", "a name for status and metrics"),
+    "apiKey": ("api_key", "string", "API key (prefer `apiKeyEnv`)"),
+    "apiKeyEnv": ("api_key_env", "string", "environment variable holding the API key"),
+    "caBundle": ("ca_bundle", "string", "PEM file of certificate authorities for `https://`"),
+    "timeoutMs": ("timeout_ms", "integer", "most time (ms) to the first byte and between bytes "
+                  "before failing over (default 3000)"),
+    "deadlineMs": ("deadline_ms", "integer", "most time (ms) for a whole answer before failing "
+                   "over (default 20000)"),
+}
+
+
+def _parse_backends(value: Any) -> tuple[BackendSpec, ...]:
+    """The ``backends`` list. Messages name the entry and field, never a value (a key may be in
+    it)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, list):
+        raise ValueError("expected a list of backend objects")
+    specs: list[BackendSpec] = []
+    for i, item in enumerate(value):
+        where = f"entry {i + 1}"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where}: expected an object with a \"type\"")
+        unknown = sorted(k for k in item if k not in BACKEND_FIELDS)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(BACKEND_FIELDS)})")
+        kwargs: dict[str, Any] = {}
+        for key, (fname, jtype, _) in BACKEND_FIELDS.items():
+            if key not in item or item[key] is None:
+                continue
+            raw = item[key]
+            if jtype == "integer":
+                if isinstance(raw, bool) or not isinstance(raw, int) or not 100 <= raw <= 600_000:
+                    raise ValueError(f"{where}: {key} must be an integer between 100 and 600000")
+            elif not isinstance(raw, str):
+                raise ValueError(f"{where}: {key} must be a string")
+            kwargs[fname] = raw.strip() if isinstance(raw, str) else raw
+        try:
+            kwargs["type"] = EngineType(str(kwargs.get("type", "")).lower())
+        except ValueError:
+            raise ValueError(f"{where}: type must be one of "
+                             f"{[t.value for t in EngineType]}") from None
+        spec = BackendSpec(**kwargs)
+        if spec.type is EngineType.LOCAL:
+            if any(s.type is EngineType.LOCAL for s in specs):
+                raise ValueError(f"{where}: only one local backend")
+        else:
+            parts = urlsplit(spec.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{where}: url must be http:// or https:// with a host")
+            if spec.ca_bundle and not os.path.isfile(os.path.expanduser(spec.ca_bundle)):
+                raise ValueError(f"{where}: caBundle is not a file")
+        if spec.label in {s.label for s in specs}:
+            raise ValueError(f"{where}: two backends named {spec.label!r} (give one a name)")
+        specs.append(spec)
+    return tuple(specs)
+
+
 class LogLevel(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
@@ -146,6 +259,7 @@ class _Declared:
     parse: Parser | None
     type_doc: str | None
     choices: tuple[str, ...]
+    secret: bool
 
 
 _META_KEY = "pingti.setting"
@@ -154,17 +268,19 @@ _META_KEY = "pingti.setting"
 def setting(default: Any, *, doc: str, range: tuple[float, float] | None = None,
             reload: bool = False, client_name: str | None = None, aliases: Sequence[str] = (),
             audience: Audience = Audience.EXPERTS, parse: Parser | None = None,
-            type_doc: str | None = None, choices: Sequence[str] = ()) -> Any:
+            type_doc: str | None = None, choices: Sequence[str] = (),
+            secret: bool = False) -> Any:
     """Declare a :class:`Config` field as a setting.
 
     ``range`` is inclusive. ``reload``: a change needs the model loaded again. ``client_name``
     overrides the camelCase form of the field name; ``aliases`` are further keys accepted. ``doc``
     is Markdown, one or two sentences, for the README and the editors. ``parse`` (with
     ``type_doc`` and ``choices``) reads a field whose annotation alone does not say how.
+    ``secret``: its value may hold a credential; messages never show it.
     """
     declared = _Declared(doc=doc, range=range, reload=reload, client_name=client_name,
                          aliases=tuple(aliases), audience=audience, parse=parse,
-                         type_doc=type_doc, choices=tuple(choices))
+                         type_doc=type_doc, choices=tuple(choices), secret=secret)
     return field(default=default, metadata={_META_KEY: declared})
 
 
@@ -381,6 +497,18 @@ class Config:
         0.0, range=(0.0, 10.0), reload=True, audience=Audience.TESTS,
         doc="Fake backend only: seconds per generated token.")
 
+    # Where generation runs: an ordered list of engines, the first that is up serving; a
+    # request that fails on one is retried once on the next (server/failover.py).
+    backends: tuple[BackendSpec, ...] = setting(
+        (), reload=True, audience=Audience.EDITORS, parse=_parse_backends, secret=True,
+        type_doc="list of backend objects",
+        doc="Where completions are generated, in order of preference, e.g. "
+            "`[{\"type\": \"openai\", \"url\": \"http://gpu-box:8000/v1\"}, {\"type\": "
+            "\"local\"}]`; a request that fails on one is retried once on the next, and a "
+            "backend that keeps failing is skipped until its health check passes. Empty: the "
+            "`model` setting, in-process. Keys: " + ", ".join(
+                f"`{k}` ({d})" for k, (_, _, d) in BACKEND_FIELDS.items()) + ".")
+
     def model_key(self) -> tuple[Any, ...]:
         """The fields whose change requires loading the model again (declared ``reload=True``)."""
         return tuple(getattr(self, s.name) for s in _RELOADING)
@@ -406,6 +534,7 @@ class Setting:
     reload: bool  # a change loads the model again
     audience: Audience
     doc: str  # Markdown, one or two sentences
+    secret: bool = False  # the value may hold a credential: never echoed
     _parse: Parser | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -484,7 +613,8 @@ def _collect() -> tuple[Setting, ...]:
             aliases=declared.aliases, type=ftype,
             type_doc=declared.type_doc or _type_doc(f.name, ftype), default=f.default,
             range=declared.range, choices=choices, reload=declared.reload,
-            audience=declared.audience, doc=declared.doc, _parse=declared.parse))
+            audience=declared.audience, doc=declared.doc, secret=declared.secret,
+            _parse=declared.parse))
     return tuple(out)
 
 
@@ -541,8 +671,9 @@ def parse_settings(raw: Any, base: Config | None = None) -> ParsedSettings:
         try:
             updates[s.name] = s.parse(value)
         except ValueError as exc:
+            shown = "(not shown)" if s.secret else repr(value)
             errors.append(
-                f"Invalid value {value!r} for pingti setting {key!r}: {exc}; "
+                f"Invalid value {shown} for pingti setting {key!r}: {exc}; "
                 f"using the default {_shown(s.default)!r}."
             )
             updates[s.name] = s.default

@@ -66,9 +66,14 @@ class GeneratorCapabilities:
 
 
 class Generator(Protocol):
-    info: ModelInfo
-    capabilities: GeneratorCapabilities
     tokenizer: Tokenizer
+
+    # Properties: a failover list answers with the backend that serves now.
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def capabilities(self) -> GeneratorCapabilities: ...
 
     async def generate(self, requests: Sequence[GenerationRequest], cancel: CancelToken
                        ) -> list[GenerationResult]:

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # LSP 3.17 "RequestFailed": the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
 STATUS_REQUEST = "pingti/status"
+BACKEND_CHANGED_NOTIFICATION = "pingti/backendChanged"
 # Sent by pingti's editor clients when the user moves to a file or to another part of one
 # ({"textDocument": {"uri"}, "position"?}); LSP has no focus notification of its own.
 FOCUS_NOTIFICATION = "pingti/focus"
@@ -57,7 +58,8 @@ class PingtiServer(LanguageServer):
         super().__init__("pingti-ls", __version__, protocol_cls=PingtiProtocol)
         env = config_from_environment()
         self.pending_messages: list[str] = list(env.errors)
-        self.service = CompletionService(base_config or env.config, self._notify_from_service)
+        self.service = CompletionService(base_config or env.config, self._notify_from_service,
+                                         on_backend=self._backend_changed)
         self.exit_code = 0
 
     @property
@@ -127,6 +129,11 @@ class PingtiServer(LanguageServer):
         logger.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING,
                    "%s", message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"pingti: {message}"))
+
+    def _backend_changed(self, event: dict[str, Any]) -> None:
+        """A backend went down or came back: ``pingti/backendChanged`` (editors show it in
+        their status line; no popup for what the failover already handled)."""
+        self.protocol.notify(BACKEND_CHANGED_NOTIFICATION, event)
 
     def _notify_from_service(self, message: str, error: bool) -> None:
         self.notify_user(message, types.MessageType.Error if error else types.MessageType.Warning)

@@ -41,7 +41,9 @@ from server.cache import CompletionCache
 from server.config import Config, PrefetchMode, RerankMode
 from server.context import CursorContext
 from server.debounce import Debouncer
+from server.failover import queue_depth
 from server.generation import Generator, LocalGenerator
+from server.metrics import CacheMetrics, rss_bytes
 from server.model_assets import ModelError
 from server.rerank import Reranker
 from server.stages import (
@@ -115,6 +117,14 @@ class Loaded:
 Loader = Callable[[Config, Callable[[str], None]], Loaded]
 
 
+def load_configured(config: Config, report: Callable[[str], None]) -> Loaded:
+    """The ``backends`` setting's generators behind failover (unset: the local model alone;
+    server/failover.py)."""
+    from server.failover import load_generator
+
+    return load_generator(config, report)
+
+
 def load_local(config: Config, report: Callable[[str], None]) -> Loaded:
     """The in-process generator: the configured backend on the batching model thread."""
     from grammar_constraints.factory import ConstraintFactory
@@ -127,9 +137,12 @@ def load_local(config: Config, report: Callable[[str], None]) -> Loaded:
 
 class CompletionService:
     def __init__(self, config: Config, notify: Notify | None = None,
-                 loader: Loader = load_local) -> None:
+                 loader: Loader = load_configured,
+                 on_backend: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
         self._notify = notify or (lambda message, error: None)
+        # A backend went down or came back (server/failover.py): the LSP layer tells the editor.
+        self._on_backend = on_backend
         self._loader = loader
         # One worker: prompts and post-processing are CPU work on 2 cores; the model decodes on
         # the generator's own thread meanwhile.
@@ -141,6 +154,7 @@ class CompletionService:
         self._loaded: Loaded | None = None
         self._load_task: asyncio.Task[None] | None = None
         self.cache = CompletionCache(config.cache_entries)
+        self.cache_metrics = CacheMetrics()
         self.debouncer = Debouncer(config.debounce_ms / 1000)
         self.inflight: dict[str, CancelToken] = {}
         # The last completion's figures per document, oldest first (pingti/status).
@@ -208,6 +222,10 @@ class CompletionService:
 
         try:
             loaded = await loop.run_in_executor(self.worker, build)
+            check = getattr(loaded.generator, "check_all", None)
+            if check is not None:  # engines found down start skipped
+                loaded.generator.on_change = self._on_backend  # type: ignore[attr-defined]
+                await check()
         except Exception as exc:  # noqa: BLE001 - a failed load is a message, not a crash
             if isinstance(exc, ModelError):
                 error, prefix = str(exc), "model not available"
@@ -298,6 +316,7 @@ class CompletionService:
         ctx = context_stage(query)
         n = candidates_of(self.config, query.trigger, loaded.generator.capabilities)
         if (quick := self._from_cache(query.uri, ctx, t0, n)) is not None:
+            self.cache_metrics.hit()
             return quick
         if delay > 0:
             await asyncio.sleep(delay)
@@ -306,7 +325,9 @@ class CompletionService:
         planned = await loop.run_in_executor(self.worker, self._plan, query.uri, ctx, loaded,
                                              token, t0, n)
         if isinstance(planned, CompletionOutcome):
+            self.cache_metrics.hit()
             return planned
+        self.cache_metrics.miss()
         # The generator batches this request's candidates (they share the prompt's KV cache)
         # with the requests of other documents.
         results = await loaded.generator.generate(planned.requests, token)
@@ -541,6 +562,11 @@ class CompletionService:
                             "quantization": info.quantization,
                             "contextWindow": info.context_window}
             out["batching"] = gen.stats()
+            backends = getattr(gen, "backends", None)
+            if backends is not None:
+                out["backends"] = backends()
+            out["metrics"] = {"cacheHitRate": self.cache_metrics.rate,
+                              "queueDepth": queue_depth(gen.stats()), "rssBytes": rss_bytes()}
         return out
 
     def cancel_all(self, reason: str) -> None:

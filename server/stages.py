@@ -160,10 +160,11 @@ def cache_key(ctx: CursorContext, skey: str, n: int = 1) -> str:
     return request_key(ctx.prefix, ctx.suffix, ctx.mode.value, f"{skey}|{n}")
 
 
-def constrained(config: Config, caps: GeneratorCapabilities, language: str) -> bool:
-    """Does the syntax constraint apply: on in the settings, a listed language, and a
-    generator that runs logits processors?"""
-    if config.constraints is not ConstraintMode.SYNTAX or not caps.logits_processors:
+def constrained(config: Config, language: str) -> bool:
+    """Does the syntax constraint apply: on in the settings, and a listed language? (With a
+    generator that runs no logits processors, a remote engine, only its final check and cut
+    does: ``postprocess_stage``.)"""
+    if config.constraints is not ConstraintMode.SYNTAX:
         return False
     lang = from_lsp_id(language)
     return lang is not None and lang.value in config.constraint_languages
@@ -181,20 +182,21 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
                           config.prefix_share, config.suffix_tokens, config.align_lines)
     seqs: SequenceConstraints | None = None
     if constraints is not None and _within_constraint_bounds(ctx) and \
-            constrained(config, caps, ctx.language):
+            constrained(config, ctx.language):
         # The constraint sees the document as the user will: the text before the cursor, then
         # the generation as it would be inserted (on an indentation-only line the model writes
         # the indentation itself, and the cursor's wins).
         seqs = constraints.for_document(ctx.language, ctx.prefix,
                                         lambda text: strip_cursor_indent(text, ctx))
+    masks = seqs if caps.logits_processors else None
     base = GenerationRequest(
         prompt.ids, max_new, config.temperature, config.top_p, config.seed,
         stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri,
-        logits_processors=_processors(seqs))
+        logits_processors=_processors(masks))
     # Each candidate needs its own processors: the syntax constraint follows its sequence.
     requests = [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31,
                                              temperature=config.sample_temperature,
-                                             logits_processors=_processors(seqs))
+                                             logits_processors=_processors(masks))
                          for i in range(1, n)]
     return Plan(ctx, cache_key(ctx, skey, n), skey, tuple(requests), seqs)
 

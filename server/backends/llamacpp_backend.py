@@ -289,14 +289,84 @@ class LlamaCppRunner:
             self._batch = None
 
 
-class LlamaCppBackend:
-    def __init__(self, model: Any, ctx: Any, runner: LlamaCppRunner, info: ModelInfo,
-                 special_ids: frozenset[int]) -> None:
+class GgufVocab:
+    """A GGUF model's tokenizer: text to ids and back (special tokens as their text), and
+    which tokens are control or end-of-generation tokens. The local backend uses it, and the
+    remote engines (server/remote.py) load it alone (``vocab_only``) to build their prompts."""
+
+    def __init__(self, model: Any) -> None:
         import llama_cpp
 
         self._ll = llama_cpp
+        self._model = model
         self._vocab = llama_cpp.llama_model_get_vocab(model.model)
         self._pieces: dict[int, bytes] = {}  # token id -> its bytes; detokenizing every step
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+
+    @classmethod
+    def load(cls, path: Path, cache_dir: Path) -> tuple[GgufVocab, Any]:
+        """The vocabulary of the GGUF file alone (no weights: a fraction of a second), and the
+        model handle that owns it (close it when done)."""
+        try:
+            import llama_cpp
+            from llama_cpp import _internals
+            from llama_cpp._logger import set_verbose
+        except ImportError as exc:
+            raise ModelError("the tokenizer of a remote engine's prompts needs the "
+                             "llama-cpp-python package") from exc
+        from server.backends.ggml_cpu import ensure_cpu_backend
+
+        set_verbose(False)
+        try:
+            ensure_cpu_backend(path, cache_dir)  # llama.cpp loads nothing without a backend
+        except (OSError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp has no working CPU backend: {exc}") from exc
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            model = _internals.LlamaModel(path_model=str(path), params=params, verbose=True)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not read the vocabulary of {path}: {exc}") from exc
+        return cls(model), model
+
+    def specials(self) -> tuple[frozenset[int], frozenset[str]]:
+        """Control and end-of-generation tokens: they end generation and never reach the user
+        (as in the transformers backend: all special tokens)."""
+        ids: set[int] = set()
+        texts: set[str] = set()
+        ll, vocab = self._ll, self._vocab
+        for tid in range(self.n_vocab):
+            if ll.llama_vocab_is_control(vocab, tid) or ll.llama_vocab_is_eog(vocab, tid):
+                ids.add(tid)
+                texts.add(_piece(ll, vocab, tid).decode("utf-8", "replace"))
+        return frozenset(ids), frozenset(texts)
+
+    def encode(self, text: str, special: bool = False) -> list[int]:
+        if not text:
+            return []
+        return list(self._model.tokenize(text.encode("utf-8"), False, special))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        pieces = self._pieces
+        out = []
+        for tid in ids:
+            piece = pieces.get(tid)
+            if piece is None:
+                piece = pieces[tid] = _piece(self._ll, self._vocab, tid)
+            out.append(piece)
+        # Bytes first: a character may be split across two tokens.
+        return b"".join(out).decode("utf-8", "replace")
+
+    def token_id(self, token: str) -> int | None:
+        ids = self._model.tokenize(token.encode("utf-8"), False, True)
+        return ids[0] if len(ids) == 1 else None
+
+
+class LlamaCppBackend:
+    def __init__(self, model: Any, ctx: Any, runner: LlamaCppRunner, info: ModelInfo,
+                 special_ids: frozenset[int]) -> None:
+        self._tok = GgufVocab(model)
         self._model = model
         self._ctx = ctx
         self.runner = runner
@@ -351,17 +421,9 @@ class LlamaCppBackend:
             ctx = _internals.LlamaContext(model=model, params=params, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {source.path}: {exc}") from exc
-        vocab = llama_cpp.llama_model_get_vocab(model.model)
-        n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
-        # Control and end-of-generation tokens end generation and never reach the user, as in
-        # the transformers backend (there: all special tokens).
-        special_ids: set[int] = set()
-        specials: set[str] = set()
-        for tid in range(n_vocab):
-            if llama_cpp.llama_vocab_is_control(vocab, tid) or \
-                    llama_cpp.llama_vocab_is_eog(vocab, tid):
-                special_ids.add(tid)
-                specials.add(_piece(llama_cpp, vocab, tid).decode("utf-8", "replace"))
+        vocab = GgufVocab(model)
+        n_vocab = vocab.n_vocab
+        special_ids, specials = vocab.specials()
         runner = LlamaCppRunner(llama_cpp, ctx.ctx, n_vocab, n_slots, n_batch,
                                 min(config.context_window, int(llama_cpp.llama_n_ctx(ctx.ctx))))
         info = ModelInfo(
@@ -370,7 +432,7 @@ class LlamaCppBackend:
             device="cpu",
             quantization=_file_type(model),
             dtype="gguf",
-            fim=detect_fim(specials),
+            fim=detect_fim(set(specials)),
             special_tokens=frozenset(specials),
             load_s=time.perf_counter() - t0,
             weight_bytes=source.path.stat().st_size,
@@ -380,31 +442,20 @@ class LlamaCppBackend:
         logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots, CPU kernels "
                     "%s)", info, threads, llama_cpp.llama_n_ctx(ctx.ctx), n_slots,
                     variant or "built in")
-        return cls(model, ctx, runner, info, frozenset(special_ids))
+        return cls(model, ctx, runner, info, special_ids)
 
     @property
     def decoder(self) -> BatchDecoder:
         return self._decoder
 
     def encode(self, text: str, special: bool = False) -> list[int]:
-        if not text:
-            return []
-        return list(self._model.tokenize(text.encode("utf-8"), False, special))
+        return self._tok.encode(text, special)
 
     def decode(self, ids: Sequence[int]) -> str:
-        pieces = self._pieces
-        out = []
-        for tid in ids:
-            piece = pieces.get(tid)
-            if piece is None:
-                piece = pieces[tid] = _piece(self._ll, self._vocab, tid)
-            out.append(piece)
-        # Bytes first: a character may be split across two tokens.
-        return b"".join(out).decode("utf-8", "replace")
+        return self._tok.decode(ids)
 
     def token_id(self, token: str) -> int | None:
-        ids = self._model.tokenize(token.encode("utf-8"), False, True)
-        return ids[0] if len(ids) == 1 else None
+        return self._tok.token_id(token)
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
         return generate_one(self._decoder, request, cancel)

@@ -84,15 +84,18 @@ def test_candidates_by_trigger_and_device() -> None:
     assert candidates_of(Config(candidates=1), Trigger.INVOKED, gpu) == 1
 
 
-def test_no_constraint_without_logits_processors_or_when_off() -> None:
+def test_without_logits_processors_only_the_final_check_applies_and_off_is_off() -> None:
     _, caps, _ = _tools()
     text_only = dataclasses.replace(caps, logits_processors=False)  # e.g. an HTTP engine
-    plan = _plan(Config(), text_only)
-    assert plan.constraints is None and plan.requests[0].logits_processors == ()
-    assert not constrained(Config(constraints=ConstraintMode.OFF), caps, "python")
-    assert not constrained(Config(constraint_languages=("go",)), caps, "python")
-    assert constrained(Config(), caps, "typescriptreact")
-    assert not constrained(Config(), caps, "markdown")
+    plan = _plan(Config(), text_only, n=2)
+    # No token masks to run, but the finished text is still checked and cut (finish.fit).
+    assert plan.constraints is not None
+    assert all(r.logits_processors == () for r in plan.requests)
+    assert _plan(Config(), caps).requests[0].logits_processors != ()
+    assert not constrained(Config(constraints=ConstraintMode.OFF), "python")
+    assert not constrained(Config(constraint_languages=("go",)), "python")
+    assert constrained(Config(), "typescriptreact")
+    assert not constrained(Config(), "markdown")
 
 
 def test_prompt_without_fim_markers_is_the_prefix_alone() -> None:
