@@ -18,18 +18,26 @@
 
 Settings of ``Audience.TESTS`` appear only in the Lua table (marked), so a Neovim check knows
 the name.
+
+A setting that is a list of objects (``backends``: a tuple of dataclasses on :class:`Config`)
+takes its keys from :data:`OBJECT_LISTS`, which names the table the server's parser reads
+(``server.config.BACKEND_FIELDS``); required keys and enums come from the dataclass. A list of
+a dataclass without an entry there is an error, not a list of strings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import enum
 import json
 import re
 import sys
 import textwrap
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: scripts/ is on sys.path, the repository is not
     sys.path.insert(0, str(ROOT))
 
-from server.config import SETTINGS, Audience, Setting  # noqa: E402
+from server.config import BACKEND_FIELDS, SETTINGS, Audience, BackendSpec, Setting  # noqa: E402
 
 GENERATED_BY = "scripts/gen_settings.py"
 RELOAD_NOTE = "Changing it reloads the model."
@@ -65,6 +73,47 @@ class GenerateError(Exception):
     """An artefact cannot be written: its anchors are missing, or a doc would break its format."""
 
 
+# Item dataclass → the keys clients send for it: key → (dataclass field, JSON type, Markdown
+# description), the very table the server's parser reads. Which keys are required (a field
+# without a default) and which take an Enum's values follow from the dataclass.
+OBJECT_LISTS: dict[type, Mapping[str, tuple[str, str, str]]] = {BackendSpec: BACKEND_FIELDS}
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """One key of the objects of a list-of-objects setting."""
+
+    key: str
+    json_type: str  # "string" | "integer"
+    description: str  # Markdown
+    required: bool
+    choices: tuple[str, ...]  # an Enum field's values, else ()
+
+
+def _object_keys(s: Setting) -> list[ObjectKey] | None:
+    """The keys of ``s``'s objects when it is a list of objects (a tuple of dataclasses)."""
+    args = typing.get_args(s.type)
+    if typing.get_origin(s.type) is not tuple or not args or not isinstance(args[0], type):
+        return None
+    cls = args[0]
+    if not dataclasses.is_dataclass(cls):
+        return None
+    table = OBJECT_LISTS.get(cls)
+    if table is None:
+        raise GenerateError(f"{s.name} is a list of {cls.__name__}: add its keys to OBJECT_LISTS")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    keys = []
+    for key, (fname, json_type, description) in table.items():
+        f, hint = fields[fname], hints[fname]
+        required = (f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING)
+        is_enum = isinstance(hint, type) and issubclass(hint, enum.Enum)
+        keys.append(ObjectKey(key, json_type, description, required,
+                              tuple(m.value for m in hint) if is_enum else ()))
+    return keys
+
+
 def _documented() -> list[Setting]:
     return [s for s in SETTINGS if s.audience is not Audience.TESTS]
 
@@ -81,6 +130,10 @@ def _number(value: float) -> str:
 
 
 def _readme_values(s: Setting) -> str:
+    keys = _object_keys(s)
+    if keys is not None:
+        shown = ", ".join(f"`{k.key}`" + (" (required)" if k.required else "") for k in keys)
+        return f"a list of objects with the keys {shown} (see its meaning)"
     if isinstance(s.default, tuple):
         return "a list of " + ", ".join(f"`{c}`" for c in s.choices)
     if s.choices:
@@ -91,9 +144,15 @@ def _readme_values(s: Setting) -> str:
     return "text or `null`" if s.type_doc == "string or null" else "text"
 
 
+def _all_choices(s: Setting) -> bool:
+    """The default is every choice (shown as "all")."""
+    default = s.client_default
+    return bool(s.choices) and isinstance(default, list) and tuple(default) == s.choices
+
+
 def _readme_default(s: Setting) -> str:
     default = s.client_default
-    if isinstance(default, list) and tuple(default) == s.choices:
+    if _all_choices(s):
         return "all"
     return f"`{json.dumps(default, ensure_ascii=False)}`"
 
@@ -118,9 +177,25 @@ def render_readme(text: str) -> str:
 # --- VS Code ---------------------------------------------------------------------------------
 
 
+def _item_schema(keys: list[ObjectKey]) -> dict[str, Any]:
+    """One object of a list-of-objects setting; VS Code checks settings.json against it."""
+    props: dict[str, Any] = {}
+    for k in keys:
+        prop: dict[str, Any] = {"type": k.json_type}
+        if k.choices:
+            prop["enum"] = list(k.choices)
+        prop["markdownDescription"] = k.description
+        props[k.key] = prop
+    return {"type": "object", "properties": props,
+            "required": [k.key for k in keys if k.required], "additionalProperties": False}
+
+
 def _json_schema(s: Setting) -> dict[str, Any]:
     """type, items, enum, bounds: the JSON-schema form of the setting's type and checks."""
     ftype = s.type
+    keys = _object_keys(s)
+    if keys is not None:
+        return {"type": "array", "items": _item_schema(keys)}
     if isinstance(ftype, type) and issubclass(ftype, enum.Enum):
         return {"type": "string", "enum": list(s.choices)}
     if isinstance(s.default, tuple):
@@ -144,7 +219,12 @@ def _json_schema(s: Setting) -> dict[str, Any]:
 
 
 def _vscode_markdown(s: Setting, linked: set[str]) -> str:
-    # `temperature` → `#pingti.temperature#`: a link in VS Code's settings editor.
+    # `temperature` → `#pingti.temperature#`: a link in VS Code's settings editor. The keys of a
+    # list-of-objects setting stay as they are: in its doc `model` is the object's key.
+    keys = _object_keys(s)
+    if keys is not None:
+        linked = linked - {k.key for k in keys}
+
     def link(m: re.Match[str]) -> str:
         name = m.group(1)
         return f"`#{VSCODE_SECTION}.{name}#`" if name in linked else m.group(0)
@@ -235,7 +315,8 @@ def render_nvim_lua(_old: str = "") -> str:
     lines = [
         "--- The pingti server's settings (server/config.py), in its order: the names the server",
         "--- accepts, their type, default, bounds and meaning. `reload`: a change loads the model",
-        "--- again; `audience = 'tests'`: a knob of the test-suite, documented nowhere else.",
+        "--- again; `audience = 'tests'`: a knob of the test-suite, documented nowhere else; `keys`:",
+        "--- the keys of each object of a list-of-objects setting (`backends`).",
         "---",
         f"--- Generated by {GENERATED_BY}; edit server/config.py, not this file.",
         "return {",
@@ -251,6 +332,9 @@ def render_nvim_lua(_old: str = "") -> str:
             fields.append(("choices", list(s.choices)))
         if s.range is not None:
             fields += [("min", s.range[0]), ("max", s.range[1])]
+        keys = _object_keys(s)
+        if keys is not None:
+            fields.append(("keys", [k.key for k in keys]))
         fields += [("reload", s.reload), ("audience", s.audience.value), ("doc", s.doc)]
         lines.append("  {")
         lines += [f"    {k} = {_lua(v)}," for k, v in fields]
@@ -261,7 +345,9 @@ def render_nvim_lua(_old: str = "") -> str:
 
 def _help_summary(s: Setting) -> str:
     quoted = ", ".join(json.dumps(c) for c in s.choices)
-    if isinstance(s.default, tuple):
+    if _object_keys(s) is not None:
+        kind = s.type_doc  # the doc lists the keys
+    elif isinstance(s.default, tuple):
         kind = f"{s.type_doc}: {quoted}"
     elif s.choices:
         kind = f"one of {quoted}"
@@ -270,7 +356,7 @@ def _help_summary(s: Setting) -> str:
     else:
         kind = s.type_doc
     default = s.client_default
-    if isinstance(default, list) and tuple(default) == s.choices:
+    if _all_choices(s):
         shown = "all"
     else:
         shown = "nil" if default is None else json.dumps(default)

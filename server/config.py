@@ -145,7 +145,8 @@ class BackendSpec:
             return "local"
         from urllib.parse import urlsplit
 
-        return f"{self.type.value}@{urlsplit(self.url).netloc}"
+        parts = urlsplit(self.url)  # host and port only: never a user:password@ in the URL
+        return f"{self.type.value}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
     def key(self) -> str:
         """The API key: from ``api_key``, else the environment variable ``api_key_env``."""
@@ -212,7 +213,7 @@ def _parse_backends(value: Any) -> tuple[BackendSpec, ...]:
                 raise ValueError(f"{where}: only one local backend")
         else:
             parts = urlsplit(spec.url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"{where}: url must be http:// or https:// with a host")
             if spec.ca_bundle and not os.path.isfile(os.path.expanduser(spec.ca_bundle)):
                 raise ValueError(f"{where}: caBundle is not a file")
@@ -504,10 +505,8 @@ class Config:
         type_doc="list of backend objects",
         doc="Where completions are generated, in order of preference, e.g. "
             "`[{\"type\": \"openai\", \"url\": \"http://gpu-box:8000/v1\"}, {\"type\": "
-            "\"local\"}]`; a request that fails on one is retried once on the next, and a "
-            "backend that keeps failing is skipped until its health check passes. Empty: the "
-            "`model` setting, in-process. Keys: " + ", ".join(
-                f"`{k}` ({d})" for k, (_, _, d) in BACKEND_FIELDS.items()) + ".")
+            "\"local\"}]`: a failed request is retried once on the next, a failing backend is "
+            "skipped until its health check passes. Empty: the `model` setting, in-process.")
 
     def model_key(self) -> tuple[Any, ...]:
         """The fields whose change requires loading the model again (declared ``reload=True``)."""

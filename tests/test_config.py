@@ -10,11 +10,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from server.config import (
+    BACKEND_FIELDS,
+    DEFAULT_ENGINE_TIMEOUT_MS,
     Backend,
+    BackendSpec,
     CandidatesWhen,
     Config,
     ConstraintMode,
     Device,
+    EngineType,
     LogLevel,
     ParsedSettings,
     PrefetchMode,
@@ -22,6 +26,7 @@ from server.config import (
     RegressionMode,
     RerankMode,
     SandboxMode,
+    _parse_backends,
     config_from_environment,
     force_offline,
     parse_settings,
@@ -68,6 +73,10 @@ VALID = {
     "rerankTimeoutMs": ("rerank_timeout_ms", 500, 500),
     "constraints": ("constraints", "off", ConstraintMode.OFF),
     "constraintLanguages": ("constraint_languages", [], ()),
+    "backends": ("backends",
+                 [{"type": "openai", "url": "http://gpu-box:8000/v1"}, {"type": "local"}],
+                 (BackendSpec(type=EngineType.OPENAI, url="http://gpu-box:8000/v1"),
+                  BackendSpec(type=EngineType.LOCAL))),
 }
 
 
@@ -383,7 +392,8 @@ def test_explicit_none_cache_dir_clears_base_value():
 # model_key
 
 MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
-                "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents"}
+                "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
+                "backends"}
 
 
 @pytest.mark.parametrize("key", sorted(VALID))
@@ -532,3 +542,101 @@ def test_constraint_languages_take_lsp_ids_of_dialects():
     parsed = parse_settings({"constraintLanguages": "typescriptreact, go,javascriptreact"})
     assert parsed.errors == []
     assert parsed.config.constraint_languages == ("typescript", "go", "javascript")
+
+
+# ---------------------------------------------------------------------------------------------
+# backends: a list of engines; messages name the entry and key, never a value
+
+GPU = {"type": "openai", "url": "http://gpu-box:8000/v1", "model": "qwen2.5-coder-1.5b",
+       "apiKeyEnv": "GPU_KEY"}
+SECRET = "sk-secret-123"
+INTEGER_KEYS = [k for k, (_, jtype, _) in BACKEND_FIELDS.items() if jtype == "integer"]
+
+
+def test_backends_valid_list():
+    specs = _parse_backends([
+        GPU,
+        {"type": "LLAMA.CPP", "url": " https://cpu-box:8080 ", "name": "cpu", "timeoutMs": 100,
+         "model": None},
+        {"type": "local"},
+    ])
+    gpu, cpu, local = specs
+    assert gpu == BackendSpec(type=EngineType.OPENAI, url="http://gpu-box:8000/v1",
+                              model="qwen2.5-coder-1.5b", api_key_env="GPU_KEY")
+    assert gpu.label == "openai@gpu-box:8000" and gpu.timeout_ms == DEFAULT_ENGINE_TIMEOUT_MS
+    assert (cpu.type, cpu.url, cpu.label, cpu.timeout_ms, cpu.model) == (
+        EngineType.LLAMA_CPP, "https://cpu-box:8080", "cpu", 100, "")
+    assert local == BackendSpec(type=EngineType.LOCAL) and local.label == "local"
+    assert _parse_backends([]) == ()
+    parsed = parse_settings({"pingti": {"backends": [GPU, {"type": "local"}]}})
+    assert parsed.errors == [] and parsed.config.backends == (gpu, local)
+
+
+def test_backends_api_key_is_kept_but_never_in_a_repr(monkeypatch):
+    (spec,) = _parse_backends([{**GPU, "apiKey": SECRET}])
+    assert spec.key() == SECRET
+    assert SECRET not in repr(spec) and SECRET not in repr(Config(backends=(spec,)))
+    monkeypatch.setenv("GPU_KEY", "from-env")
+    assert _parse_backends([GPU])[0].key() == "from-env"
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ({"type": "local"}, "expected a list of backend objects"),
+    ("local", "expected a list of backend objects"),
+    (["local"], "entry 1: expected an object"),
+    ([{"type": "vllm", "url": "http://gpu-box:8000/v1"}], "entry 1: type must be one of"),
+    ([{"url": "http://gpu-box:8000/v1"}], "entry 1: type must be one of"),
+    ([{"type": 1}], "entry 1: type must be a string"),
+    ([{"type": "local"}, {"type": "openai"}], "entry 2: url must be http:// or https://"),
+    ([{"type": "openai", "url": "gpu-box:8000/v1"}], "url must be http:// or https://"),
+    ([{"type": "openai", "url": "ftp://gpu-box/v1"}], "url must be http:// or https://"),
+    ([{"type": "llama.cpp", "url": "http://"}], "url must be http:// or https://"),
+    ([{"type": "openai", "url": 8000}], "url must be a string"),
+    ([{"type": "local"}, {"type": "local", "name": "again"}], "entry 2: only one local backend"),
+    ([GPU, {**GPU, "model": "other"}], "entry 2: two backends named 'openai@gpu-box:8000'"),
+    ([{"type": "local", "apikey": "x", "URL": "y"}], "entry 1: unknown keys ['URL', 'apikey']"),
+    ([{**GPU, "caBundle": "/no/such/ca.pem"}], "caBundle is not a file"),
+])
+def test_backends_invalid(value, fragment):
+    with pytest.raises(ValueError) as info:
+        _parse_backends(value)
+    assert fragment in str(info.value)
+    parsed = parse_settings({"backends": value})
+    assert parsed.config.backends == () and len(parsed.errors) == 1
+    assert "'backends'" in parsed.errors[0] and fragment in parsed.errors[0]
+
+
+def test_backends_ca_bundle_must_be_a_file(tmp_path):
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    (spec,) = _parse_backends([{**GPU, "url": "https://gpu-box:8443/v1", "caBundle": str(pem)}])
+    assert spec.ca_bundle == str(pem)
+
+
+@pytest.mark.parametrize("key", INTEGER_KEYS)
+def test_backends_integer_ranges(key):
+    field = BACKEND_FIELDS[key][0]
+    for ok in (100, 600_000):
+        assert getattr(_parse_backends([{"type": "local", key: ok}])[0], field) == ok
+    for bad in (99, 600_001, 0, -1, 1.5, 3000.0, True, "3000"):
+        with pytest.raises(ValueError, match=f"entry 1: {key} must be an integer between 100 "
+                                             "and 600000"):
+            _parse_backends([{"type": "local", key: bad}])
+
+
+@pytest.mark.parametrize("item", [
+    {"type": "openai", "url": "not a url", "apiKey": SECRET},
+    {"type": "vllm", "url": "http://gpu-box:8000/v1", "apiKey": SECRET},  # unknown type
+    {"type": "openai", "url": "http://gpu-box:8000/v1", "timeoutMs": 5, "apiKey": SECRET},
+    {"type": "openai", "url": "http://gpu-box:8000/v1", "apiKeyEnvironment": SECRET},
+    {"type": "local", "url": 5, "apiKey": SECRET},  # wrong type
+    {"type": "local", "apiKey": [SECRET]},  # the key itself of the wrong type
+])
+def test_backends_messages_never_show_the_api_key(item):
+    with pytest.raises(ValueError) as info:
+        _parse_backends([item])
+    assert SECRET not in str(info.value)
+    parsed = parse_settings({"backends": [item]})
+    assert len(parsed.errors) == 1 and parsed.config.backends == ()
+    assert SECRET not in parsed.errors[0] and "(not shown)" in parsed.errors[0]
+    assert "'backends'" in parsed.errors[0]

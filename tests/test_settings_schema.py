@@ -21,11 +21,13 @@ import pytest
 
 from server import languages
 from server.config import (
+    BACKEND_FIELDS,
     CONSTRAINT_LANGUAGES,
     SETTINGS,
     Audience,
     Backend,
     Config,
+    EngineType,
     parse_settings,
 )
 
@@ -34,7 +36,10 @@ DEFAULTS = Config()
 BY_NAME = {s.name: s for s in SETTINGS}
 # The fields whose change loads the model again (server/lsp.py compares model_key()).
 RELOADING = {"model", "backend", "quantization", "device", "threads", "cache_dir",
-             "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents"}
+             "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
+             "backends"}
+# A valid non-default value of the settings whose type alone does not give one.
+OTHER_VALUES: dict[str, Any] = {"backends": [{"type": "local"}]}
 
 
 def _load_generator() -> ModuleType:
@@ -51,6 +56,8 @@ gen = _load_generator()
 
 def _other_value(s: Any) -> Any:
     """A valid raw value for ``s`` that differs from its default."""
+    if s.name in OTHER_VALUES:
+        return OTHER_VALUES[s.name]
     if s.choices and not isinstance(s.default, tuple):
         return next(c for c in s.choices if c != s.client_default)
     if isinstance(s.default, tuple):
@@ -221,6 +228,42 @@ def test_vscode_entry_keeps_extra_fields_and_moves_enum_descriptions():
                                           "fake": "F"}[c] for c in s.choices]
     assert entry["scope"] == "window"
     assert "description" not in entry and entry["markdownDescription"].startswith("Which")
+
+
+def test_package_json_backends_are_the_parsers_keys():
+    manifest = json.loads((ROOT / gen.PACKAGE_JSON).read_text(encoding="utf-8"))
+    entry = manifest["contributes"]["configuration"]["properties"]["pingti.backends"]
+    assert entry["type"] == "array" and entry["default"] == []
+    items = entry["items"]
+    assert items["type"] == "object" and items["additionalProperties"] is False
+    assert items["required"] == ["type"]
+    assert list(items["properties"]) == list(BACKEND_FIELDS)
+    for key, (_, jtype, description) in BACKEND_FIELDS.items():
+        assert items["properties"][key]["type"] == jtype
+        assert items["properties"][key]["markdownDescription"] == description
+    assert items["properties"]["type"]["enum"] == [t.value for t in EngineType]
+    # In its description `model` is an entry's key, not a link to the model setting.
+    assert "#pingti.model#" not in entry["markdownDescription"]
+    # A workspace's settings may not send the code to another machine (or hold a key).
+    assert entry["scope"] == "machine"
+
+
+def test_readme_and_help_point_at_the_backend_keys():
+    s = BY_NAME["backends"]
+    assert gen._readme_default(s) == "`[]`"
+    values = gen._readme_values(s)
+    assert "`type` (required)" in values and all(f"`{k}`" in values for k in BACKEND_FIELDS)
+    assert gen._help_summary(s) == "(list of backend objects; default: [])"
+
+
+def test_a_list_of_unknown_objects_is_an_error_not_a_list_of_strings():
+    @dataclasses.dataclass(frozen=True)
+    class Other:
+        x: int = 0
+
+    s = dataclasses.replace(BY_NAME["backends"], type=tuple[Other, ...])
+    with pytest.raises(gen.GenerateError, match="OBJECT_LISTS"):
+        gen._json_schema(s)
 
 
 def test_nvim_settings_list_names_every_setting():

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ def _server_settings() -> dict[str, dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):  # a list setting (backends): a JSON array
+        return [_plain(v) for v in value]
     return value.value if isinstance(value, enum.Enum) else value
 
 
@@ -65,7 +68,10 @@ def test_extension_settings_are_the_servers() -> None:
         if field in _RANGES:
             lo, hi = _RANGES[field]
             assert (schema.get("minimum"), schema.get("maximum")) == (lo, hi), f"range of pingti.{key}"
-        expected_type = {int: "integer", float: "number", str: "string"}.get(ftype, "string")
+        if typing.get_origin(ftype) is tuple:  # a list (backends: of objects)
+            expected_type = "array"
+        else:
+            expected_type = {int: "integer", float: "number", str: "string"}.get(ftype, "string")
         assert schema["type"] == expected_type, f"type of pingti.{key}"
         # What the extension sends is accepted without a message: the default, the bounds and
         # every enum value.

@@ -7,11 +7,12 @@
  * `pingti.generateTests` command it runs, messages and logs.
  *
  * What this module adds: settings validated before they reach the server (settings.ts) and sent
- * as initializationOptions and on every change; a status bar item with the model's state and
- * the last completion's latency (status.ts, fed by `pingti/status` and by the model-loading
- * progress, progress.ts); "Generate tests" from the palette (generateTests.ts); `pingti/focus`
- * when the user moves to a file or another part of one, so the server prefetches (focus.ts);
- * restart and log commands.
+ * as initializationOptions and on every change; a status bar item with the model's state, the
+ * backend serving and the last completion's latency (status.ts, fed by `pingti/status`, by the
+ * model-loading progress, progress.ts, and by `pingti/backendChanged` when a backend goes down
+ * or comes back, which is also logged); "Generate tests" from the palette (generateTests.ts);
+ * `pingti/focus` when the user moves to a file or another part of one, so the server
+ * prefetches (focus.ts); restart and log commands.
  */
 
 import * as vscode from "vscode";
@@ -29,7 +30,7 @@ import { executeCommandMiddleware } from "./generateTests";
 import { ProgressFeature } from "./progress";
 import { pipeServerLog } from "./serverLog";
 import { readSettings, SECTION, type Settings, needsRestart, serverSettingsChanged } from "./settings";
-import { STATUS_REQUEST, type ServerStatus, StatusBar } from "./status";
+import { BACKEND_CHANGED, type BackendChange, STATUS_REQUEST, type ServerStatus, StatusBar } from "./status";
 
 export const COMMANDS = {
     restart: "pingti.restartServer",
@@ -142,6 +143,9 @@ export class PingtiExtension implements vscode.Disposable {
             },
             loaded: () => void this.refreshStatus(),
         }));
+        client.onNotification(BACKEND_CHANGED, (change: BackendChange) => {
+            if (this.client === client) this.onBackendChanged(change);
+        });
         client.onDidChangeState(({ newState }) => {
             if (this.stopping || this.client !== client) return;
             // After a crash the client restarts the server by itself (up to 4 times in 3 minutes).
@@ -264,6 +268,15 @@ export class PingtiExtension implements vscode.Disposable {
         if (phase === "loading" || phase === "starting") {
             this.pollTimer = setTimeout(() => void this.refreshStatus(), LOADING_POLL_MS);
         }
+    }
+
+    /** A backend's circuit breaker changed: logged (no popup: failover is routine), shown at
+     * once, then the full figures asked for. */
+    private onBackendChanged(change: BackendChange): void {
+        if (change.state === "open") this.output.warn(change.message);
+        else this.output.info(change.message);
+        this.status.backendChanged(change);
+        void this.refreshStatus();
     }
 
     private logTransition(before: string, status: ServerStatus): void {

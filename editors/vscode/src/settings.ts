@@ -8,7 +8,9 @@
  * the same schema at run time, because settings.json is free text and VS Code does not enforce
  * it. An invalid value is reported and replaced by its default; the other settings still apply
  * (the server behaves the same way, server/config.py). The server-side names are the server's own
- * camelCase names: `pingti.maxTokensSingleLine` is sent as `maxTokensSingleLine`.
+ * camelCase names: `pingti.maxTokensSingleLine` is sent as `maxTokensSingleLine`. A list of
+ * objects (`pingti.backends`) is checked entry by entry and sent as it is; its value is never
+ * shown in a message, since an entry may hold an API key.
  *
  * Pure: no `vscode` import, so it is tested without an editor.
  */
@@ -27,8 +29,16 @@ export interface SettingSchema {
     minimum?: number;
     maximum?: number;
     minLength?: number;
-    items?: { type: string; pattern?: string };
+    items?: ItemSchema;
     uniqueItems?: boolean;
+}
+
+/** The items of a list setting: strings, or objects with known keys (no others). */
+export interface ItemSchema {
+    type: string;
+    pattern?: string;
+    properties?: Record<string, { type: string; enum?: unknown[] }>;
+    required?: string[];
 }
 
 export const SCHEMA: Readonly<Record<string, SettingSchema>> =
@@ -46,7 +56,9 @@ export function isServerSetting(key: string): boolean {
 export const KEYS: readonly string[] = Object.keys(SCHEMA).map((k) => k.slice(SECTION.length + 1));
 export const SERVER_KEYS: readonly string[] = KEYS.filter(isServerSetting);
 
-export type ServerSettings = Record<string, string | number>;
+/** A list setting's value: strings, or objects (backends) sent as they are. */
+export type ServerValue = string | number | unknown[];
+export type ServerSettings = Record<string, ServerValue>;
 
 export interface Settings {
     /** argv of the server process. */
@@ -85,13 +97,45 @@ function show(value: unknown): string {
     return JSON.stringify(value) ?? String(value);
 }
 
+function fits(types: readonly string[], value: unknown): boolean {
+    const actual = typeOf(value);
+    return types.includes(actual) || (actual === "integer" && types.includes("number"));
+}
+
+function article(type: string): string {
+    return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** Why a list of objects does not fit `items`; names the entry and key, never a value. */
+function objectsProblem(items: ItemSchema, value: unknown[]): string | undefined {
+    const properties = items.properties ?? {};
+    for (const [i, entry] of value.entries()) {
+        const where = `entry ${i + 1}`;
+        if (typeOf(entry) !== "object") return `${where}: expected an object`;
+        const object = entry as Record<string, unknown>;
+        const unknown = Object.keys(object).filter((k) => !Object.hasOwn(properties, k));
+        if (unknown.length > 0) {
+            return `${where}: unknown keys ${unknown.join(", ")} (known: ${Object.keys(properties).join(", ")})`;
+        }
+        const missing = (items.required ?? []).filter((k) => object[k] === undefined || object[k] === null);
+        if (missing.length > 0) return `${where}: no ${missing.join(", ")}`;
+        for (const [key, property] of Object.entries(properties)) {
+            const v = object[key];
+            if (v === undefined || v === null) continue;
+            if (!fits([property.type], v)) return `${where}: ${key} must be ${article(property.type)}`;
+            if (property.enum && !property.enum.includes(v)) {
+                return `${where}: ${key} must be one of ${property.enum.map(show).join(", ")}`;
+            }
+        }
+    }
+    return undefined;
+}
+
 /** Why `value` does not fit `schema`, or undefined when it does. */
 export function problem(schema: SettingSchema, value: unknown): string | undefined {
     const types = Array.isArray(schema.type) ? schema.type : [schema.type];
-    const actual = typeOf(value);
-    const typeOk = types.includes(actual) || (actual === "integer" && types.includes("number"));
-    if (!typeOk) {
-        return `expected ${types.map((t) => (t === "integer" ? "an integer" : `a ${t}`)).join(" or ")}`;
+    if (!fits(types, value)) {
+        return `expected ${types.map(article).join(" or ")}`;
     }
     if (schema.enum && !schema.enum.includes(value)) {
         return `expected one of ${schema.enum.map(show).join(", ")}`;
@@ -105,6 +149,9 @@ export function problem(schema: SettingSchema, value: unknown): string | undefin
     }
     if (typeof value === "string" && schema.minLength !== undefined && value.trim().length < schema.minLength) {
         return "expected a non-empty string";
+    }
+    if (Array.isArray(value) && schema.items?.type === "object") {
+        return objectsProblem(schema.items, value);
     }
     if (Array.isArray(value) && schema.items) {
         const items = schema.items;
@@ -127,7 +174,9 @@ export function validated(key: string, raw: unknown, errors: string[]): unknown 
     if (raw === undefined || raw === null) return schema.default;
     const why = problem(schema, raw);
     if (why === undefined) return raw;
-    errors.push(`Invalid value ${show(raw)} for setting "${SECTION}.${key}": ${why}; ` +
+    // A list of objects (backends) may hold an API key: say where it is wrong, not what it is.
+    const shown = schema.items?.type === "object" ? "(not shown)" : show(raw);
+    errors.push(`Invalid value ${shown} for setting "${SECTION}.${key}": ${why}; ` +
         `using the default ${show(schema.default)}.`);
     return schema.default;
 }
@@ -162,7 +211,7 @@ export function readSettings(config: ConfigurationReader, env: Environment = {})
     const get = (key: string) => validated(key, config.get(key), errors);
     const server: ServerSettings = {};
     for (const key of SERVER_KEYS) {
-        let value = get(key) as string | number;
+        let value = get(key) as ServerValue;
         if (key === "model" && typeof value === "string" && value !== "default") {
             value = expandPath(value.trim(), env);
         }

@@ -1,17 +1,20 @@
 /**
  * What the status bar item says: the server's phase (starting, loading the model with its
- * progress, ready, error, stopped) and, once completions arrive, the last one's latency.
+ * progress, ready, error, stopped), the backend serving when there are several (or a remote
+ * one) and, once completions arrive, the last one's latency.
  *
  * `render` is pure (state → text, tooltip, error flag); `StatusBar` puts it on a VS Code status
  * bar item. The model's figures come from the server's `pingti/status` request (server/lsp.py
  * `status`): `{state, version, model: {name, backend, device, quantization, contextWindow},
  * error?, lastCompletion?: {source, mode, candidates, promptTokens, generatedTokens,
- * reusedTokens, prefillS, decodeS, totalS, finish, syntax}}`.
+ * reusedTokens, prefillS, decodeS, totalS, finish, syntax}, backends?: [...], metrics?: {...}}`.
+ * `pingti/backendChanged` (a backend went down or came back) changes the item at once.
  */
 
 import * as vscode from "vscode";
 
 export const STATUS_REQUEST = "pingti/status";
+export const BACKEND_CHANGED = "pingti/backendChanged";
 
 /** `lastCompletion` of pingti/status (server/lsp.py `remember_outcome`). */
 export interface LastCompletion {
@@ -27,12 +30,47 @@ export interface LastCompletion {
     finish?: string;
 }
 
+/** A backend's circuit breaker: closed = up, open = down (skipped), half_open = being retried. */
+export type BreakerState = "closed" | "open" | "half_open";
+
+/** One entry of `backends` in pingti/status (the `backends` setting, in its order). */
+export interface BackendStatus {
+    name: string; // "openai@gpu-box:8000", "local" or the entry's own name
+    type: string; // "openai" | "llama.cpp" | "local"
+    url?: string | null;
+    state: BreakerState;
+    active: boolean; // the one serving now
+    requests?: number;
+    errors?: Record<string, number>; // by kind: timeout, connect, ...
+    latencyP50S?: number | null;
+    latencyP99S?: number | null;
+    ttftP50S?: number | null;
+    tokensPerS?: number | null;
+    lastError?: string | null;
+}
+
+export interface Metrics {
+    cacheHitRate?: number;
+    queueDepth?: number;
+    rssBytes?: number;
+}
+
+/** Params of `pingti/backendChanged`: a backend's breaker changed state. */
+export interface BackendChange {
+    backend: string;
+    state: BreakerState;
+    active: string; // the backend serving now
+    message: string; // for people: "openai@gpu-box:8000 is down (...); answering with local"
+}
+
 export interface ServerStatus {
     state: "not_loaded" | "loading" | "ready" | "failed";
     version?: string;
     model?: { name: string; backend: string; device: string; quantization?: string; contextWindow?: number };
     error?: string;
     lastCompletion?: LastCompletion | null;
+    backends?: BackendStatus[];
+    metrics?: Metrics;
 }
 
 export type Phase = "starting" | "loading" | "ready" | "error" | "stopped";
@@ -63,6 +101,47 @@ function md(text: string): string {
     return text.replace(/[\\`*_[\]<>|]/g, "\\$&");
 }
 
+/** "openai@gpu-box:8000" → "gpu-box"; a name the user gave stays as it is. */
+export function shortName(backend: Pick<BackendStatus, "name" | "type">): string {
+    const prefix = `${backend.type}@`;
+    return backend.name.startsWith(prefix) ? backend.name.slice(prefix.length).replace(/:\d+$/, "") : backend.name;
+}
+
+const STATE_WORDS: Record<string, string> = { closed: "up", open: "down", half_open: "retrying" };
+
+/** The backend part of the item's text ("gpu-box", "local (gpu-box down)"), or undefined when
+ * there is nothing to choose from (no `backends` setting, or only the local model). */
+export function backendLabel(backends: readonly BackendStatus[] | undefined): string | undefined {
+    if (!backends || !(backends.length > 1 || backends.some((b) => b.type !== "local"))) return undefined;
+    const active = backends.find((b) => b.active);
+    const down = backends.filter((b) => !b.active && b.state === "open").map(shortName);
+    const label = active ? shortName(active) : "no backend";
+    return down.length > 0 ? `${label} (${down.join(", ")} down)` : label;
+}
+
+/** One tooltip line per backend: state, latency percentiles, requests and errors. */
+export function backendLines(backends: readonly BackendStatus[]): string[] {
+    return backends.map((b) => {
+        const parts = [`**${md(b.name)}**${b.active ? " (serving)" : ""}`, STATE_WORDS[b.state] ?? md(b.state)];
+        if (typeof b.latencyP50S === "number") parts.push(`p50 ${formatSeconds(b.latencyP50S)}`);
+        if (typeof b.latencyP99S === "number") parts.push(`p99 ${formatSeconds(b.latencyP99S)}`);
+        if (b.requests !== undefined) parts.push(`${b.requests} requests`);
+        const errors = Object.entries(b.errors ?? {}).filter(([, n]) => n > 0).sort(([a], [c]) => a.localeCompare(c));
+        if (errors.length > 0) parts.push(`errors: ${errors.map(([kind, n]) => `${md(kind)} ${n}`).join(", ")}`);
+        if (b.lastError) parts.push(`last error: ${md(b.lastError)}`);
+        return parts.join(" · ");
+    });
+}
+
+/** The server's list with `change` applied: the changed backend's state, and which one serves. */
+export function applyBackendChange(backends: readonly BackendStatus[], change: BackendChange): BackendStatus[] {
+    return backends.map((b) => ({
+        ...b,
+        state: b.name === change.backend ? change.state : b.state,
+        active: b.name === change.active,
+    }));
+}
+
 export function render(state: StatusState): View {
     const model = state.server?.model;
     const lines: string[] = [];
@@ -83,7 +162,8 @@ export function render(state: StatusState): View {
         case "ready": {
             const last = state.last;
             const latency = last ? ` ${last.source === "model" ? formatSeconds(last.totalS) : "cached"}` : "";
-            text = `$(sparkle) pingti${latency}`;
+            const backend = backendLabel(state.server?.backends);
+            text = `$(sparkle) pingti${backend ? `: ${backend}` : ""}${latency}`;
             lines.push("**pingti**: ready");
             break;
         }
@@ -101,6 +181,18 @@ export function render(state: StatusState): View {
     if (model) {
         lines.push(`Model: ${md(model.name)} · ${md(model.backend)} on ${md(model.device)}` +
             (model.quantization ? ` · ${md(model.quantization)}` : ""));
+    }
+    const backends = state.server?.backends;
+    if (backends && backendLabel(backends) !== undefined) {
+        lines.push(["Backends:", ...backendLines(backends)].join("  \n"));
+    }
+    const metrics = state.server?.metrics;
+    if (metrics) {
+        const parts: string[] = [];
+        if (metrics.cacheHitRate !== undefined) parts.push(`cache hits ${Math.round(metrics.cacheHitRate * 100)}%`);
+        if (metrics.queueDepth !== undefined) parts.push(`queue ${metrics.queueDepth}`);
+        if (metrics.rssBytes !== undefined) parts.push(`memory ${Math.round(metrics.rssBytes / 2 ** 20)} MiB`);
+        if (parts.length > 0) lines.push(`Server: ${parts.join(" · ")}`);
     }
     const last = state.last;
     if (last && state.phase === "ready") {
@@ -157,6 +249,13 @@ export class StatusBar implements vscode.Disposable {
             default: // not_loaded, loading: keep the progress message we may have
                 this.update({ phase: "loading", server: status });
         }
+    }
+
+    /** A backend went down or came back (pingti/backendChanged): show it before the next status. */
+    backendChanged(change: BackendChange): void {
+        const server = this.current.server;
+        if (!server?.backends) return; // the status asked for next brings the list
+        this.update({ server: { ...server, backends: applyBackendChange(server.backends, change) } });
     }
 
     private apply(): void {

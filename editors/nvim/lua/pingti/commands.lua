@@ -1,6 +1,7 @@
 --- :PingtiStatus, :PingtiGenerateTests and :PingtiCancel: thin wrappers over the server's
 --- `pingti/status` request, the "Generate tests" code action and its `pingti.generateTests`
---- command (server/testgen_lsp.py).
+--- command (server/testgen_lsp.py); and the handler of `pingti/backendChanged`, which the
+--- server sends when a backend of the `backends` setting goes down or comes back.
 ---
 --- The command writes the tests with workspace/applyEdit: Neovim's default handler creates the
 --- file and edits it as a buffer, unsaved. With save_generated_tests the buffer is written once
@@ -12,6 +13,7 @@ local config = require('pingti.config')
 local M = {}
 
 M.STATUS = 'pingti/status'
+M.BACKEND_CHANGED = 'pingti/backendChanged'
 M.ACTION_KIND = 'source.generateTests'
 M.COMMAND = 'pingti.generateTests'
 local TESTGEN_TOKEN = '^pingti%-testgen%-'
@@ -75,14 +77,75 @@ function M.format_status(result)
   return table.concat(parts, ' | ')
 end
 
+-- A backend's circuit breaker, in words: closed = up, open = down (skipped), half_open = being
+-- retried.
+local STATE_WORDS = { closed = 'up', open = 'down', half_open = 'retrying' }
+
+local function seconds(s)
+  if type(s) ~= 'number' then
+    return '-'
+  end
+  return s < 1 and ('%d ms'):format(math.floor(s * 1000 + 0.5)) or ('%.2f s'):format(s)
+end
+
+--- One line per backend of a `pingti/status` result: `*` for the one serving, name, state,
+--- p50/p99 latency, errors by kind. None when there is no choice (no `backends` setting, or
+--- only the local model). Pure: no editor state.
+--- @return string[]
+function M.format_backends(result)
+  local backends = type(result) == 'table' and result.backends
+  if type(backends) ~= 'table' or #backends == 0 then
+    return {}
+  end
+  if #backends == 1 and backends[1].type == 'local' then
+    return {}
+  end
+  local lines = {}
+  for _, b in ipairs(backends) do
+    local errors = {}
+    for kind, n in pairs(type(b.errors) == 'table' and b.errors or {}) do
+      if type(n) == 'number' and n > 0 then
+        errors[#errors + 1] = ('%s %d'):format(kind, n)
+      end
+    end
+    table.sort(errors)
+    lines[#lines + 1] = ('%s %s: %s, p50 %s, p99 %s, errors: %s'):format(
+      b.active == true and '*' or ' ',
+      tostring(b.name or '?'),
+      STATE_WORDS[b.state] or tostring(b.state or '?'),
+      seconds(b.latencyP50S),
+      seconds(b.latencyP99S),
+      #errors > 0 and table.concat(errors, ', ') or 'none'
+    )
+  end
+  return lines
+end
+
 function M.show_status()
   M.status(0, function(err, result)
     if err then
       notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
     else
-      notify(M.format_status(result), result.error and vim.log.levels.WARN or nil)
+      local lines = { M.format_status(result) }
+      vim.list_extend(lines, M.format_backends(result))
+      notify(table.concat(lines, '\n'), result.error and vim.log.levels.WARN or nil)
     end
   end)
+end
+
+--- How loud a `pingti/backendChanged` is: a warning when a backend went down. Pure.
+function M.backend_change_level(params)
+  return params.state == 'open' and vim.log.levels.WARN or vim.log.levels.INFO
+end
+
+--- Handler of the `pingti/backendChanged` notification: the server's message, as it is.
+function M.on_backend_changed(_, params)
+  if type(params) ~= 'table' then
+    return
+  end
+  local message = type(params.message) == 'string' and params.message
+    or ('%s is %s'):format(tostring(params.backend), STATE_WORDS[params.state] or tostring(params.state))
+  notify(message, M.backend_change_level(params))
 end
 
 -- --- generate tests ---------------------------------------------------------------------

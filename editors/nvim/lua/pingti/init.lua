@@ -144,6 +144,12 @@ local function lsp_config(opts, cmd)
     init_options = empty and vim.empty_dict() or settings,
     settings = not empty and { pingti = settings } or nil,
     capabilities = { textDocument = { inlineCompletion = { dynamicRegistration = false } } },
+    handlers = {
+      -- A backend went down or came back (the `backends` setting).
+      ['pingti/backendChanged'] = function(...)
+        return require('pingti.commands').on_backend_changed(...)
+      end,
+    },
   }
 end
 

@@ -218,6 +218,44 @@ test("status bar: the status is asked again while the model loads, also after a 
     assert.ok(state.logs.some((l) => l.level === "info" && l.text.startsWith("model ready: fake (tests only)")));
 });
 
+test("status bar: the backend serving, and pingti/backendChanged shown at once and logged", async () => {
+    const gpu = { name: "openai@gpu-box:8000", type: "openai", url: "http://gpu-box:8000/v1", state: "closed",
+        active: true, requests: 12, errors: { timeout: 1 }, latencyP50S: 0.31, latencyP99S: 1.2, lastError: null };
+    const local = { name: "local", type: "local", state: "closed", active: false, requests: 0, errors: {} };
+    Client.responses.set("pingti/status", { ...READY, backends: [gpu, local] });
+    const { client } = await activate({ backends: [{ type: "openai", url: "http://gpu-box:8000/v1" }, { type: "local" }] });
+    assert.deepEqual(client.clientOptions.initializationOptions.backends,
+        [{ type: "openai", url: "http://gpu-box:8000/v1" }, { type: "local" }]);
+    assert.equal(statusItem().text, "$(sparkle) pingti: gpu-box");
+    assert.match((statusItem().tooltip as { value: string }).value,
+        /\*\*openai@gpu-box:8000\*\* \(serving\) · up · p50 310 ms · p99 1\.20 s · 12 requests · errors: timeout 1/);
+
+    // The server's next answer is slow: the notification alone changes the item.
+    let answer: (value: unknown) => void = () => undefined;
+    Client.responses.set("pingti/status", () => new Promise((resolve) => { answer = resolve; }));
+    const asked = client.requests.length;
+    client.serverNotifies("pingti/backendChanged", { backend: "openai@gpu-box:8000", state: "open", active: "local",
+        message: "openai@gpu-box:8000 is down (connection refused); answering with local" });
+    assert.equal(statusItem().text, "$(sparkle) pingti: local (gpu-box down)");
+    assert.ok(state.logs.some((l) => l.level === "warn" && l.text.startsWith("openai@gpu-box:8000 is down")));
+    assert.equal(state.messages.length, 0, "no popup");
+    await fakes.settle();
+    assert.equal(client.requests.length, asked + 1, "then the figures are asked for");
+    answer({ ...READY, backends: [{ ...gpu, state: "open", active: false, errors: { timeout: 1, connect: 1 } },
+        { ...local, active: true }] });
+    await fakes.settle();
+    await fakes.settle();
+    assert.match((statusItem().tooltip as { value: string }).value, /errors: connect 1, timeout 1/);
+
+    // Back up: logged as information.
+    Client.responses.set("pingti/status", { ...READY, backends: [gpu, local] });
+    client.serverNotifies("pingti/backendChanged", { backend: "openai@gpu-box:8000", state: "closed",
+        active: "openai@gpu-box:8000", message: "openai@gpu-box:8000 is back" });
+    assert.equal(statusItem().text, "$(sparkle) pingti: gpu-box");
+    assert.ok(state.logs.some((l) => l.level === "info" && l.text === "openai@gpu-box:8000 is back"));
+    assert.equal(state.messages.length, 0);
+});
+
 test("a cancellable server progress (Generate tests) is a notification with a working cancel", async () => {
     Client.responses.set("pingti/status", READY);
     const { client } = await activate();

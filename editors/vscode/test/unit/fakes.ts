@@ -205,6 +205,7 @@ export class FakeLanguageClient {
     readonly features: Feature[] = [];
     readonly capabilities: Record<string, unknown> = {};
     readonly requestHandlers = new Map<string, Handler>();
+    readonly notificationHandlers = new Map<string, Handler>();
     readonly progressHandlers = new Map<string | number, Handler>();
     readonly requests: Array<{ method: string; params: unknown }> = [];
     readonly notifications: Array<{ method: string; params: unknown }> = [];
@@ -289,6 +290,19 @@ export class FakeLanguageClient {
     onRequest(type: string | { method: string }, handler: Handler) {
         this.requestHandlers.set(typeof type === "string" ? type : type.method, handler);
         return disposable();
+    }
+
+    onNotification(type: string | { method: string }, handler: Handler) {
+        const method = typeof type === "string" ? type : type.method;
+        this.notificationHandlers.set(method, handler);
+        return { dispose: () => this.notificationHandlers.delete(method) };
+    }
+
+    /** What the server would do: send a notification to the client. */
+    serverNotifies(method: string, params: unknown): void {
+        const handler = this.notificationHandlers.get(method);
+        if (!handler) throw new Error(`no handler for the notification ${method}`);
+        handler(params);
     }
 
     onProgress(_type: unknown, token: string | number, handler: Handler) {

@@ -22,7 +22,7 @@ test("every default is valid against its own schema", () => {
 
 test("server settings are the server's names; client settings stay in the extension", () => {
     assert.deepEqual([...SERVER_KEYS].sort(), [
-        "backend", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
+        "backend", "backends", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
         "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "prefetch", "quantization", "rerank",
         "rerankEncoder", "sandbox", "temperature", "testgenRegressionTests", "testgenTimeBudgetS", "threads",
     ]);
@@ -40,7 +40,7 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
         constraints: "syntax", candidates: 4, candidatesWhen: "auto", rerank: "full",
         rerankEncoder: "none", temperature: 0, contextTokens: 768,
         maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, prefetch: "on", sandbox: "auto",
-        testgenTimeBudgetS: 300, testgenRegressionTests: "ask", logLevel: "info",
+        testgenTimeBudgetS: 300, testgenRegressionTests: "ask", logLevel: "info", backends: [],
     });
     assert.ok(settings.languages.includes("python"));
 });
@@ -96,6 +96,38 @@ test("invalid values are reported and replaced by their defaults; the rest still
     assert.equal(settings.server.contextTokens, 1024);
     assert.ok(settings.languages.includes("python") && settings.languages.length > 1);
     assert.deepEqual(settings.command, ["pingti-ls"]);
+});
+
+test("backends: a list of objects, checked entry by entry and sent as it is", () => {
+    const backends = [
+        { type: "openai", url: "http://gpu-box:8000/v1", model: "qwen2.5-coder-1.5b", apiKeyEnv: "GPU_KEY", timeoutMs: 2000 },
+        { type: "local" },
+    ];
+    const { settings, errors } = readSettings(reader({ backends }));
+    assert.deepEqual(errors, []);
+    assert.equal(settings.server.backends, backends, "the very value, not a copy or a string");
+});
+
+test("backends: an invalid entry is named, the value (it may hold an API key) is not", () => {
+    const key = "sk-secret-123";
+    const cases: Array<[unknown, RegExp]> = [
+        [{ type: "local" }, /expected an array/],
+        [["local"], /entry 1: expected an object/],
+        [[{ type: "local" }, { url: "http://gpu-box:8000/v1", apiKey: key }], /entry 2: no type/],
+        [[{ type: "vllm", apiKey: key }], /entry 1: type must be one of "openai", "llama.cpp", "local"/],
+        [[{ type: "openai", url: 8000, apiKey: key }], /entry 1: url must be a string/],
+        [[{ type: "openai", timeoutMs: "3000", apiKey: key }], /entry 1: timeoutMs must be an integer/],
+        [[{ type: "openai", timeoutMs: 1.5, apiKey: key }], /entry 1: timeoutMs must be an integer/],
+        [[{ type: "local", apikey: key, constructor: 1 }], /entry 1: unknown keys apikey, constructor \(known: type, url/],
+    ];
+    for (const [value, expected] of cases) {
+        const { settings, errors } = readSettings(reader({ backends: value }));
+        assert.equal(errors.length, 1, JSON.stringify(value));
+        assert.match(errors[0], expected);
+        assert.match(errors[0], /^Invalid value \(not shown\) for setting "pingti.backends": .*; using the default \[\]\.$/);
+        assert.ok(!errors[0].includes(key), errors[0]);
+        assert.deepEqual(settings.server.backends, []);
+    }
 });
 
 test("server command: an array, a string, a Python interpreter, or pingti-ls", () => {
