@@ -61,3 +61,30 @@ def test_tcp_transport_initialize_shutdown_exit() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_bare_port_binds_loopback_says_so_and_metrics_are_served(tmp_path) -> None:
+    """``--tcp PORT``: 127.0.0.1 only, and the log says so; ``--metrics-port`` serves
+    Prometheus text on loopback."""
+    import httpx
+
+    port, metrics = _free_port(), _free_port()
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen([sys.executable, "-m", "server", "--tcp", str(port),
+                             "--metrics-port", str(metrics), "--log-file", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while "serving LSP over TCP" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        assert f"on 127.0.0.1:{port} (loopback only)" in log.read_text()
+        listening = [line.split() for line in open("/proc/net/tcp").read().splitlines()[1:]]
+        bound = {(row[1], row[3]) for row in listening}
+        assert (f"0100007F:{port:04X}", "0A") in bound  # 127.0.0.1, LISTEN
+        assert (f"00000000:{port:04X}", "0A") not in bound  # not 0.0.0.0
+        text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5).text
+        assert "process_resident_memory_bytes" in text
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
