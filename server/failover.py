@@ -8,8 +8,10 @@ Each backend has a :class:`CircuitBreaker`:
 - **open** (skipped): requests go to the next backend without waiting for this one; after
   ``OPEN_S`` (doubling up to ``MAX_OPEN_S`` while its checks fail) a background health check
   (``/health`` or ``/v1/models``) runs;
-- **half-open**: the check passed; the next request tries it again (it is first in the list),
-  and success closes it, so traffic returns to the preferred backend by itself.
+- **half-open**: the check passed; the next request tries it again (it is first in the list;
+  one trial at a time, requests meanwhile go on to the next), and success closes it, so
+  traffic returns to the preferred backend by itself. A cancelled request (the user typed on)
+  says nothing about the backend and changes nothing.
 
 A request that fails on one backend is retried once on the next that is not open (a request
 never runs on more than two, and is answered once: by the first that returns). Only
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from server.backends.base import (
     CancelledError,
     CancelToken,
+    FinishReason,
     GenerationRequest,
     GenerationResult,
 )
@@ -71,10 +74,22 @@ class CircuitBreaker:
     failures: int = 0  # in a row
     opened_at: float = 0.0
     wait_s: float = field(default=OPEN_S)
+    trial: bool = False  # half-open: a request is trying it now
 
     def allows(self) -> bool:
-        """May a request go to this backend now?"""
-        return self.state is not BreakerState.OPEN
+        """May a request go to this backend now? (Half-open: one trial at a time.)"""
+        if self.state is BreakerState.HALF_OPEN:
+            return not self.trial
+        return self.state is BreakerState.CLOSED
+
+    def begin(self) -> None:
+        """A request goes to it (in half-open: the trial)."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.trial = True
+
+    def abandon(self) -> None:
+        """The request ended without saying anything (cancelled): the trial may run again."""
+        self.trial = False
 
     def check_due(self, now: float) -> bool:
         return self.state is BreakerState.OPEN and now >= self.opened_at + self.wait_s
@@ -83,11 +98,13 @@ class CircuitBreaker:
         """A request succeeded. True when the state changed."""
         self.failures = 0
         self.wait_s = self.open_s
+        self.trial = False
         return self._to(BreakerState.CLOSED)
 
     def failure(self, now: float) -> bool:
         """A request failed. True when the state changed (it opened)."""
         self.failures += 1
+        self.trial = False
         if self.state is BreakerState.HALF_OPEN or (
                 self.state is BreakerState.CLOSED and self.failures >= self.failures_to_open):
             self._open(now, self.wait_s if self.state is BreakerState.CLOSED
@@ -112,6 +129,7 @@ class CircuitBreaker:
 
     def _open(self, now: float, wait_s: float) -> None:
         self.state, self.opened_at, self.wait_s = BreakerState.OPEN, now, wait_s
+        self.trial = False
 
     def _to(self, state: BreakerState) -> bool:
         changed = self.state is not state
@@ -180,6 +198,7 @@ class FailoverGenerator:
         errors: list[str] = []
         for member in order[:2]:  # the preferred backend, and one retry on the next
             t0 = self._clock()
+            member.breaker.begin()
             try:
                 results = await member.generator.generate(requests, cancel)
             except EngineError as exc:
@@ -191,15 +210,20 @@ class FailoverGenerator:
                     raise CancelledError(cancel.reason) from exc
                 continue
             except (CancelledError, asyncio.CancelledError):
+                member.breaker.abandon()
                 raise
             except Exception as exc:
+                member.breaker.abandon()
                 member.metrics.failed("error", f"{type(exc).__name__}: {exc}")
                 raise
-            if any(r.finish.value == "cancelled" for r in results):
+            if any(r.finish is FinishReason.CANCELLED for r in results):
+                # Superseded or cancelled: no verdict on the backend (a hung engine and a user
+                # who keeps typing must still open the circuit).
+                member.breaker.abandon()
                 member.metrics.cancelled()
             else:
                 member.metrics.answered(self._clock() - t0, results)
-            self._changed(member, member.breaker.success(), "")
+                self._changed(member, member.breaker.success(), "")
             return results
         raise EngineError(FailureKind.CONNECT, "no backend answered: " + "; ".join(errors))
 
@@ -213,7 +237,7 @@ class FailoverGenerator:
                                         return_exceptions=True)
         for member, outcome in zip(remote, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                member.metrics.failed("health", str(outcome))
+                member.metrics.health_failed(str(outcome))
                 logger.warning("backend %s is not answering its health check: %s",
                                member.label, outcome)
                 self._changed(member, member.breaker.trip(self._clock()), str(outcome))
@@ -239,11 +263,11 @@ class FailoverGenerator:
                         await member.generator.health()
                 except EngineError as exc:
                     member.breaker.check_failed(self._clock())
-                    member.metrics.failed("health", str(exc))
+                    member.metrics.health_failed(str(exc))
                     continue
                 except Exception as exc:  # noqa: BLE001 - a check that breaks counts as down
                     member.breaker.check_failed(self._clock())
-                    member.metrics.failed("health", f"{type(exc).__name__}: {exc}")
+                    member.metrics.health_failed(f"{type(exc).__name__}: {exc}")
                     continue
                 self._changed(member, member.breaker.check_passed(), "its health check passed")
 
@@ -300,9 +324,14 @@ class FailoverGenerator:
                 for m in self.members]
 
     def close(self) -> None:
+        """Any thread (a reload closes it from the worker): the prober stops at its next tick
+        (``_closed``), or at once when called on the event loop."""
         self._closed = True
-        if self._prober is not None:
-            self._prober.cancel()
+        prober = self._prober
+        if prober is not None and not prober.done():
+            loop = prober.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(prober.cancel)
         self._each("close")
 
 

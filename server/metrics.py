@@ -46,6 +46,8 @@ def registry() -> Any:
                              registry=reg),
             tokens=prom.Counter("pingti_generated_tokens", "Tokens generated", ["backend"],
                            registry=reg),
+            health=prom.Counter("pingti_health_check_failures", "Failed health checks of a "
+                                "backend whose circuit is open", ["backend"], registry=reg),
             state=prom.Gauge("pingti_backend_up", "1 while the backend's circuit is closed or "
                         "half-open, 0 while it is open", ["backend"], registry=reg),
             cache=prom.Counter("pingti_cache_lookups", "Completion requests answered without the "
@@ -90,6 +92,7 @@ class BackendMetrics:
         self.errors: Counter[str] = Counter()
         self.tokens = 0
         self.decode_s = 0.0
+        self.health_failures = 0
         self.last_error: str | None = None
 
     def answered(self, seconds: float, results: Sequence[Any]) -> None:
@@ -114,6 +117,12 @@ class BackendMetrics:
         self.last_error = message
         family("requests").labels(self.label, kind).inc()
 
+    def health_failed(self, message: str) -> None:
+        """A health check failed (not a request: it is not in ``requests`` nor ``errors``)."""
+        self.health_failures += 1
+        self.last_error = message
+        family("health").labels(self.label).inc()
+
     def state_changed(self, state: str) -> None:
         family("state").labels(self.label).set(0 if state == "open" else 1)
 
@@ -127,7 +136,7 @@ class BackendMetrics:
                 "latencyP50S": r(percentile(lat, 0.5)), "latencyP99S": r(percentile(lat, 0.99)),
                 "ttftP50S": r(percentile(list(self.ttfts), 0.5)),
                 "tokensPerS": r(self.tokens / self.decode_s) if self.decode_s > 0 else None,
-                "lastError": self.last_error}
+                "healthCheckFailures": self.health_failures, "lastError": self.last_error}
 
 
 class CacheMetrics:

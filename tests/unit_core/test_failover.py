@@ -291,3 +291,67 @@ def test_percentile_and_queue_depth() -> None:
     assert percentile([float(i) for i in range(1, 101)], 0.99) == 99.0
     assert queue_depth({"queued": 2, "running": 1}) == 3
     assert queue_depth({"queueDepth": 5}) == 5
+
+
+class Cancelling(Scripted):
+    """Answers CANCELLED (the user typed on) when the script says 'cancelled'."""
+
+    async def generate(self, requests: Sequence[GenerationRequest], cancel: CancelToken
+                       ) -> list[GenerationResult]:
+        if self.script and self.script[0] == "cancelled":
+            self.script.pop(0)
+            self.calls += 1
+            return [_result("", FinishReason.CANCELLED) for _ in requests]
+        return await super().generate(requests, cancel)
+
+
+async def test_cancelled_requests_say_nothing_about_the_backend() -> None:
+    """A hung engine and a user who keeps typing: the failures between cancelled requests
+    still open the circuit, and a cancelled trial does not close it."""
+    gpu = Cancelling("gpu", [_fail(FailureKind.TIMEOUT), "cancelled", _fail(FailureKind.TIMEOUT)])
+    fo = _list(gpu, Scripted("local"))
+    for _ in range(3):
+        await fo.generate(REQ, CancelToken())
+    breaker = fo.members[0].breaker
+    assert breaker.state is BreakerState.OPEN
+    assert fo.members[0].metrics.cancelled_n == 1
+    breaker.check_passed()
+    gpu.script = ["cancelled"]
+    await fo.generate(REQ, CancelToken())
+    assert breaker.state is BreakerState.HALF_OPEN and breaker.allows()  # trial may run again
+    fo.close()
+
+
+async def test_half_open_lets_one_trial_through_at_a_time() -> None:
+    release = asyncio.Event()
+
+    class Slow(Scripted):
+        async def generate(self, requests: Sequence[GenerationRequest], cancel: CancelToken
+                           ) -> list[GenerationResult]:
+            self.calls += 1
+            await release.wait()
+            return [_result("from gpu") for _ in requests]
+
+    gpu, local = Slow("gpu"), Scripted("local")
+    fo = _list(gpu, local)
+    fo.members[0].breaker.trip(0.0)
+    fo.members[0].breaker.check_passed()
+    trial = asyncio.ensure_future(fo.generate(REQ, CancelToken()))
+    await asyncio.sleep(0.01)
+    (other,) = await fo.generate(REQ, CancelToken())  # meanwhile: the next backend
+    assert other.text == "from local" and gpu.calls == 1
+    release.set()
+    (res,) = await trial
+    assert res.text == "from gpu" and fo.members[0].breaker.state is BreakerState.CLOSED
+    fo.close()
+
+
+async def test_health_check_failures_are_not_requests() -> None:
+    gpu = Scripted("gpu")
+    gpu.healthy = False
+    fo = _list(gpu, Scripted("local"))
+    await fo.check_all()
+    row = fo.backends()[0]
+    assert row["requests"] == 0 and row["errors"] == {} and row["healthCheckFailures"] == 1
+    assert row["lastError"] == "gpu: down"
+    fo.close()
