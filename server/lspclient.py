@@ -53,6 +53,8 @@ def language_client(name: str, version: str = "1") -> LanguageClient:
 class ClientLog:
     progress: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # pingti/backendChanged params (a backend of the failover list went down or came back).
+    backend_changes: list[dict[str, Any]] = field(default_factory=list)
     ready_at: float | None = None  # perf_counter() when the load progress ended
 
 
@@ -86,6 +88,11 @@ class PingtiClient:
         def _show(params: types.ShowMessageParams) -> None:
             self.log.messages.append(params.message)
             echo_fn(f"  [server] {params.message}", flush=True)
+
+        @self.client.feature("pingti/backendChanged")
+        def _backend(params: Any) -> None:
+            self.log.backend_changes.append(_plain(params))
+            echo_fn(f"  [backend] {_plain(params).get('message')}", flush=True)
 
     async def start(self, options: dict[str, Any] | None = None,
                     server_cmd: Sequence[str] | None = None,

@@ -289,17 +289,20 @@ class RemoteGenerator:
         common: dict[str, Any] = {"temperature": request.temperature, "top_p": request.top_p,
                                   "seed": request.seed, "stream": True}
         if self.spec.type is EngineType.LLAMA_CPP:
-            common |= {"n_predict": request.max_new_tokens, "n_probs": 1,
-                       "cache_prompt": True}
+            common |= {"n_predict": request.max_new_tokens, "cache_prompt": True}
+            if request.logprobs:
+                common["n_probs"] = 1
             parts = self._fim_parts(request.prompt_ids)
             if parts is None:  # no FIM markers: the prompt as it is, token for token
                 return "/completion", common | {"prompt": list(request.prompt_ids)}
             prefix, suffix = parts
             return "/infill", common | {"input_prefix": prefix, "input_suffix": suffix,
                                         "input_extra": [], "prompt": ""}
-        return "/completions", common | {
-            "model": self._model, "prompt": self.tokenizer.decode(request.prompt_ids),
-            "max_tokens": request.max_new_tokens, "logprobs": 1, "echo": False}
+        body = common | {"model": self._model, "prompt": self.tokenizer.decode(request.prompt_ids),
+                         "max_tokens": request.max_new_tokens, "echo": False}
+        if request.logprobs:
+            body["logprobs"] = 1
+        return "/completions", body
 
     def _fim_parts(self, ids: Sequence[int]) -> tuple[str, str] | None:
         """The prefix and suffix text of a prefix-suffix-middle prompt (as the prompt stage

@@ -534,7 +534,8 @@ class CompletionService:
         if window and len(ids) + max_new_tokens > window:
             max_new_tokens = max(64, window - len(ids))
             ids = ids[-(window - max_new_tokens):]
-        request = GenerationRequest(ids, max_new_tokens, temperature=0.0, cache_key=cache_key)
+        request = GenerationRequest(ids, max_new_tokens, temperature=0.0, cache_key=cache_key,
+                                    logprobs=False)
         try:
             (result,) = await gen.generate([request], cancel)
         except GenerationOutOfMemory as exc:

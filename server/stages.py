@@ -192,7 +192,7 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
     base = GenerationRequest(
         prompt.ids, max_new, config.temperature, config.top_p, config.seed,
         stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri,
-        logits_processors=_processors(masks))
+        logits_processors=_processors(masks), logprobs=n > 1)  # only ranking reads them
     # Each candidate needs its own processors: the syntax constraint follows its sequence.
     requests = [base] + [dataclasses.replace(base, seed=(base.seed + i) % 2**31,
                                              temperature=config.sample_temperature,

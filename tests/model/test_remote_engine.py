@@ -31,7 +31,7 @@ from lsprotocol import types
 
 from lspbench.engines import EngineProcess, Fault, FaultProxy
 from lspbench.peer import free_port
-from server.lspclient import PingtiClient, _plain
+from server.lspclient import PingtiClient
 
 pytestmark = pytest.mark.model
 
@@ -118,12 +118,8 @@ class Session:
 
     def __init__(self) -> None:
         self.client = PingtiClient()
-        self.changes: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = self.client.log.backend_changes
         self.sent = 0
-
-        @self.client.client.feature("pingti/backendChanged")
-        def _changed(params: Any) -> None:
-            self.changes.append(_plain(params))
 
     @classmethod
     async def start(cls, backends: list[dict[str, Any]]) -> Session:

@@ -97,6 +97,9 @@ async def test_openai_request_and_streamed_answer() -> None:
     assert (sent["model"], sent["temperature"], sent["seed"], sent["stream"],
             sent["max_tokens"], sent["logprobs"]) == ("qwen", 0.6, 7, True, 16, 1)
     assert gen.capabilities.logits_processors is False and gen.capabilities.fim == CAPS.fim
+    # Asked for only when ranking needs them (they slow some engines down many times).
+    await _one(gen, _request(logprobs=False))
+    assert "logprobs" not in seen[1]
 
 
 async def test_length_finish_and_the_stop_rule_closes_the_stream() -> None:
@@ -209,6 +212,7 @@ async def test_llama_cpp_infill_body_and_stream() -> None:
     path, body = seen[0]
     assert path == "/infill" and body["input_prefix"] == "def f(x):\n    "
     assert body["input_suffix"] == "\n" and body["input_extra"] == [] and body["n_predict"] == 24
+    assert body["n_probs"] == 1
     # A prompt without FIM markers goes to /completion as token ids.
     await _one(gen, GenerationRequest([104, 105], 4))
     assert seen[1][0] == "/completion" and seen[1][1]["prompt"] == [104, 105]

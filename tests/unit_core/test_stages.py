@@ -91,6 +91,8 @@ def test_without_logits_processors_only_the_final_check_applies_and_off_is_off()
     # No token masks to run, but the finished text is still checked and cut (finish.fit).
     assert plan.constraints is not None
     assert all(r.logits_processors == () for r in plan.requests)
+    assert all(r.logprobs for r in plan.requests)  # several candidates: ranking reads them
+    assert not _plan(Config(), text_only).requests[0].logprobs  # one: nobody does
     assert _plan(Config(), caps).requests[0].logits_processors != ()
     assert not constrained(Config(constraints=ConstraintMode.OFF), "python")
     assert not constrained(Config(constraint_languages=("go",)), "python")
