@@ -494,6 +494,14 @@ class Config:
     testgen_max_tokens: int = setting(
         768, range=(64, 4096),
         doc="Length limit of each model answer when writing tests, in tokens.")
+    # Speculative decoding by prompt lookup (server/backends/decoding.py): a greedy sequence
+    # whose last tokens occurred before gets what followed them there as a draft, verified in
+    # one evaluation; the output is the same token for token. llama.cpp only.
+    draft_tokens: int = setting(
+        0, range=(0, 16), reload=True,
+        doc="Speculative decoding (llama.cpp): up to this many tokens copied from earlier in the "
+            "file (prompt lookup) are checked in one model step; the output stays the greedy one "
+            "(but for near-ties that llama.cpp's batched kernels round differently). 0 = off.")
     # Fake backend only: seconds per generated token, so tests can observe cancellation.
     fake_token_delay: float = setting(
         0.0, range=(0.0, 10.0), reload=True, audience=Audience.TESTS,

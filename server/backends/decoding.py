@@ -11,7 +11,13 @@ logits. Everything else lives here once, for all backends:
 - stopping: end-of-generation tokens, the request's stop predicate, ``max_new_tokens``, and the
   cancel token, checked after every step, so a cancelled request stops within one step;
 - continuous batching: sequences are admitted whenever there is room and leave as soon as they
-  finish, so one long generation never holds back a short one (see ``server/batching.py``).
+  finish, so one long generation never holds back a short one (see ``server/batching.py``);
+- speculative decoding by prompt lookup, for runners that can verify several tokens in one
+  evaluation (:class:`SpeculativeRunner`): a greedy sequence whose last tokens occurred earlier
+  in its prompt or output gets the tokens that followed there as a draft; one step evaluates
+  the draft, and each position is then advanced exactly as a plain step would be (processors,
+  greedy choice, stop rules, cancel), keeping drafted tokens while they equal the choice. The
+  output is the plain output, token for token; the rejected tail leaves the KV cache.
 
 A :class:`BatchDecoder` is not thread-safe: one thread (the model thread) drives it.
 """
@@ -93,6 +99,42 @@ class KVRunner(Protocol):
         ...
 
 
+class SpeculativeRunner(KVRunner, Protocol):
+    """A runner that evaluates several tokens of one sequence in one step (llama.cpp)."""
+
+    def verify(self, seqs: Sequence[SeqState], tokens: Sequence[Sequence[int]]
+               ) -> list[list[Logits]]:
+        """Append ``tokens[i]`` (its last chosen token, then a draft) to sequence ``i``; the
+        logits after each of them."""
+        ...
+
+    def rollback(self, seq: SeqState, n: int) -> None:
+        """Drop the last ``n`` tokens appended to ``seq``'s cache (a rejected draft)."""
+        ...
+
+
+def lookup_draft(context: Sequence[int], max_draft: int, max_ngram: int = 3,
+                 min_ngram: int = 2) -> list[int]:
+    """Prompt lookup: the tokens that followed the latest earlier occurrence of the context's
+    last ``n`` tokens (longest ``n`` first, down to ``min_ngram``), at most ``max_draft``.
+    Code copies itself (names, arguments, the suffix after the cursor), and these copies are
+    where a draft is right."""
+    if max_draft <= 0:
+        return []
+    ctx = np.asarray(context, dtype=np.int64)
+    size = len(ctx)
+    for n in range(max_ngram, min_ngram - 1, -1):
+        if size <= n:
+            continue
+        tail = ctx[-n:]
+        # Candidate starts: where the tail's first token occurs, latest first, before the end.
+        starts = np.flatnonzero(ctx[: size - n] == tail[0])[::-1]
+        for i in starts:
+            if np.array_equal(ctx[i:i + n], tail):
+                return [int(t) for t in ctx[i + n:i + n + max_draft]]
+    return []
+
+
 def sample(logits: Logits, temperature: float, top_p: float,
            rng: np.random.Generator | None) -> int:
     """Greedy at temperature 0, else nucleus sampling from ``softmax(logits / temperature)``."""
@@ -126,15 +168,20 @@ class BatchDecoder:
     """Drives a :class:`KVRunner`: admit sequences, step them together, finish them."""
 
     def __init__(self, runner: KVRunner, stop_ids: frozenset[int],
-                 detokenize: Callable[[Sequence[int]], str]) -> None:
+                 detokenize: Callable[[Sequence[int]], str], draft_tokens: int = 0) -> None:
         self.runner = runner
         self._stop_ids = stop_ids
         self._detok = detokenize
         self.active: list[SeqState] = []
-        # Counters for benchmarks and tests: how wide the steps really were.
+        # Prompt-lookup speculation: the longest draft (0: off); only runners that verify.
+        self.draft_tokens = draft_tokens if callable(getattr(runner, "verify", None)) else 0
+        # Counters for benchmarks and tests: how wide the steps really were, and how many
+        # drafted tokens were evaluated and kept.
         self.steps = 0
         self.stepped_sequences = 0
         self.max_width = 0
+        self.drafted = 0
+        self.accepted = 0
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -176,13 +223,43 @@ class BatchDecoder:
             self.steps += 1
             self.stepped_sequences += len(live)
             self.max_width = max(self.max_width, len(live))
-            logits = self.runner.step(live, [s.out[-1] for s in live])
-            for s, lg in zip(live, logits, strict=True):
-                self._advance(s, lg)
+            drafts = [self._draft(s) for s in live] if self.draft_tokens else []
+            if any(drafts):
+                self._speculate(live, drafts)
+            else:
+                logits = self.runner.step(live, [s.out[-1] for s in live])
+                for s, lg in zip(live, logits, strict=True):
+                    self._advance(s, lg)
         done_now = [s for s in self.active if s.done]
         self.active = [s for s in self.active if not s.done]
         self._release(done_now)
         return done_now
+
+    def _draft(self, s: SeqState) -> list[int]:
+        """A prompt-lookup draft for a greedy sequence (sampling would need rejection
+        sampling to keep its distribution), within its token budget."""
+        req = s.request
+        room = req.max_new_tokens - len(s.out) - 1
+        if req.temperature > 0 or room <= 0:
+            return []
+        return lookup_draft([*req.prompt_ids, *s.out], min(self.draft_tokens, room))
+
+    def _speculate(self, live: list[SeqState], drafts: list[list[int]]) -> None:
+        """One evaluation of each sequence's last token and draft; then position by position
+        the plain step's choice, kept while it equals the draft."""
+        runner: Any = self.runner
+        logits = runner.verify(live, [[s.out[-1], *d] for s, d in zip(live, drafts, strict=True)])
+        for s, draft, lgs in zip(live, drafts, logits, strict=True):
+            kept = 0
+            for j, lg in enumerate(lgs):
+                self._advance(s, lg)
+                if s.done or j >= len(draft) or s.out[-1] != draft[j]:
+                    break
+                kept += 1
+            self.drafted += len(draft)
+            self.accepted += kept
+            if kept < len(draft):
+                runner.rollback(s, len(draft) - kept)
 
     def forget(self, cache_key: str) -> None:
         """A document was closed: its KV cache is no longer worth keeping."""

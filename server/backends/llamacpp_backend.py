@@ -261,6 +261,33 @@ class LlamaCppRunner:
             s.handle.tokens.append(tok)
         return [self._logits(k) for k in range(len(seqs))]
 
+    def verify(self, seqs: Sequence[SeqState], tokens: Sequence[Sequence[int]]
+               ) -> list[list[Logits]]:
+        """Speculative step: every token of ``tokens[i]`` appended to sequence ``i`` in one
+        llama_decode, with the logits after each (the decoder keeps the draft's prefix that
+        greedy decoding would have chosen and rolls back the rest)."""
+        items = []
+        for s, toks in zip(seqs, tokens, strict=True):
+            slot: _Slot = s.handle
+            base = len(slot.tokens)
+            items.extend((tok, base + j, slot.seq_id, True) for j, tok in enumerate(toks))
+        flat: list[Logits] = []
+        for c in range(0, len(items), self._n_batch):  # wide batches: several evaluations
+            chunk = items[c:c + self._n_batch]
+            self._decode(chunk, {s.handle.seq_id for s in seqs})
+            flat.extend(self._logits(k) for k in range(len(chunk)))
+        out: list[list[Logits]] = []
+        k = 0
+        for s, toks in zip(seqs, tokens, strict=True):
+            s.handle.tokens.extend(toks)
+            out.append(flat[k:k + len(toks)])
+            k += len(toks)
+        return out
+
+    def rollback(self, seq: SeqState, n: int) -> None:
+        slot: _Slot = seq.handle
+        self._truncate(slot, len(slot.tokens) - n)
+
     def forget(self, cache_key: str) -> None:
         """Drop the cached prompt of a closed document (idle slots only: a running sequence
         keeps its cells until it finishes)."""
@@ -365,7 +392,7 @@ class GgufVocab:
 
 class LlamaCppBackend:
     def __init__(self, model: Any, ctx: Any, runner: LlamaCppRunner, info: ModelInfo,
-                 special_ids: frozenset[int]) -> None:
+                 special_ids: frozenset[int], draft_tokens: int = 0) -> None:
         self._tok = GgufVocab(model)
         self._model = model
         self._ctx = ctx
@@ -373,7 +400,7 @@ class LlamaCppBackend:
         self.info = info
         self._special_ids = special_ids
         self.vocab_size = runner._n_vocab  # the logits' length
-        self._decoder = BatchDecoder(runner, special_ids, self.decode)
+        self._decoder = BatchDecoder(runner, special_ids, self.decode, draft_tokens)
 
     @classmethod
     def load(cls, source: ModelSource, config: Config, cache_dir: Path,
@@ -442,7 +469,7 @@ class LlamaCppBackend:
         logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots, CPU kernels "
                     "%s)", info, threads, llama_cpp.llama_n_ctx(ctx.ctx), n_slots,
                     variant or "built in")
-        return cls(model, ctx, runner, info, special_ids)
+        return cls(model, ctx, runner, info, special_ids, config.draft_tokens)
 
     @property
     def decoder(self) -> BatchDecoder:

@@ -384,6 +384,17 @@ return {
     doc = 'Length limit of each model answer when writing tests, in tokens.',
   },
   {
+    name = 'draftTokens',
+    field = 'draft_tokens',
+    type = 'integer',
+    default = 0,
+    min = 0,
+    max = 16,
+    reload = true,
+    audience = 'experts',
+    doc = 'Speculative decoding (llama.cpp): up to this many tokens copied from earlier in the file (prompt lookup) are checked in one model step; the output stays the greedy one (but for near-ties that llama.cpp\'s batched kernels round differently). 0 = off.',
+  },
+  {
     name = 'fakeTokenDelay',
     field = 'fake_token_delay',
     type = 'number',
