@@ -121,6 +121,9 @@ class BatchScheduler:
             "queued": len(self._queue),
             "running": len(d.active),
             "evaluatedPromptTokens": int(getattr(d.runner, "evaluated_tokens", 0)),
+            # Prompt-lookup speculation (draftTokens): drafted tokens checked, and kept.
+            "draftedTokens": d.drafted,
+            "acceptedDraftTokens": d.accepted,
             "prefetch": self.prefetch_stats.as_dict(),
         }
 
