@@ -266,7 +266,7 @@ class LlamaCppRunner:
         """Speculative step: every token of ``tokens[i]`` appended to sequence ``i`` in one
         llama_decode, with the logits after each (the decoder keeps the draft's prefix that
         greedy decoding would have chosen and rolls back the rest)."""
-        items = []
+        items: list[tuple[int, int, int, bool]] = []
         for s, toks in zip(seqs, tokens, strict=True):
             slot: _Slot = s.handle
             base = len(slot.tokens)
