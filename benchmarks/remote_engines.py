@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import pct, write_report  # noqa: E402
-from lspbench.engines import EngineProcess  # noqa: E402
+from lspbench.engines import EngineProcess, LlamaServerProcess  # noqa: E402
 from server.lspclient import PingtiClient, position_of  # noqa: E402
 
 BASE = {"candidates": 1, "prefetch": "off", "rerank": "off", "debounceMs": 0,
@@ -60,63 +60,15 @@ def _prompts(n: int, offset: int = 0) -> list[str]:
     return [p["prompt"] for p in problems[offset:offset + n]]
 
 
-class LlamaServer:
-    """llama.cpp's llama-server on the packaged model (``--engine llama-server``)."""
-
-    def __init__(self, threads: int) -> None:
-        from lspbench.peer import find_llama_server, free_port
-        from server.model_assets import cache_root, resolve_model
+def _engine(kind: str, threads: int) -> tuple[EngineProcess, dict[str, Any]]:
+    if kind == "llama-server":
+        from lspbench.peer import find_llama_server
 
         binary = find_llama_server()
         if binary is None:
             raise SystemExit("no llama-server: set PINGTI_LLAMA_SERVER or build it with "
                              "lsp-bench --peer llama-server")
-        self.port = free_port()
-        self.cmd = [str(binary), "-m", str(resolve_model("default", cache_root()).path),
-                    "--host", "127.0.0.1", "--port", str(self.port), "-c", "8192", "-np", "4",
-                    "-t", str(threads), "--no-webui", "--cache-reuse", "256"]
-        self.proc: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import subprocess
-
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-    async def wait_ready(self, timeout: float = 60.0) -> float:
-        import httpx
-
-        t0 = time.monotonic()
-        async with httpx.AsyncClient() as http:
-            while time.monotonic() - t0 < timeout:
-                try:
-                    if (await http.get(self.url + "/health", timeout=1)).status_code == 200:
-                        return time.monotonic() - t0
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("llama-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> None:
-        self.kill()
-
-
-def _engine(kind: str, threads: int) -> tuple[Any, dict[str, Any]]:
-    if kind == "llama-server":
-        eng: Any = LlamaServer(threads)
+        eng: EngineProcess = LlamaServerProcess(binary, threads=threads)
         return eng, {"type": "llama.cpp", "url": eng.url}
     eng = EngineProcess(threads=threads)
     return eng, {"type": "openai", "url": eng.url}

@@ -88,7 +88,24 @@ class EngineStartError(RuntimeError):
 # --- the engine --------------------------------------------------------------------------------
 
 
-class EngineProcess:
+class _Endpoint:
+    """Where an engine or the proxy listens (``host``, ``port``)."""
+
+    host: str
+    port: int
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:PORT``: where a proxy forwards to."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-compatible base URL, as the ``backends`` setting takes it."""
+        return self.origin + "/v1"
+
+
+class EngineProcess(_Endpoint):
     """``python -m server.engine`` on the packaged model, on ``127.0.0.1:port``.
 
     Synchronous to start and stop (a ``subprocess.Popen``, usable from any event loop or
@@ -109,16 +126,6 @@ class EngineProcess:
         self.env = env
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-
-    @property
-    def origin(self) -> str:
-        """``http://127.0.0.1:PORT``: where the proxy forwards to."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The OpenAI-compatible base URL, as the ``backends`` setting takes it."""
-        return self.origin + "/v1"
 
     @property
     def pid(self) -> int | None:
@@ -143,17 +150,20 @@ class EngineProcess:
             stdout=self._log or subprocess.DEVNULL, stderr=self._log or subprocess.DEVNULL,
             env={**os.environ, **(self.env or {})})
 
+    # Answers 200 once the model is loaded.
+    READY_PATH = "/v1/models"
+
     async def wait_ready(self, timeout: float = 60.0) -> float:
-        """Wait until ``GET /v1/models`` answers 200; the seconds it took."""
+        """Wait until ``READY_PATH`` answers 200; the seconds it took."""
         t0 = time.monotonic()
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+        async with httpx.AsyncClient(base_url=self.origin, timeout=2.0) as client:
             while True:
                 if self._proc is None:
                     raise EngineStartError("the engine was not started")
                 if (code := self._proc.poll()) is not None:
                     raise EngineStartError(f"the engine exited with status {code}{self._tail()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/models")).status_code == 200:
+                    if (await client.get(self.READY_PATH)).status_code == 200:
                         return time.monotonic() - t0
                 if time.monotonic() - t0 > timeout:
                     raise EngineStartError(f"the engine was not ready within {timeout:.0f} s"
@@ -203,6 +213,29 @@ class EngineProcess:
         self.stop()
 
 
+class LlamaServerProcess(EngineProcess):
+    """llama.cpp's ``llama-server`` on the packaged model (``type: llama.cpp``: its ``url`` is
+    the origin), with 4 parallel slots and prompt-cache reuse, as a team would run it."""
+
+    READY_PATH = "/health"
+
+    def __init__(self, binary: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.binary = binary
+
+    @property
+    def url(self) -> str:
+        return self.origin
+
+    def command(self) -> list[str]:
+        from server.model_assets import cache_root, resolve_model
+
+        model = resolve_model(self.model, cache_root()).path
+        return [str(self.binary), "-m", str(model), "--host", self.host, "--port",
+                str(self.port), "-c", "8192", "-np", "4", "-t", str(self.threads),
+                "--no-webui", "--cache-reuse", "256"]
+
+
 # --- the proxy ---------------------------------------------------------------------------------
 
 
@@ -229,7 +262,7 @@ _DROP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive",
                            "transfer-encoding", "accept-encoding", "upgrade", "te"})
 
 
-class FaultProxy:
+class FaultProxy(_Endpoint):
     """A fault-injecting HTTP proxy in front of ``upstream`` (an origin such as
     :attr:`EngineProcess.origin`; paths are forwarded as they come)."""
 
@@ -251,15 +284,6 @@ class FaultProxy:
         self._client: httpx.AsyncClient | None = None  # made on the proxy's loop
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The OpenAI-compatible base URL, as the ``backends`` setting takes it."""
-        return self.origin + "/v1"
 
     def seen(self, path: str) -> int:
         """Requests that arrived for ``path`` (e.g. ``/v1/completions``), whatever the mode."""

@@ -350,6 +350,7 @@ def load_generator(config: Config, report: Callable[[str], None]) -> Loaded:
     tokenizer; without a local backend only its vocabulary is read (a fraction of a second)."""
     from grammar_constraints.factory import ConstraintFactory
     from server.backends.base import detect_fim
+    from server.generation import fim_token_ids
     from server.remote import RemoteGenerator
     from server.service import Loaded, load_local
 
@@ -373,13 +374,11 @@ def load_generator(config: Config, report: Callable[[str], None]) -> Loaded:
         vocab, _handle = GgufVocab.load(source.path, cache_root(config.cache_dir))
         stop_ids, specials = vocab.specials()
         fim = detect_fim(set(specials))
-        ids = None if fim is None else (vocab.token_id(fim.prefix), vocab.token_id(fim.suffix),
-                                        vocab.token_id(fim.middle))
-        fim_ids = ids if ids is not None and None not in ids else None
         tokenizer = _VocabTokenizer(vocab, _handle)
+        fim_ids = fim_token_ids(fim, tokenizer)
         base = GeneratorCapabilities(
             logits_processors=False, logprobs=True, fim=fim if fim_ids else None,
-            fim_ids=fim_ids, stop_ids=stop_ids,  # type: ignore[arg-type]
+            fim_ids=fim_ids, stop_ids=stop_ids,
             special_tokens=specials, context_window=config.context_window)
         model_name = source.display_name
         constraints = ConstraintFactory(vocab.decode, vocab.n_vocab, stop_ids)

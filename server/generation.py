@@ -108,10 +108,16 @@ class Generator(Protocol):
 
 
 def fim_ids_of(backend: ModelBackend) -> tuple[int, int, int] | None:
-    fim = backend.info.fim
+    return fim_token_ids(backend.info.fim, backend)
+
+
+def fim_token_ids(fim: FimTokens | None, tokenizer: Tokenizer | ModelBackend
+                  ) -> tuple[int, int, int] | None:
+    """The ids of the FIM markers, each a single token of ``tokenizer`` (else None)."""
     if fim is None:
         return None
-    ids = (backend.token_id(fim.prefix), backend.token_id(fim.suffix), backend.token_id(fim.middle))
+    ids = (tokenizer.token_id(fim.prefix), tokenizer.token_id(fim.suffix),
+           tokenizer.token_id(fim.middle))
     if ids[0] is None or ids[1] is None or ids[2] is None:
         return None
     return ids[0], ids[1], ids[2]

@@ -562,12 +562,13 @@ class CompletionService:
             out["model"] = {"name": info.name, "backend": info.backend, "device": info.device,
                             "quantization": info.quantization,
                             "contextWindow": info.context_window}
-            out["batching"] = gen.stats()
+            stats = gen.stats()
+            out["batching"] = stats
             backends = getattr(gen, "backends", None)
             if backends is not None:
                 out["backends"] = backends()
             out["metrics"] = {"cacheHitRate": self.cache_metrics.rate,
-                              "queueDepth": queue_depth(gen.stats()), "rssBytes": rss_bytes()}
+                              "queueDepth": queue_depth(stats), "rssBytes": rss_bytes()}
         return out
 
     def cancel_all(self, reason: str) -> None:

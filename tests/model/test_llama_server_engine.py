@@ -9,45 +9,25 @@ engine in every run (test_remote_engine.py). The protocol itself is unit-tested
 from __future__ import annotations
 
 import asyncio
-import subprocess
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
-from lspbench.peer import find_llama_server, free_port
+from lspbench.engines import LlamaServerProcess
+from lspbench.peer import find_llama_server
 from server.config import parse_settings
-from server.model_assets import cache_root, resolve_model
 from server.service import CompletionService
 from server.stages import CompletionQuery, Trigger
 
 
-@pytest.fixture(scope="module")
-def llama_server() -> object:
+@pytest.fixture
+async def llama_server() -> AsyncIterator[str]:
     binary = find_llama_server()
     if binary is None:
         pytest.skip("no llama-server binary here (PINGTI_LLAMA_SERVER)")
-    model = resolve_model("default", cache_root()).path
-    port = free_port()
-    proc = subprocess.Popen([str(binary), "-m", str(model), "--host", "127.0.0.1", "--port",
-                             str(port), "-c", "4096", "-np", "1", "--no-webui", "-t", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"llama-server exited with {proc.returncode}")
-            import time
-
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
+    engine = LlamaServerProcess(binary, threads=2)
+    async with engine:
+        yield engine.url
 
 
 async def test_completions_through_llama_server_infill(llama_server: str) -> None:
