@@ -1,18 +1,24 @@
-"""Speculative decoding by prompt lookup (issue 20): decode tokens/s with and without, side by
-side, on the packaged models.
+"""Speculative decoding (issue 20): decode tokens/s with and without, side by side, on the
+packaged models; drafts by prompt lookup or by a draft model.
 
     B=benchmarks/speculative.py O=benchmarks/out
     .venv/bin/python $B --model default --drafts 0,4 --out $O/spec-0.5b.json
     .venv/bin/python $B --model qwen2.5-coder-1.5b --drafts 0,4 --out $O/spec-1.5b.json
+    .venv/bin/python $B --model qwen2.5-coder-1.5b --drafts 0,4,m2,m4 --draft-model default \
+        --out $O/spec-1.5b-draft.json
 
-One llama.cpp backend per draft length, loaded together; each prompt runs on every one in
-turn (rotating the order), greedy, so the figures are measured side by side. Two kinds of
+``--drafts``: ``0`` plain, ``K`` prompt lookup with drafts of up to K tokens, ``mK`` the
+``--draft-model`` drafting up to K tokens. One llama.cpp backend per variant, loaded
+together; each prompt runs on every one in turn (rotating the order), greedy, so the figures
+are measured side by side. Two kinds of
 prompt from HumanEval (the first ``--tasks``): the task's prompt with the cursor after it
 (completion, 128 tokens at most), and fill-in-the-middle with the cursor after the first half
 of the canonical solution's lines, the rest as the suffix (infill: the code below the hole is
-what prompt lookup can copy). Reported per draft length: decode tokens/s (tokens after the
-first over the time after the first), the ratio to plain, drafted and kept tokens, and how
-many outputs equal the plain ones token for token.
+what prompt lookup can copy). Reported per variant: decode tokens/s (tokens after the first
+over the time after the first; a draft model's own prefill of the prompt happens in the first
+decoding step, so it counts here), the ratio to plain, the whole generation's time (prefill
+included) against plain, drafted and kept tokens, and how many outputs equal the plain ones
+token for token.
 """
 
 from __future__ import annotations
@@ -52,13 +58,19 @@ def main() -> int:
     ap.add_argument("--drafts", default="0,4")
     ap.add_argument("--tasks", type=int, default=20)
     ap.add_argument("--max-new", type=int, default=128)
+    ap.add_argument("--draft-model", default="default",
+                    help="the model of the mK variants (a packaged name or a .gguf file)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    drafts = [int(d) for d in args.drafts.split(",")]
+    drafts = args.drafts.split(",")
     source = resolve_model(args.model, cache_root())
-    backends = {d: LlamaCppBackend.load(source, Config(draft_tokens=d, max_batch_size=1,
-                                                       kv_cache_documents=1), cache_root())
-                for d in drafts}
+
+    def config(variant: str) -> Config:
+        model = variant.startswith("m")
+        return Config(draft_tokens=int(variant.lstrip("m")), max_batch_size=1,
+                      kv_cache_documents=1, draft_model=args.draft_model if model else "")
+
+    backends = {d: LlamaCppBackend.load(source, config(d), cache_root()) for d in drafts}
     fim = [backends[drafts[0]].token_id(t) for t in
            ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")]
     rows: list[dict[str, Any]] = []
@@ -77,6 +89,7 @@ def main() -> int:
                 outs[d] = r.token_ids
                 rows.append({"task": i // 2, "kind": kind, "draft": d, "tokens": len(r.token_ids),
                              "decode_s": round(r.decode_s, 4),
+                             "total_s": round(r.prefill_s + r.decode_s, 4),
                              "tok_s": round(n / r.decode_s, 2) if n > 0 and r.decode_s else None,
                              "drafted": be.decoder.drafted - before[0],
                              "kept": be.decoder.accepted - before[1]})
@@ -97,9 +110,13 @@ def main() -> int:
             report[f"{kind}_draft{d}_tok_s"] = round(toks / secs, 2) if secs else None
             report[f"{kind}_draft{d}_median_tok_s"] = round(statistics.median(
                 [r["tok_s"] for r in mine if r["tok_s"]]), 2)
-            if d:
+            report[f"{kind}_draft{d}_total_s"] = round(sum(r["total_s"] for r in mine), 2)
+            if d != drafts[0]:
                 base = report[f"{kind}_draft{drafts[0]}_tok_s"]
                 report[f"{kind}_draft{d}_ratio"] = round(report[f"{kind}_draft{d}_tok_s"] / base, 3)
+                report[f"{kind}_draft{d}_total_ratio"] = round(
+                    report[f"{kind}_draft{drafts[0]}_total_s"]
+                    / report[f"{kind}_draft{d}_total_s"], 3)
                 report[f"{kind}_draft{d}_kept_of_drafted"] = (
                     f"{sum(r['kept'] for r in mine)}/{sum(r['drafted'] for r in mine)}")
                 report[f"{kind}_draft{d}_same_outputs"] = (

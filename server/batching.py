@@ -121,7 +121,9 @@ class BatchScheduler:
             "queued": len(self._queue),
             "running": len(d.active),
             "evaluatedPromptTokens": int(getattr(d.runner, "evaluated_tokens", 0)),
-            # Prompt-lookup speculation (draftTokens): drafted tokens checked, and kept.
+            # Speculation (draftTokens): what drafts it (prompt lookup or the draft model's
+            # name), drafted tokens checked, and kept.
+            "drafter": getattr(d.drafter, "name", "prompt lookup") if d.draft_tokens else None,
             "draftedTokens": d.drafted,
             "acceptedDraftTokens": d.accepted,
             "prefetch": self.prefetch_stats.as_dict(),

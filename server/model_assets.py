@@ -145,6 +145,13 @@ def assemble_default_gguf(
     return assemble_packaged(DEFAULT_MODEL, cache_dir, progress)
 
 
+def is_installed(model: PackagedModel) -> bool:
+    """Whether every piece of a packaged model is installed (without importing them)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in model.packages)
+
+
 def assemble_packaged(
     model: PackagedModel, cache_dir: Path, progress: Callable[[str], None] | None = None
 ) -> Path:

@@ -56,6 +56,7 @@ VALID = {
     "testgenTimeBudgetS": ("testgen_time_budget_s", 60, 60),
     "testgenMaxTokens": ("testgen_max_tokens", 256, 256),
     "draftTokens": ("draft_tokens", 4, 4),
+    "draftModel": ("draft_model", "default", "default"),
     "testgenRegressionTests": ("testgen_regression_tests", "never", RegressionMode.NEVER),
     "cacheDir": ("cache_dir", "/tmp/pingti-cache", "/tmp/pingti-cache"),
     "logLevel": ("log_level", "debug", LogLevel.DEBUG),
@@ -394,7 +395,7 @@ def test_explicit_none_cache_dir_clears_base_value():
 
 MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
                 "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
-                "backends", "draft_tokens"}
+                "backends", "draft_tokens", "draft_model"}
 
 
 @pytest.mark.parametrize("key", sorted(VALID))

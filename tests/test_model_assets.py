@@ -119,3 +119,36 @@ def test_auto_quantization_per_device() -> None:
     assert resolve_quantization(Quantization.AUTO, "cuda") is Quantization.NF4
     assert resolve_quantization(Quantization.AUTO, "cpu") is Quantization.NONE
     assert resolve_quantization(Quantization.INT8, "cpu") is Quantization.INT8
+
+
+# --- which model "default" loads ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "cuda", "extra", "want"), [
+    ("default", True, True, "qwen2.5-coder-1.5b"),  # CUDA with the extra: the bigger model
+    ("default", True, False, "default"),  # no extra: the 0.5B, never a missing-package error
+    ("default", False, True, "default"),  # a CPU: the 0.5B (typing speed, BENCHMARKS.md)
+    ("qwen2.5-coder-0.5b", True, True, "qwen2.5-coder-0.5b"),  # asked for by name
+    ("/models/x.gguf", True, True, "/models/x.gguf"),
+])
+def test_default_means_the_1_5b_model_only_on_cuda_with_its_extra(
+        monkeypatch: pytest.MonkeyPatch, setting: str, cuda: bool, extra: bool, want: str) -> None:
+    from server.backends import loader
+    from server.config import Config
+
+    monkeypatch.setattr(loader, "_cuda_available", lambda: cuda)
+    monkeypatch.setattr(loader, "is_installed", lambda model: extra)
+    assert loader.model_spec(Config(model=setting)) == want
+    # An explicit llama.cpp backend or CPU device keeps the 0.5B default.
+    from server.config import Backend, Device
+
+    assert loader.model_spec(Config(model=setting, backend=Backend.LLAMA_CPP)) == setting
+    assert loader.model_spec(Config(model=setting, device=Device.CPU)) == (
+        setting if setting == "default" else want)
+
+
+def test_is_installed_sees_missing_pieces() -> None:
+    from server.model_assets import DEFAULT_MODEL, PackagedModel, is_installed
+
+    assert is_installed(DEFAULT_MODEL)
+    fake = PackagedModel(**{**DEFAULT_MODEL.__dict__, "packages": ("no_such_piece_pkg",)})
+    assert not is_installed(fake)

@@ -12,18 +12,21 @@ logits. Everything else lives here once, for all backends:
   cancel token, checked after every step, so a cancelled request stops within one step;
 - continuous batching: sequences are admitted whenever there is room and leave as soon as they
   finish, so one long generation never holds back a short one (see ``server/batching.py``);
-- speculative decoding by prompt lookup, for runners that can verify several tokens in one
-  evaluation (:class:`SpeculativeRunner`): a greedy sequence whose last tokens occurred earlier
-  in its prompt or output gets the tokens that followed there as a draft; one step evaluates
-  the draft, and each position is then advanced exactly as a plain step would be (processors,
-  greedy choice, stop rules, cancel), keeping drafted tokens while they equal the choice. The
-  output is the plain output, token for token; the rejected tail leaves the KV cache.
+- speculative decoding, for runners that can verify several tokens in one evaluation
+  (:class:`SpeculativeRunner`): a :class:`Drafter` proposes the next tokens of each greedy
+  sequence (:class:`PromptLookup`: the tokens that followed the sequence's last tokens earlier
+  in its prompt or output; or a smaller model of the same tokenizer, in the llama.cpp backend);
+  one step evaluates the draft, and each position is then advanced exactly as a plain step
+  would be (processors, greedy choice, stop rules, cancel), keeping drafted tokens while they
+  equal the choice. The output is the plain output, token for token; the rejected tail leaves
+  the KV cache.
 
 A :class:`BatchDecoder` is not thread-safe: one thread (the model thread) drives it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from server.backends.base import CancelToken, FinishReason, GenerationRequest, GenerationResult
+
+logger = logging.getLogger(__name__)
 
 Logits = np.ndarray
 
@@ -113,6 +118,39 @@ class SpeculativeRunner(KVRunner, Protocol):
         ...
 
 
+class Drafter(Protocol):
+    """Proposes the next tokens of greedy sequences; the decoder verifies them. Called from the
+    decoder's thread only."""
+
+    def propose(self, seqs: Sequence[SeqState], limits: Sequence[int]) -> list[list[int]]:
+        """At most ``limits[i]`` tokens that likely follow ``seqs[i]``'s prompt and output
+        (possibly none)."""
+        ...
+
+    def forget(self, cache_key: str) -> None:
+        """A document was closed: drop what is cached for it."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything cached (after an error)."""
+        ...
+
+
+class PromptLookup:
+    """The :class:`Drafter` that needs no model: n-grams copied from the sequence's own
+    prompt and output (:func:`lookup_draft`)."""
+
+    def propose(self, seqs: Sequence[SeqState], limits: Sequence[int]) -> list[list[int]]:
+        return [lookup_draft([*s.request.prompt_ids, *s.out], k)
+                for s, k in zip(seqs, limits, strict=True)]
+
+    def forget(self, cache_key: str) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
 def lookup_draft(context: Sequence[int], max_draft: int, max_ngram: int = 3,
                  min_ngram: int = 2) -> list[int]:
     """Prompt lookup: the tokens that followed the latest earlier occurrence of the context's
@@ -168,13 +206,16 @@ class BatchDecoder:
     """Drives a :class:`KVRunner`: admit sequences, step them together, finish them."""
 
     def __init__(self, runner: KVRunner, stop_ids: frozenset[int],
-                 detokenize: Callable[[Sequence[int]], str], draft_tokens: int = 0) -> None:
+                 detokenize: Callable[[Sequence[int]], str], draft_tokens: int = 0,
+                 drafter: Drafter | None = None) -> None:
         self.runner = runner
         self._stop_ids = stop_ids
         self._detok = detokenize
         self.active: list[SeqState] = []
-        # Prompt-lookup speculation: the longest draft (0: off); only runners that verify.
+        # Speculation: the longest draft (0: off); only runners that verify. Prompt lookup
+        # unless the backend brings a draft model.
         self.draft_tokens = draft_tokens if callable(getattr(runner, "verify", None)) else 0
+        self.drafter: Drafter = drafter or PromptLookup()
         # Counters for benchmarks and tests: how wide the steps really were, and how many
         # drafted tokens were evaluated and kept.
         self.steps = 0
@@ -223,7 +264,7 @@ class BatchDecoder:
             self.steps += 1
             self.stepped_sequences += len(live)
             self.max_width = max(self.max_width, len(live))
-            drafts = [self._draft(s) for s in live] if self.draft_tokens else []
+            drafts = self._drafts(live) if self.draft_tokens else []
             if any(drafts):
                 self._speculate(live, drafts)
             else:
@@ -235,14 +276,26 @@ class BatchDecoder:
         self._release(done_now)
         return done_now
 
-    def _draft(self, s: SeqState) -> list[int]:
-        """A prompt-lookup draft for a greedy sequence (sampling would need rejection
-        sampling to keep its distribution), within its token budget."""
-        req = s.request
-        room = req.max_new_tokens - len(s.out) - 1
-        if req.temperature > 0 or room <= 0:
-            return []
-        return lookup_draft([*req.prompt_ids, *s.out], min(self.draft_tokens, room))
+    def _drafts(self, live: list[SeqState]) -> list[list[int]]:
+        """Drafts for the greedy sequences (sampling would need rejection sampling to keep its
+        distribution), each within its token budget. A drafter that fails costs the step its
+        drafts, not the requests their answers."""
+        drafts: list[list[int]] = [[] for _ in live]
+        want = [(i, min(self.draft_tokens, s.request.max_new_tokens - len(s.out) - 1))
+                for i, s in enumerate(live) if s.request.temperature <= 0]
+        want = [(i, k) for i, k in want if k > 0]
+        if not want:
+            return drafts
+        try:
+            got = self.drafter.propose([live[i] for i, _ in want], [k for _, k in want])
+        except Exception:  # noqa: BLE001 - the plain step still answers
+            logger.warning("the draft model failed; this step decodes without a draft",
+                           exc_info=True)
+            self.drafter.reset()
+            return drafts
+        for (i, k), d in zip(want, got, strict=True):
+            drafts[i] = list(d[:k])
+        return drafts
 
     def _speculate(self, live: list[SeqState], drafts: list[list[int]]) -> None:
         """One evaluation of each sequence's last token and draft; then position by position
@@ -264,11 +317,13 @@ class BatchDecoder:
     def forget(self, cache_key: str) -> None:
         """A document was closed: its KV cache is no longer worth keeping."""
         self.runner.forget(cache_key)
+        self.drafter.forget(cache_key)
 
     def abort(self, exc: BaseException) -> list[SeqState]:
         """Drop every active sequence after ``exc`` broke a step; the caches are reset."""
         dropped, self.active = self.active, []
         self.runner.reset()
+        self.drafter.reset()
         return dropped
 
     def _release(self, seqs: list[SeqState]) -> None:

@@ -316,6 +316,67 @@ class LlamaCppRunner:
             self._batch = None
 
 
+class ModelDrafter:
+    """Speculative drafts from a smaller model of the same tokenizer (the 0.5B model for the
+    1.5B one): the :class:`~server.backends.decoding.Drafter` over a second llama.cpp context.
+
+    Each call brings the draft model's KV slot of every sequence up to the sequence's prompt and
+    output (its prefill reuses the slot that holds the longest prefix, so after the first call
+    only the tokens since the last draft are evaluated, and a rejected draft's tail is cut),
+    then decodes greedily, all sequences in one batch per token. A draft ends where the draft
+    model is unsure: llama.cpp's own speculative example stops at a top probability below
+    ``p_min`` = 0.75 (common/common.h), and so do we: an unsure token is likely rejected and
+    only adds to the width the target has to verify."""
+
+    def __init__(self, runner: LlamaCppRunner, stop_ids: frozenset[int], name: str = "",
+                 p_min: float = 0.75) -> None:
+        self.runner = runner
+        self.name = name  # the draft model, for the status
+        self._stop_ids = stop_ids
+        self.p_min = p_min
+
+    def propose(self, seqs: Sequence[SeqState], limits: Sequence[int]) -> list[list[int]]:
+        shadows = [SeqState(GenerationRequest([*s.request.prompt_ids, *s.out], max(1, k),
+                                              cache_key=s.request.cache_key), s.cancel)
+                   for s, k in zip(seqs, limits, strict=True)]
+        drafts: list[list[int]] = [[] for _ in seqs]
+        try:
+            logits = self.runner.prefill(shadows)
+            todo = list(range(len(seqs)))
+            while todo:
+                going = []
+                for i, lg in zip(todo, logits, strict=True):
+                    tok, p = _top(lg)
+                    if p < self.p_min:
+                        continue
+                    drafts[i].append(tok)
+                    if tok not in self._stop_ids and len(drafts[i]) < limits[i]:
+                        going.append(i)
+                todo = going
+                if todo:
+                    logits = self.runner.step([shadows[i] for i in todo],
+                                              [drafts[i][-1] for i in todo])
+        finally:
+            self.runner.release(shadows)
+        return drafts
+
+    def forget(self, cache_key: str) -> None:
+        self.runner.forget(cache_key)
+
+    def reset(self) -> None:
+        self.runner.reset()
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _top(logits: Logits) -> tuple[int, float]:
+    """The most likely token and its probability."""
+    tok = int(np.argmax(logits))
+    z = np.exp(logits - logits[tok], dtype=np.float64)
+    return tok, float(1.0 / z.sum())
+
+
 class GgufVocab:
     """A GGUF model's tokenizer: text to ids and back (special tokens as their text), and
     which tokens are control or end-of-generation tokens. The local backend uses it, and the
@@ -392,7 +453,8 @@ class GgufVocab:
 
 class LlamaCppBackend:
     def __init__(self, model: Any, ctx: Any, runner: LlamaCppRunner, info: ModelInfo,
-                 special_ids: frozenset[int], draft_tokens: int = 0) -> None:
+                 special_ids: frozenset[int], draft_tokens: int = 0,
+                 drafter: _LoadedDrafter | None = None) -> None:
         self._tok = GgufVocab(model)
         self._model = model
         self._ctx = ctx
@@ -400,14 +462,15 @@ class LlamaCppBackend:
         self.info = info
         self._special_ids = special_ids
         self.vocab_size = runner._n_vocab  # the logits' length
-        self._decoder = BatchDecoder(runner, special_ids, self.decode, draft_tokens)
+        self._draft = drafter
+        self._decoder = BatchDecoder(runner, special_ids, self.decode, draft_tokens,
+                                     drafter.drafter if drafter else None)
 
     @classmethod
     def load(cls, source: ModelSource, config: Config, cache_dir: Path,
              progress: Any = None) -> LlamaCppBackend:
         try:
             import llama_cpp
-            from llama_cpp import _internals
             from llama_cpp._logger import set_verbose
         except ImportError as exc:
             raise ModelError("backend 'llama.cpp' needs the llama-cpp-python package") from exc
@@ -428,31 +491,22 @@ class LlamaCppBackend:
         n_slots = max(config.kv_cache_documents, config.max_batch_size)
         n_batch = 512
         llama_cpp.llama_backend_init()
-        try:
-            # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null for
-            # the whole load (from this thread), and every LSP message the event loop writes
-            # meanwhile (pingti/status answers, progress) is lost. set_verbose(False) above
-            # already keeps llama.cpp's log quiet.
-            model = _internals.LlamaModel(path_model=str(source.path),
-                                          params=llama_cpp.llama_model_default_params(),
-                                          verbose=True)
-            params = llama_cpp.llama_context_default_params()
-            params.n_ctx = max(config.kv_cache_tokens, config.context_window)
-            params.n_batch = params.n_ubatch = n_batch
-            params.n_threads = params.n_threads_batch = threads
-            params.n_seq_max = n_slots
-            # One pool of cells for all sequences: memory is bounded by kvCacheTokens however
-            # the documents' prompts are sized, and candidates can share their prompt's cells.
-            params.kv_unified = True
-            params.no_perf = True
-            ctx = _internals.LlamaContext(model=model, params=params, verbose=False)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp could not load {source.path}: {exc}") from exc
+        model, ctx = _open(llama_cpp, source.path, config, n_slots, n_batch, threads)
         vocab = GgufVocab(model)
         n_vocab = vocab.n_vocab
         special_ids, specials = vocab.specials()
         runner = LlamaCppRunner(llama_cpp, ctx.ctx, n_vocab, n_slots, n_batch,
                                 min(config.context_window, int(llama_cpp.llama_n_ctx(ctx.ctx))))
+        drafter = None
+        if config.draft_tokens and config.draft_model:
+            try:
+                drafter = _load_drafter(llama_cpp, config, cache_dir, progress, vocab,
+                                        special_ids, n_slots, n_batch, threads)
+            except BaseException:
+                runner.close()
+                ctx.close()
+                model.close()
+                raise
         info = ModelInfo(
             name=source.display_name,
             backend="llama.cpp",
@@ -469,7 +523,7 @@ class LlamaCppBackend:
         logger.info("llama.cpp model ready: %s (%d threads, %d KV cells, %d slots, CPU kernels "
                     "%s)", info, threads, llama_cpp.llama_n_ctx(ctx.ctx), n_slots,
                     variant or "built in")
-        return cls(model, ctx, runner, info, special_ids, config.draft_tokens)
+        return cls(model, ctx, runner, info, special_ids, config.draft_tokens, drafter)
 
     @property
     def decoder(self) -> BatchDecoder:
@@ -488,6 +542,9 @@ class LlamaCppBackend:
         return generate_one(self._decoder, request, cancel)
 
     def close(self) -> None:
+        draft, self._draft = self._draft, None
+        if draft is not None:
+            draft.close()
         runner, self.runner = self.runner, None  # type: ignore[assignment]
         if runner is not None:
             runner.close()
@@ -497,6 +554,85 @@ class LlamaCppBackend:
         model, self._model = self._model, None
         if model is not None:
             model.close()
+
+
+def _open(llama_cpp: Any, path: Path, config: Config, n_slots: int, n_batch: int,
+          threads: int) -> tuple[Any, Any]:
+    """A GGUF model and a context of ``n_slots`` sequences over one pool of KV cells."""
+    from llama_cpp import _internals
+
+    try:
+        # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null for
+        # the whole load (from this thread), and every LSP message the event loop writes
+        # meanwhile (pingti/status answers, progress) is lost. set_verbose(False) in the
+        # caller already keeps llama.cpp's log quiet.
+        model = _internals.LlamaModel(path_model=str(path),
+                                      params=llama_cpp.llama_model_default_params(),
+                                      verbose=True)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = max(config.kv_cache_tokens, config.context_window)
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_threads = params.n_threads_batch = threads
+        params.n_seq_max = n_slots
+        # One pool of cells for all sequences: memory is bounded by kvCacheTokens however
+        # the documents' prompts are sized, and candidates can share their prompt's cells.
+        params.kv_unified = True
+        params.no_perf = True
+        ctx = _internals.LlamaContext(model=model, params=params, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+    return model, ctx
+
+
+@dataclass
+class _LoadedDrafter:
+    """The draft model, its context and the drafter over them (closed with the backend)."""
+
+    model: Any
+    ctx: Any
+    drafter: ModelDrafter
+
+    def close(self) -> None:
+        self.drafter.close()
+        self.ctx.close()
+        self.model.close()
+
+
+# Tokens whose ids must agree between a model and its draft model: a draft is a list of ids.
+_VOCAB_PROBE = "def f(x):\n    return [y for y in x if y != 'é']  # <|fim_middle|>\n"
+
+
+def _load_drafter(llama_cpp: Any, config: Config, cache_dir: Path, progress: Any,
+                  vocab: GgufVocab, special_ids: frozenset[int], n_slots: int, n_batch: int,
+                  threads: int) -> _LoadedDrafter:
+    """The ``draftModel``, checked to share the model's tokenizer."""
+    from server.model_assets import resolve_model
+
+    source = resolve_model(config.draft_model, cache_dir, progress)
+    if source.format is not ModelFormat.GGUF:
+        raise ModelError(f"draftModel must be a .gguf file or a packaged model, not "
+                         f"{source.path}")
+    if progress:
+        progress(f"Loading the draft model {source.display_name}")
+    model, ctx = _open(llama_cpp, source.path, config, n_slots, n_batch, threads)
+    try:
+        dvocab = GgufVocab(model)
+        same = (dvocab.n_vocab == vocab.n_vocab
+                and dvocab.encode(_VOCAB_PROBE, special=True)
+                == vocab.encode(_VOCAB_PROBE, special=True)
+                and dvocab.specials()[0] == special_ids)
+        if not same:
+            raise ModelError(f"draftModel {source.display_name} does not share the model's "
+                             "tokenizer; a draft model must come from the same family")
+        runner = LlamaCppRunner(llama_cpp, ctx.ctx, dvocab.n_vocab, n_slots, n_batch,
+                                min(config.context_window, int(llama_cpp.llama_n_ctx(ctx.ctx))))
+    except BaseException:
+        ctx.close()
+        model.close()
+        raise
+    logger.info("draft model ready: %s (up to %d tokens a draft)", source.display_name,
+                config.draft_tokens)
+    return _LoadedDrafter(model, ctx, ModelDrafter(runner, special_ids, source.display_name))
 
 
 def _piece(llama_cpp: Any, vocab: Any, token: int) -> bytes:

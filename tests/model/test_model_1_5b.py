@@ -29,3 +29,22 @@ async def test_the_1_5b_model_completes_a_function() -> None:
         assert model["name"].startswith("Qwen2.5-Coder-1.5B") and model["backend"] == "llama.cpp"
     finally:
         service.close()
+
+
+async def test_the_0_5b_model_drafts_for_the_1_5b_with_the_same_answer() -> None:
+    text = "def fizzbuzz(n):\n    \n"
+    query = CompletionQuery("file:///f.py", text, text.index("\n    ") + 5, "python",
+                            Trigger.INVOKED)
+    answers = []
+    for extra in ({}, {"draftTokens": 3, "draftModel": "default"}):
+        parsed = parse_settings({"model": "qwen2.5-coder-1.5b", "candidates": 1, **extra})
+        service = CompletionService(parsed.config)
+        try:
+            out = await asyncio.wait_for(service.complete(query), 300)
+            assert out is not None
+            answers.append(out.suggestion)
+            if extra:
+                assert service.status()["batching"]["acceptedDraftTokens"] > 0
+        finally:
+            service.close()
+    assert answers[0] == answers[1]

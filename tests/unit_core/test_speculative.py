@@ -1,6 +1,7 @@
-"""Prompt-lookup speculative decoding in the shared decoder: the same tokens, log-probabilities
-and finish as plain decoding whatever the drafts (property test over a toy language model whose
-KV cache is a token list), the rejected tail leaves the cache, cancellation within one step."""
+"""Speculative decoding in the shared decoder (prompt lookup, or a drafter such as a draft
+model): the same tokens, log-probabilities and finish as plain decoding whatever the drafts
+(property test over a toy language model whose KV cache is a token list), the rejected tail
+leaves the cache, cancellation within one step, a failing drafter costs only its drafts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.backends.base import CancelToken, FinishReason, GenerationRequest
-from server.backends.decoding import BatchDecoder, SeqState, lookup_draft
+from server.backends.decoding import BatchDecoder, Drafter, SeqState, lookup_draft
 
 VOCAB = 12
 STOP = 11
@@ -88,10 +89,48 @@ class NoRepeat:
         return token != 7 or len(generated) % 3 != 0
 
 
-def run(requests: list[GenerationRequest], draft: int, verify: bool = True
+class ToyModelDrafter:
+    """A draft model over the toy LM: its greedy chain, with a wrong token now and then (a
+    smaller model disagrees with the bigger one), or an exception (a broken draft model)."""
+
+    def __init__(self, noise: float, seed: int = 0, fail: bool = False) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.noise = noise
+        self.fail = fail
+        self.calls = 0
+        self.resets = 0
+        self.asked: list[int] = []
+
+    def propose(self, seqs: Sequence[SeqState], limits: Sequence[int]) -> list[list[int]]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("draft model broke")
+        out = []
+        for s, k in zip(seqs, limits, strict=True):
+            assert s.request.temperature <= 0 and k > 0
+            self.asked.append(k)
+            ctx, draft = [*s.request.prompt_ids, *s.out], []
+            for _ in range(k):
+                tok = int(np.argmax(toy_logits(ctx)))
+                if self.rng.random() < self.noise:
+                    tok = int(self.rng.integers(VOCAB))
+                draft.append(tok)
+                ctx.append(tok)
+            out.append(draft)
+        return out
+
+    def forget(self, cache_key: str) -> None: ...
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def run(requests: list[GenerationRequest], draft: int, verify: bool = True,
+        drafter: Drafter | None = None
         ) -> tuple[list[tuple[list[int], list[float], FinishReason | None]], ToyRunner]:
     runner = ToyRunner(verify)
-    dec = BatchDecoder(runner, frozenset({STOP}), lambda ids: " ".join(map(str, ids)), draft)
+    dec = BatchDecoder(runner, frozenset({STOP}), lambda ids: " ".join(map(str, ids)), draft,
+                       drafter)
     seqs = dec.admit([(r, CancelToken()) for r in requests])
     while dec.active:
         dec.step()
@@ -121,6 +160,42 @@ def test_speculation_changes_nothing_but_the_number_of_evaluations(
     fast, fast_runner = run(reqs, draft)
     assert fast == plain
     assert fast_runner.evaluations <= plain_runner.evaluations
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(prompts, min_size=1, max_size=3), st.integers(1, 8), st.integers(1, 30),
+       st.booleans(), st.floats(0.0, 1.0), st.integers(0, 1000))
+def test_a_draft_model_changes_nothing_but_the_number_of_evaluations(
+        batch: list[list[int]], draft: int, max_new: int, constrained: bool, noise: float,
+        seed: int) -> None:
+    reqs = [GenerationRequest(p, max_new,
+                              logits_processors=(NoRepeat(),) if constrained else ())
+            for p in batch]
+    plain, plain_runner = run(reqs, 0)
+    drafter = ToyModelDrafter(noise, seed)
+    fast, fast_runner = run(reqs, draft, drafter=drafter)
+    assert fast == plain
+    assert fast_runner.evaluations <= plain_runner.evaluations
+    # Never asked for more than the longest draft or than the request's budget leaves.
+    assert all(0 < k <= min(draft, max_new - 1) for k in drafter.asked)
+
+
+def test_an_exact_draft_model_needs_few_steps() -> None:
+    prompt = [3, 1, 4, 1, 5, 9, 2, 6]
+    (plain,), r0 = run([GenerationRequest(prompt, 30)], 0)
+    (fast,), r1 = run([GenerationRequest(prompt, 30)], 5, drafter=ToyModelDrafter(0.0))
+    assert fast == plain
+    assert r1.evaluations <= -(-r0.evaluations // 3)  # a kept draft of 5: ~6 tokens a step
+
+
+def test_a_failing_draft_model_costs_only_its_drafts(caplog) -> None:  # type: ignore[no-untyped-def]
+    prompt = [3, 1, 4, 1, 5, 9, 2, 6]
+    (plain,), r0 = run([GenerationRequest(prompt, 12)], 0)
+    drafter = ToyModelDrafter(0.0, fail=True)
+    (fast,), r1 = run([GenerationRequest(prompt, 12)], 4, drafter=drafter)
+    assert fast == plain and r1.evaluations == r0.evaluations
+    assert drafter.calls > 0 and drafter.resets == drafter.calls
+    assert "draft model failed" in caplog.text
 
 
 def test_drafts_are_taken_and_save_steps() -> None:

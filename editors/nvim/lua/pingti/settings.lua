@@ -12,7 +12,7 @@ return {
     default = 'default',
     reload = true,
     audience = 'editors',
-    doc = '`default`: the packaged Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, checksummed); `qwen2.5-coder-1.5b`: the 1.5B model of the same release (install the `model-1.5b` extra); or a local `.gguf` file, or a local Hugging Face model folder (`~` is expanded; VS Code also expands `${workspaceFolder}`). Nothing is downloaded from a model hub.',
+    doc = '`default`: the packaged Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, checksummed; on CUDA the 1.5B model when its extra is installed); `qwen2.5-coder-0.5b` / `qwen2.5-coder-1.5b`: either of them (the 1.5B needs the `model-1.5b` extra); or a local `.gguf` file or Hugging Face model folder (`~` is expanded; VS Code also expands `${workspaceFolder}`). Nothing is downloaded from a model hub.',
   },
   {
     name = 'backend',
@@ -393,6 +393,15 @@ return {
     reload = true,
     audience = 'experts',
     doc = 'Speculative decoding (llama.cpp): up to this many tokens copied from earlier in the file (prompt lookup) are checked in one model step; the output stays the greedy one (but for near-ties that llama.cpp\'s batched kernels round differently). 0 = off.',
+  },
+  {
+    name = 'draftModel',
+    field = 'draft_model',
+    type = 'string',
+    default = '',
+    reload = true,
+    audience = 'experts',
+    doc = 'With `draftTokens` > 0 (llama.cpp): a smaller model of the same tokenizer that writes the drafts instead of prompt lookup, e.g. `default` (the 0.5B model) for `model: "qwen2.5-coder-1.5b"`; a packaged name or a local `.gguf` file. Empty: prompt lookup.',
   },
   {
     name = 'fakeTokenDelay',
