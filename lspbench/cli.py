@@ -6,6 +6,9 @@
     lsp-bench humaneval --variant fim:suffixTokens=64 --variant nofim:suffixTokens=0
     lsp-bench humaneval-infill --layout enter --peer llama-server --out runs/peer
     lsp-bench --compare runs/a runs/b
+    lsp-bench repo --out runs/repo                      # holes using other modules' symbols
+    lsp-bench repo --projects toolz,packaging --no-tests --variant off: --variant ws:repoContext=workspace
+    lsp-bench repo --build-only                         # fetch the projects, write the holes
     lsp-bench humaneval -- my-other-server --stdio      # any server command after --
 """
 
@@ -19,9 +22,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lspbench import report
+from lspbench import repo, report
 from lspbench.client import Method
-from lspbench.run import BenchError, RunOptions, load_summary, read_results, run_tasks
+from lspbench.run import (
+    BenchError,
+    RunOptions,
+    load_summary,
+    read_results,
+    run_repo_tasks,
+    run_tasks,
+)
 from lspbench.tasks import (
     INFILL_KINDS,
     Kind,
@@ -35,7 +45,7 @@ from lspbench.tasks import (
 )
 from testgen.sandbox import Isolation
 
-SUITES = ("humaneval", "humaneval-infill")
+SUITES = ("humaneval", "humaneval-infill", "repo")
 DEFAULT_SERVER = [sys.executable, "-m", "server", "--log-level", "warning"]
 
 
@@ -115,6 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-binary", type=Path, help="the llama-server executable to use")
     p.add_argument("--peer-model", type=Path,
                    help="the GGUF the peer serves (default: pingti's default model)")
+    g = p.add_argument_group("repo suite (lsp-bench repo)")
+    g.add_argument("--projects", default=",".join(repo.PROJECTS),
+                   help=f"projects to cut holes from (default: all: {', '.join(repo.PROJECTS)})")
+    g.add_argument("--open", choices=[o.value for o in repo.OpenDocs],
+                   default=repo.OpenDocs.ALL.value,
+                   help="open every module of the project as an editor tab (all, default) or "
+                        "only the hole's file (hole)")
+    g.add_argument("--no-tests", action="store_true",
+                   help="skip the projects' tests (no pass rate; much faster)")
+    g.add_argument("--test-timeout", type=float, default=120.0,
+                   help="seconds per run of a hole's tests in the sandbox (default 120)")
+    g.add_argument("--per-file", type=int, default=repo.PER_FILE,
+                   help=f"at most this many holes per module (default {repo.PER_FILE}; 0: all)")
+    g.add_argument("--per-project", type=int, default=repo.PER_PROJECT,
+                   help=f"at most this many holes per project (default {repo.PER_PROJECT}; "
+                        "0: all)")
+    g.add_argument("--build-only", action="store_true",
+                   help="fetch the projects, cut the holes, write tasks.jsonl to --out; no run")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                    help="compare two finished runs (folders or summary.json files)")
     p.add_argument("--chart", type=Path, help="where --compare/--variant draw the PNG chart")
@@ -142,7 +170,8 @@ def select_tasks(args: argparse.Namespace) -> tuple[str, list[Task]]:
         if layout is not Layout.LINE:
             suite += f"-{layout.value}"
     else:
-        raise BenchError("name a suite (humaneval, humaneval-infill), --tasks FILE or --compare")
+        raise BenchError("name a suite (humaneval, humaneval-infill, repo), --tasks FILE or "
+                         "--compare")
     if args.per_problem:
         tasks = sample_per_problem(tasks, args.per_problem)
         suite += f"-per{args.per_problem}"
@@ -181,7 +210,12 @@ def do_compare(a: Path, b: Path, names: tuple[str, str], args: argparse.Namespac
                chart_dir: Path) -> int:
     sa, sb = load_summary(a), load_summary(b)
     ks = tuple(sorted({int(k[5:]) for k in {*sa, *sb} if k.startswith("pass@")}))
-    text, paired = report.compare(sa, sb, _rows_of(a), _rows_of(b), names, ks)
+    if report.is_repo(sa) != report.is_repo(sb):
+        raise BenchError("--compare: one run is of the repo suite, the other is not")
+    if report.is_repo(sa):
+        text, paired = report.compare_repo(sa, sb, _rows_of(a), _rows_of(b), names)
+    else:
+        text, paired = report.compare(sa, sb, _rows_of(a), _rows_of(b), names, ks)
     print(text)
     chart = report.chart(sa, sb, names, ks, _chart_path(args, chart_dir))
     print(f"chart: {chart}")
@@ -226,19 +260,14 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
         raise BenchError("--n and --concurrency must be at least 1, the timeouts positive")
     if args.limit < 0 or args.per_problem < 0:
         raise BenchError("--limit and --per-problem cannot be negative (0 means all)")
+    if args.suite == "repo":
+        return await _main_repo(args, server, asked_n)
     suite, tasks = select_tasks(args)
     ks = _ks(args.k, args.n)
-    # Candidates are asked for explicitly (trigger kind Invoked), so --n of them are decoded.
-    base = {"temperature": args.temperature, "seed": args.seed,
-            **({"candidates": args.n} if asked_n else {}),
-            **({"sampleTemperature": args.sample_temperature} if args.n > 1 else {}),
-            **parse_sets(args.set)}
-    variants = [parse_variant(v) for v in args.variant]
-    if len(variants) not in (0, 2) or len({v[0] for v in variants}) != len(variants):
-        raise BenchError("--variant: give exactly two, with different names")
+    base = _base_settings(args, asked_n)
+    variants = _variants(args)
     out = args.out or Path("lsp-bench-out") / suite
-    runs = [("", base, out)] if not variants else [
-        (name, {**base, **extra}, out / name) for name, extra in variants]
+    runs = _runs(base, variants, out)
     peer_cmd: list[str] | None = None
     if args.peer:
         if variants or args.n != 1 or args.method != Method.INLINE:
@@ -269,6 +298,77 @@ async def _main(args: argparse.Namespace, server: list[str]) -> int:
         a, b = (variants[0][0], variants[1][0]) if variants else ("pingti", args.peer)
         print()
         do_compare(out / a, out / b, (a, b), args, out)
+    return 0
+
+
+def _base_settings(args: argparse.Namespace, asked_n: bool) -> dict[str, Any]:
+    # Candidates are asked for explicitly (trigger kind Invoked), so --n of them are decoded.
+    return {"temperature": args.temperature, "seed": args.seed,
+            **({"candidates": args.n} if asked_n else {}),
+            **({"sampleTemperature": args.sample_temperature} if args.n > 1 else {}),
+            **parse_sets(args.set)}
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    variants = [parse_variant(v) for v in args.variant]
+    if len(variants) not in (0, 2) or len({v[0] for v in variants}) != len(variants):
+        raise BenchError("--variant: give exactly two, with different names")
+    return variants
+
+
+def _runs(base: dict[str, Any], variants: list[tuple[str, dict[str, Any]]], out: Path
+          ) -> list[tuple[str, dict[str, Any], Path]]:
+    """(name, settings, folder) of each run: one, or one per variant in its own subfolder."""
+    return [("", base, out)] if not variants else [
+        (name, {**base, **extra}, out / name) for name, extra in variants]
+
+
+async def _main_repo(args: argparse.Namespace, server: list[str], asked_n: bool) -> int:
+    """The repo suite: build (fetch, cut holes), then run each variant and compare."""
+    if args.n != 1 or args.peer or args.concurrency != 1 or args.per_problem:
+        raise BenchError("repo: one suggestion per hole, asked one at a time: no --n, --peer, "
+                         "--concurrency or --per-problem")
+    if args.per_file < 0 or args.per_project < 0 or args.test_timeout <= 0:
+        raise BenchError("--per-file and --per-project cannot be negative, --test-timeout "
+                         "must be positive")
+    keys = [k.strip() for k in args.projects.split(",") if k.strip()]
+    try:
+        tasks = repo.build(keys, per_file=args.per_file, per_project=args.per_project)
+    except repo.RepoError as exc:
+        raise BenchError(str(exc)) from None
+    default_caps = (args.per_file, args.per_project) == (repo.PER_FILE, repo.PER_PROJECT)
+    suite = "repo" + ("" if keys == list(repo.PROJECTS) else "-" + "+".join(keys)) + \
+        ("" if default_caps else f"-f{args.per_file}p{args.per_project}")
+    out = args.out or Path("lsp-bench-out") / suite
+    if args.build_only:
+        repo.write_tasks(tasks, out / "tasks.jsonl")
+        for key in keys:
+            mine = [t for t in tasks if t.project == key]
+            print(f"{key}=={repo.PROJECTS[key].sdist.version}: {len(mine)} holes "
+                  f"({sum(bool(t.test_files) for t in mine)} with tests)")
+        print(f"{len(tasks)} holes in {out / 'tasks.jsonl'}")
+        return 0
+    if args.limit:
+        tasks = tasks[:args.limit]
+    variants = _variants(args)
+    options = repo.RepoOptions(repo.OpenDocs(args.open), not args.no_tests, args.test_timeout)
+    for name, settings, folder in _runs(_base_settings(args, asked_n), variants, out):
+        opts = RunOptions(server=server, settings=settings, n=1, ks=(), method=args.method,
+                          timeout_s=args.timeout, exec_timeout_s=args.test_timeout,
+                          isolation=Isolation(args.sandbox),
+                          strict_settings=not args.ignore_server_warnings, suite=suite,
+                          repo=options)
+        label = f"{suite}{'/' + name if name else ''}"
+        print(f"lsp-bench: {len(tasks)} holes of {label}, results in {folder}", file=sys.stderr)
+        result = await run_repo_tasks(tasks, opts, folder, label)
+        print(f"\n## {label}\n")
+        print(report.markdown(result.summary, ()))
+        print()
+        print(report.machine_lines(result.summary, ()))
+    if variants:
+        print()
+        do_compare(out / variants[0][0], out / variants[1][0],
+                   (variants[0][0], variants[1][0]), args, out)
     return 0
 
 

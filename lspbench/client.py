@@ -68,21 +68,24 @@ class BenchClient:
         def _log(params: types.LogMessageParams) -> None:
             return None
 
+        # Editors report file changes only to a server that registered file watchers.
+        self.watching_files = False
+
+        @self.client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def _register(params: types.RegistrationParams) -> None:
+            if any(r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+                   for r in params.registrations):
+                self.watching_files = True
+
     async def start(self, command: Sequence[str], settings: dict[str, Any],
-                    stderr_log: Path | None = None) -> None:
+                    stderr_log: Path | None = None, root: Path | None = None) -> None:
+        """Start the server and initialize it; ``root``: the project folder opened as the
+        workspace, as an editor does (rootUri, rootPath and one workspace folder)."""
         await self.client.start_io(*command, env=dict(os.environ))
         # pygls pipes the server's stderr: unread, a full pipe would block the server's logging.
         self._drain = asyncio.ensure_future(drain_stderr(self.client, self.stderr_tail,
                                                          stderr_log))
-        await self.client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(
-                window=types.WindowClientCapabilities(work_done_progress=True),
-                text_document=types.TextDocumentClientCapabilities(
-                    inline_completion=types.InlineCompletionClientCapabilities(),
-                    completion=types.CompletionClientCapabilities(
-                        completion_item=types.ClientCompletionItemOptions(
-                            documentation_format=[types.MarkupKind.PlainText])))),
-            initialization_options=settings))
+        await self.client.initialize_async(initialize_params(settings, root))
         self.client.initialized(types.InitializedParams())
 
     async def status(self, uri: str | None = None, timeout: float = 5.0,
@@ -131,6 +134,15 @@ class BenchClient:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))
 
+    def files_changed(self, uris: Sequence[str]) -> None:
+        """workspace/didChangeWatchedFiles: files of the workspace changed on disk, as an
+        editor's file watcher reports it to a server that registered watchers (every change
+        is reported, whatever the watchers' globs)."""
+        if not self.watching_files:
+            return
+        self.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=u, type=types.FileChangeType.Changed) for u in uris]))
+
     async def suggest(self, uri: str, line: int, character: int, method: str,
                       timeout: float) -> Answer:
         """Ask for suggestions at a position; on timeout the request is cancelled
@@ -165,6 +177,32 @@ class BenchClient:
 
     async def stop(self) -> None:
         await stop_client(self.client, self._drain)
+
+
+def initialize_params(settings: dict[str, Any], root: Path | None = None
+                      ) -> types.InitializeParams:
+    """What lsp-bench says at initialize: inline and plain completion, progress, and with a
+    ``root`` the workspace (rootUri, rootPath, one workspace folder) and watched files."""
+    workspace = None
+    if root is not None:
+        workspace = types.WorkspaceClientCapabilities(
+            workspace_folders=True,
+            did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(
+                dynamic_registration=True))
+    return types.InitializeParams(
+        capabilities=types.ClientCapabilities(
+            workspace=workspace,
+            window=types.WindowClientCapabilities(work_done_progress=True),
+            text_document=types.TextDocumentClientCapabilities(
+                inline_completion=types.InlineCompletionClientCapabilities(),
+                completion=types.CompletionClientCapabilities(
+                    completion_item=types.ClientCompletionItemOptions(
+                        documentation_format=[types.MarkupKind.PlainText])))),
+        initialization_options=settings,
+        root_uri=root.as_uri() if root is not None else None,
+        root_path=str(root) if root is not None else None,
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)]
+        if root is not None else None)
 
 
 def inline_texts(result: Any) -> list[str]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lspbench.metrics import mean, sign_test
+
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
@@ -15,7 +17,35 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def is_repo(summary: dict[str, Any]) -> bool:
+    """A summary of the ``repo`` suite (line figures instead of pass@k)."""
+    return "identifier_em" in summary
+
+
+# The repo suite's figures: (summary key, row name).
+REPO_ROWS = (("exact_match", "exact match"), ("identifier_em", "identifier match"),
+             ("identifier_f1", "identifier F1"), ("edit_similarity", "edit similarity"),
+             ("symbol_match", "symbol match (first identifier)"),
+             ("pass_rate", "pass rate (tested holes)"))
+
+
+def _repo_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("tasks", _fmt(s.get("tasks")))]
+    rows += [(name, _fmt(s.get(key))) for key, name in REPO_ROWS]
+    rows += [("tested holes", _fmt(s.get("tested"))),
+             ("empty suggestions", _fmt(s.get("empty_rate"))),
+             ("request errors", _fmt(s.get("errors"))),
+             ("latency p50 (s)", _fmt(s.get("latency_p50_s"), 2)),
+             ("latency p95 (s)", _fmt(s.get("latency_p95_s"), 2)),
+             ("tokens/s (decode)", _fmt(s.get("tokens_per_s"), 1))]
+    if "wall_s" in s:
+        rows.append(("wall time (s)", _fmt(s.get("wall_s"), 1)))
+    return rows
+
+
 def _rows(s: dict[str, Any], ks: Sequence[int]) -> list[tuple[str, str]]:
+    if is_repo(s):
+        return _repo_rows(s)
     rows = [("tasks", _fmt(s.get("tasks"))), ("samples", _fmt(s.get("samples")))]
     rows += [(f"pass@{k}", _fmt(s.get(f"pass@{k}"))) for k in ks]
     if "rank@1" in s:
@@ -37,8 +67,9 @@ def _rows(s: dict[str, Any], ks: Sequence[int]) -> list[tuple[str, str]]:
 
 
 def markdown(summary: dict[str, Any], ks: Sequence[int]) -> str:
-    """The summary as a Markdown table (a column per task kind when there are several)."""
-    by_kind = summary.get("by_kind") or {}
+    """The summary as a Markdown table (a column per task kind or project when there are
+    several)."""
+    by_kind = summary.get("by_kind") or summary.get("by_project") or {}
     head = ["metric", "all", *by_kind]
     columns = [_rows(summary, ks)] + [_rows(v, ks) for v in by_kind.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -50,6 +81,9 @@ def markdown(summary: dict[str, Any], ks: Sequence[int]) -> str:
 
 def machine_lines(summary: dict[str, Any], ks: Sequence[int]) -> str:
     """``pass@1: 0.433`` lines for scripts."""
+    if is_repo(summary):
+        keys = [k for k, _ in REPO_ROWS] + ["empty_rate", "latency_p50_s", "latency_p95_s"]
+        return "\n".join(f"{k}: {_fmt(summary.get(k))}" for k in keys)
     out = [f"pass@{k}: {_fmt(summary.get(f'pass@{k}'))}" for k in ks]
     out += [f"{m}: {_fmt(summary.get(m))}" for m in ("rank@1", "first@1", "sample@1", "pass@n")
             if m in summary]
@@ -93,15 +127,67 @@ def compare(a: dict[str, Any], b: dict[str, Any], rows_a: Sequence[dict[str, Any
     return "\n".join(lines), paired
 
 
+# Binary per-hole figures of the repo suite, compared hole by hole.
+PAIRED = (("identifier_em", "identifier match"), ("exact_match", "exact match"),
+          ("symbol_match", "symbol match"), ("passed", "tests passed"))
+
+
+def compare_repo(a: dict[str, Any], b: dict[str, Any], rows_a: Sequence[dict[str, Any]],
+                 rows_b: Sequence[dict[str, Any]], names: tuple[str, str]
+                 ) -> tuple[str, dict[str, Any]]:
+    """Two runs of the repo suite side by side, then hole by hole on the holes both finished:
+    per figure the means and their difference in points (B - A); for the yes/no figures how
+    many holes only one side got, with the exact sign test's p (is the split more uneven than
+    chance?). Tests count only where both runs had them judged."""
+    if names[0] == names[1]:
+        names = (f"{names[0]}-A", f"{names[1]}-B")
+    by_a = {r["task_id"]: r for r in rows_a}
+    by_b = {r["task_id"]: r for r in rows_b}
+    common = sorted(set(by_a) & set(by_b))
+    lines = [f"| metric | {names[0]} | {names[1]} |", "|---|---|---|"]
+    lines += [f"| {n} | {x} | {y} |"
+              for (n, x), (_, y) in zip(_repo_rows(a), _repo_rows(b), strict=False)]
+    lines += ["", f"Paired on {len(common)} holes ({names[1]} - {names[0]}):"]
+    paired: dict[str, Any] = {"common_tasks": len(common)}
+    for key, label in PAIRED:
+        ids = [t for t in common if by_a[t].get(key) is not None and by_b[t].get(key) is not None]
+        if not ids:
+            continue
+        xa = [bool(by_a[t][key]) for t in ids]
+        xb = [bool(by_b[t][key]) for t in ids]
+        a_only = [t for t, x, y in zip(ids, xa, xb, strict=True) if x and not y]
+        b_only = [t for t, x, y in zip(ids, xa, xb, strict=True) if y and not x]
+        diff = 100 * ((mean(xb) or 0.0) - (mean(xa) or 0.0))
+        p = sign_test(len(b_only), len(a_only))
+        paired[key] = {"holes": len(ids), "a": mean(xa), "b": mean(xb), "diff_points": diff,
+                       f"{names[0]}_only": a_only, f"{names[1]}_only": b_only, "sign_test_p": p}
+        lines.append(f"- {label}: {_fmt(mean(xa))} -> {_fmt(mean(xb))} ({diff:+.1f} points "
+                     f"on {len(ids)} holes); {names[1]} only {len(b_only)}, {names[0]} only "
+                     f"{len(a_only)}, sign test p={p:.3g}")
+    for key, label in (("identifier_f1", "identifier F1"),
+                       ("edit_similarity", "edit similarity")):
+        if common:
+            diff = 100 * ((mean([by_b[t][key] for t in common]) or 0.0)
+                          - (mean([by_a[t][key] for t in common]) or 0.0))
+            paired[key] = {"diff_points": diff}
+            lines.append(f"- {label}: {diff:+.1f} points")
+    if len(common) != len(by_a) or len(common) != len(by_b):
+        lines.append("(The runs did not finish the same holes; the table is over each run's "
+                     "own holes, the paired lines over the common ones.)")
+    return "\n".join(lines), paired
+
+
 def chart(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], ks: Sequence[int],
           path: Path) -> Path:
-    """A bar chart of pass@k and syntax-error rate for two runs (PNG)."""
+    """A bar chart of two runs (PNG): pass@k and syntax-error rate, or the repo suite's
+    figures."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; never opens a window
     import matplotlib.pyplot as plt
 
-    metrics = [f"pass@{k}" for k in ks] + ["syntax_error_rate"]
+    metrics = [k for k, _ in REPO_ROWS] if is_repo(a) else \
+        [f"pass@{k}" for k in ks] + ["syntax_error_rate"]
     labels = [m.replace("_", " ") for m in metrics]
     va = [a.get(m) or 0.0 for m in metrics]
     vb = [b.get(m) or 0.0 for m in metrics]

@@ -11,6 +11,7 @@ Output folder:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,18 @@ from lsprotocol import types
 
 from lspbench.client import Answer, BenchClient, Method
 from lspbench.execute import Executor, parses
-from lspbench.metrics import mean_pass_at_k, percentile
+from lspbench.metrics import identifiers, mean, mean_pass_at_k, percentile, score_line
+from lspbench.repo import (
+    PROJECTS,
+    OpenDocs,
+    ProjectTests,
+    RepoOptions,
+    RepoTask,
+    RunOutcome,
+    module_files,
+    repos_dir,
+    write_tasks,
+)
 from lspbench.tasks import Task
 from server.lspclient import position_of
 from testgen.sandbox import Isolation
@@ -53,15 +65,17 @@ class RunOptions:
     strict_settings: bool = True  # a warning from the server about the settings stops the run
     suite: str = ""
     peer: bool = False  # ``server`` is llama.cpp's server, asked over /infill (lspbench.peer)
+    repo: RepoOptions | None = None  # the ``repo`` suite's own options
 
-    def fingerprint(self, tasks: Sequence[Task]) -> dict[str, Any]:
+    def fingerprint(self, tasks: Sequence[Task] | Sequence[RepoTask]) -> dict[str, Any]:
         """What must match for results in a folder to be comparable (and resumable)."""
         digest = hashlib.sha256()
         for t in tasks:
             digest.update(json.dumps(t.to_json(), sort_keys=True).encode())
         return {"suite": self.suite, "tasks": len(tasks), "tasksSha256": digest.hexdigest(),
                 "server": self.server, "settings": self.settings, "n": self.n,
-                "method": self.method, **({"peer": "llama-server"} if self.peer else {})}
+                "method": self.method, **({"peer": "llama-server"} if self.peer else {}),
+                **({"repo": self.repo.to_json()} if self.repo else {})}
 
 
 @dataclass
@@ -127,11 +141,12 @@ class Progress:
         self.stream.flush()
 
 
-async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
-                    label: str = "lsp-bench") -> RunResult:
+def _prepare(out: Path, fingerprint: dict[str, Any], n: int
+             ) -> tuple[Path, list[dict[str, Any]], set[str]]:
+    """The results file of a run folder, with the rows of the tasks already done (a folder
+    holding a run with other options is refused)."""
     out.mkdir(parents=True, exist_ok=True)
     run_file, results_file = out / "run.json", out / "results.jsonl"
-    fingerprint = opts.fingerprint(tasks)
     if run_file.exists():
         old = json.loads(run_file.read_text(encoding="utf-8"))
         if old != fingerprint:
@@ -140,8 +155,14 @@ async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
                              " choose another --out, or remove that folder to start over")
     else:
         run_file.write_text(json.dumps(fingerprint, indent=1) + "\n", encoding="utf-8")
-    rows, done = read_results(results_file, opts.n)
+    rows, done = read_results(results_file, n)
     results_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return results_file, rows, done
+
+
+async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
+                    label: str = "lsp-bench") -> RunResult:
+    results_file, rows, done = _prepare(out, opts.fingerprint(tasks), opts.n)
     todo = [t for t in tasks if t.task_id not in done]
     executor = Executor(opts.isolation, opts.exec_timeout_s)
     if todo and (why := executor.refusal()):
@@ -158,63 +179,77 @@ async def run_tasks(tasks: Sequence[Task], opts: RunOptions, out: Path,
     return RunResult(rows, summary, out, messages)
 
 
-async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, executor: Executor,
-                 rows: list[dict[str, Any]], total: int, label: str) -> tuple[float, list[str]]:
+@contextlib.asynccontextmanager
+async def _session(opts: RunOptions, log: Path, root: Path | None = None
+                   ) -> AsyncIterator[Any]:
+    """A started server whose model is loaded and which did not reject the settings (unless
+    told to go on); stopped on leaving. ``root``: the workspace folder to initialize with."""
     client: Any = BenchClient()
     if opts.peer:
         from lspbench.peer import InfillPeerClient
 
         client = InfillPeerClient()
     try:
-        await client.start(opts.server, opts.settings, results_file.parent / "server.log")
+        if root is None:
+            await client.start(opts.server, opts.settings, log)
+        else:
+            await client.start(opts.server, opts.settings, log, root=root)
     except Exception as exc:
         raise BenchError(f"could not start the server {' '.join(opts.server)!r}: {exc}") from exc
-    pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="exec")
-    docs = Path(tempfile.mkdtemp(prefix="lsp-bench-docs-"))
-    progress = Progress(total, total - len(todo), label)
     try:
         try:
             await client.wait_ready(opts.load_timeout_s)
         except RuntimeError as exc:
-            raise BenchError(f"{exc}; the server's log: {results_file.parent / 'server.log'}"
-                             ) from exc
+            raise BenchError(f"{exc}; the server's log: {log}") from exc
         warnings = [m for kind, m in client.log.messages
                     if kind in (types.MessageType.Error, types.MessageType.Warning)]
         if warnings and opts.strict_settings:
             raise BenchError("the server rejected settings: " + " | ".join(warnings) +
                              " (pass --ignore-server-warnings to run anyway)")
-        t0 = time.perf_counter()
-        sem = asyncio.Semaphore(max(1, opts.concurrency))
-        lock = asyncio.Lock()
-        loop = asyncio.get_running_loop()
+        yield client
+    finally:
+        await client.stop()
 
-        async def one(task: Task) -> None:
-            async with sem:
-                uri = doc_uri(docs, task.task_id)
-                client.open(uri, task.prefix + task.suffix)
-                try:
-                    answer = await client.suggest(uri, *cursor(task.prefix), opts.method,
-                                                  opts.timeout_s)
-                    status = await client.status(uri)
-                    if status is not None:  # pingti says how it made the suggestion
-                        answer.stats = status.get("lastCompletion")
-                finally:
-                    client.close(uri)
-                new = await loop.run_in_executor(pool, _execute_all, executor, task, answer,
-                                                 opts.n)
-            async with lock:
-                with results_file.open("a", encoding="utf-8") as fh:
-                    fh.write("".join(json.dumps(r) + "\n" for r in new))
-                rows.extend(new)
-                progress.update(any(r["passed"] for r in new))
 
-        await asyncio.gather(*(one(t) for t in todo))
-        wall = time.perf_counter() - t0
+async def _drive(todo: Sequence[Task], opts: RunOptions, results_file: Path, executor: Executor,
+                 rows: list[dict[str, Any]], total: int, label: str) -> tuple[float, list[str]]:
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="exec")
+    docs = Path(tempfile.mkdtemp(prefix="lsp-bench-docs-"))
+    progress = Progress(total, total - len(todo), label)
+    try:
+        async with _session(opts, results_file.parent / "server.log") as client:
+            t0 = time.perf_counter()
+            sem = asyncio.Semaphore(max(1, opts.concurrency))
+            lock = asyncio.Lock()
+            loop = asyncio.get_running_loop()
+
+            async def one(task: Task) -> None:
+                async with sem:
+                    uri = doc_uri(docs, task.task_id)
+                    client.open(uri, task.prefix + task.suffix)
+                    try:
+                        answer = await client.suggest(uri, *cursor(task.prefix), opts.method,
+                                                      opts.timeout_s)
+                        status = await client.status(uri)
+                        if status is not None:  # pingti says how it made the suggestion
+                            answer.stats = status.get("lastCompletion")
+                    finally:
+                        client.close(uri)
+                    new = await loop.run_in_executor(pool, _execute_all, executor, task,
+                                                     answer, opts.n)
+                async with lock:
+                    with results_file.open("a", encoding="utf-8") as fh:
+                        fh.write("".join(json.dumps(r) + "\n" for r in new))
+                    rows.extend(new)
+                    progress.update(any(r["passed"] for r in new))
+
+            await asyncio.gather(*(one(t) for t in todo))
+            wall = time.perf_counter() - t0
+            messages = [m for _, m in client.log.messages]
     finally:
         pool.shutdown(wait=True)
-        await client.stop()
         shutil.rmtree(docs, ignore_errors=True)
-    return wall, [m for _, m in client.log.messages]
+    return wall, messages
 
 
 def placements(answer: Answer, n: int) -> list[tuple[str, int | None, dict[str, Any]]]:
@@ -342,3 +377,214 @@ def load_summary(path: Path) -> dict[str, Any]:
         path = path / "summary.json"
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
+
+
+# --- the repo suite -----------------------------------------------------------------------------
+# A project at a time: the server is started with the project's copy as its workspace (rootUri,
+# one workspace folder), every module opened as an editor tab (OpenDocs.ALL) or none, and each
+# hole asked in turn. One request at a time: a hole is written into the workspace's file on
+# disk while it is asked, and the latency figures stay those of a lone user.
+
+
+async def run_repo_tasks(tasks: Sequence[RepoTask], opts: RunOptions, out: Path,
+                         label: str = "lsp-bench") -> RunResult:
+    repo = opts.repo or RepoOptions()
+    results_file, rows, done = _prepare(out, opts.fingerprint(tasks), 1)
+    write_tasks(tasks, out / "tasks.jsonl")  # the holes as run, for reading results
+    todo = [t for t in tasks if t.task_id not in done]
+    tests = ProjectTests(repos_dir(), opts.isolation, repo.test_timeout_s) if repo.tests \
+        else None
+    if todo and tests is not None and (why := tests.refusal()):
+        raise BenchError(f"cannot run the projects' tests safely here: {why} (or pass "
+                         "--sandbox none to run them with rlimits only, or --no-tests)")
+    progress = Progress(len(tasks), len(tasks) - len(todo), label)
+    wall, messages = 0.0, list[str]()
+    for project in dict.fromkeys(t.project for t in todo):
+        group = [t for t in todo if t.project == project]
+        w, m = await _drive_project(group, opts, repo, results_file, tests, rows, progress)
+        wall, messages = wall + w, messages + m
+    summary = summarize_repo(rows, tasks, opts, wall_s=wall, resumed=len(done))
+    summary["serverMessages"] = messages
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return RunResult(rows, summary, out, messages)
+
+
+async def _drive_project(tasks: Sequence[RepoTask], opts: RunOptions, repo: RepoOptions,
+                         results_file: Path, tests: ProjectTests | None,
+                         rows: list[dict[str, Any]], progress: Progress
+                         ) -> tuple[float, list[str]]:
+    """One server session on a copy of one project (the cached tree is never written)."""
+    project = PROJECTS[tasks[0].project]
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repo-tests")
+    parent = Path(tempfile.mkdtemp(prefix="lsp-bench-ws-"))
+    try:
+        workspace = parent / Path(tasks[0].root).name
+        shutil.copytree(tasks[0].root, workspace)
+        log = results_file.parent / f"server-{project.key}.log"
+        async with _session(opts, log, root=workspace) as client:
+            tabs = set()
+            if repo.open_docs is OpenDocs.ALL:
+                for rel in module_files(project, workspace):
+                    client.open((workspace / rel).as_uri(),
+                                (workspace / rel).read_text(encoding="utf-8"))
+                    tabs.add(rel.as_posix())
+            await _indexed(client)
+            t0 = time.perf_counter()
+            for task in tasks:
+                answer = await ask_hole(client, workspace, task, opts, task.file in tabs)
+                row = await loop.run_in_executor(pool, score_repo_task, task, answer, tests)
+                with results_file.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                rows.append(row)
+                progress.update(bool(row["identifier_em"]))
+            wall = time.perf_counter() - t0
+            messages = [m for _, m in client.log.messages]
+    finally:
+        pool.shutdown(wait=True)
+        shutil.rmtree(parent, ignore_errors=True)
+    return wall, messages
+
+
+async def _indexed(client: Any, timeout_s: float = 300.0) -> None:
+    """Wait until a pingti server has indexed the workspace (``repoContext: workspace``; its
+    status says so), so that the first holes are asked as the later ones are. Other servers,
+    and other modes, are not waited for."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = await client.status()
+        repo = (status or {}).get("repoContext") or {}
+        if not repo.get("indexing") and (repo.get("mode") != "workspace"
+                                         or repo.get("workspaceFiles")):
+            return
+        await asyncio.sleep(0.2)
+
+
+async def ask_hole(client: Any, workspace: Path, task: RepoTask, opts: RunOptions,
+                   tab_open: bool) -> Answer:
+    """Ask at the hole as an editor would while the line is being typed: the file lacks the
+    rest of the line in the editor and on disk (the change reported by
+    workspace/didChangeWatchedFiles when the server registered file watchers), so a server
+    that reads the workspace does not find the answer there. NOTE: a server that indexed the
+    workspace at start and neither re-reads changed files nor lets an open document supersede
+    its index would still hold the original line. The file and its tab are restored
+    afterwards."""
+    path = workspace / task.file
+    uri = path.as_uri()
+    original = path.read_text(encoding="utf-8")
+    hole = task.hole_text(original)
+    if tab_open:
+        client.close(uri)
+    path.write_text(hole, encoding="utf-8")
+    client.files_changed([uri])
+    client.open(uri, hole)
+    try:
+        answer: Answer = await client.suggest(uri, task.line, task.character, opts.method,
+                                              opts.timeout_s)
+        status = await client.status(uri)
+        if status is not None:
+            answer.stats = status.get("lastCompletion")
+    finally:
+        client.close(uri)
+        path.write_text(original, encoding="utf-8")
+        client.files_changed([uri])
+        if tab_open:
+            client.open(uri, original)
+    return answer
+
+
+def predicted_line(task: RepoTask, answer: Answer, original: str) -> tuple[str, int]:
+    """The first line of the first suggestion as typed at the cursor, and how many characters
+    before the cursor it replaces (only the line's whitespace can be: an item whose range
+    starts at the line's start brings its own indentation, which is then dropped)."""
+    text = answer.candidates[0] if answer.candidates else ""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    prefix = task.line_prefix(original)
+    cut = min(answer.cut(0), len(prefix)) if answer.candidates and not prefix.strip() else 0
+    return (first.lstrip() if cut else first), cut
+
+
+def score_repo_task(task: RepoTask, answer: Answer, tests: ProjectTests | None
+                    ) -> dict[str, Any]:
+    """One result row: CrossCodeEval's figures of the first line, whether it starts with the
+    hole's symbol, and (``tests``) whether the project's tests pass with it."""
+    original = (Path(task.root) / task.file).read_text(encoding="utf-8")
+    predicted, cut = predicted_line(task, answer, original)
+    scores = score_line(predicted, task.reference)
+    ids = identifiers(predicted)
+    stats = answer.stats or {}
+    row: dict[str, Any] = {
+        "task_id": task.task_id, "kind": "repo", "project": task.project, "candidate": 0,
+        "completion": answer.candidates[0] if answer.candidates else "",
+        "prediction": predicted, "reference": task.reference, "cut": cut,
+        "symbol": task.symbols[0].qualname, "symbol_kind": task.symbols[0].kind.value,
+        "exact_match": scores.exact_match, "identifier_em": scores.identifier_em,
+        "identifier_f1": round(scores.identifier_f1, 4),
+        "edit_similarity": round(scores.edit_similarity, 4),
+        "symbol_match": ids[:1] == [task.symbols[0].name],
+        "passed": None, "verdict": None, "detail": "", "exec_s": None,
+        "latency_s": round(answer.latency_s, 4), "error": answer.error,
+        "prompt_tokens": stats.get("promptTokens"),
+        "generated_tokens": stats.get("generatedTokens"),
+        "decode_s": stats.get("decodeS"), "source": stats.get("source"),
+    }
+    if tests is not None and task.test_files:
+        row.update(_tested(task, tests, original, predicted, cut))
+    return row
+
+
+def _tested(task: RepoTask, tests: ProjectTests, original: str, predicted: str, cut: int
+            ) -> dict[str, Any]:
+    """passed: None where the hole's tests cannot judge it (they fail with the original line,
+    or pass with a broken one)."""
+    base = tests.baseline(task)
+    out: dict[str, Any] = {"baseline": base.original.verdict,
+                           "baseline_broken": base.broken.verdict}
+    if not base.usable:
+        return out
+    same = predicted.rstrip() == task.reference.rstrip()
+    run: RunOutcome = base.original if same else tests.run(task, task.filled(original, predicted,
+                                                                            cut))
+    return out | {"passed": run.passed, "verdict": run.verdict, "detail": run.detail,
+                  "exec_s": run.duration_s}
+
+
+REPO_METRICS = ("exact_match", "identifier_em", "identifier_f1", "edit_similarity",
+                "symbol_match")
+
+
+def repo_figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means of the line figures, pass rate over the holes the tests can judge, latency."""
+    out: dict[str, Any] = {"tasks": len(rows)}
+    for key in REPO_METRICS:
+        out[key] = mean([r[key] for r in rows])
+    tested = [r for r in rows if r.get("passed") is not None]
+    out["tested"] = len(tested)
+    out["pass_rate"] = mean([bool(r["passed"]) for r in tested])
+    out["empty_rate"] = mean([not r["prediction"].strip() for r in rows])
+    out["errors"] = sum(1 for r in rows if r.get("error"))
+    latencies = [r["latency_s"] for r in rows]
+    out["latency_p50_s"] = percentile(latencies, 50)
+    out["latency_p95_s"] = percentile(latencies, 95)
+    gen = [r["generated_tokens"] for r in rows if r.get("generated_tokens") is not None]
+    dec = [r["decode_s"] for r in rows if r.get("decode_s")]
+    out["generated_tokens"] = sum(gen) if gen else None
+    out["tokens_per_s"] = (sum(gen) / sum(dec)) if gen and dec and sum(dec) > 0 else None
+    return out
+
+
+def summarize_repo(rows: Sequence[dict[str, Any]], tasks: Sequence[RepoTask], opts: RunOptions,
+                   wall_s: float = 0.0, resumed: int = 0) -> dict[str, Any]:
+    ids = {t.task_id for t in tasks}
+    kept = [r for r in rows if r["task_id"] in ids]
+    projects = sorted({t.project for t in tasks})
+    summary: dict[str, Any] = {
+        "suite": opts.suite, "n": 1, "method": opts.method, "settings": opts.settings,
+        "server": opts.server, "repo": (opts.repo or RepoOptions()).to_json(),
+        "complete": len({r["task_id"] for r in kept}) == len(tasks),
+        "wall_s": round(wall_s, 1), "resumed_tasks": resumed, "machine": machine(),
+        **repo_figures(kept)}
+    if len(projects) > 1:
+        summary["by_project"] = {p: repo_figures([r for r in kept if r["project"] == p])
+                                 for p in projects}
+    return summary

@@ -109,6 +109,15 @@ class PrefetchMode(enum.Enum):
     OFF = "off"  # the first request in a file evaluates its prompt itself
 
 
+class RepoContextMode(enum.Enum):
+    """Which code of the project besides the cursor's file the prompt may show
+    (server/repo_context.py)."""
+
+    OFF = "off"
+    OPEN = "open"  # the other documents open in the editor
+    WORKSPACE = "workspace"  # and the workspace folders' files on disk
+
+
 class EngineType(enum.Enum):
     """Where one entry of the ``backends`` list generates (server/remote.py, server/failover.py)."""
 
@@ -300,6 +309,13 @@ def _parse_languages(value: Any) -> tuple[str, ...]:
         raise ValueError(f"no syntax constraint for {', '.join(unknown)} (supported: "
                          f"{', '.join(CONSTRAINT_LANGUAGES)})")
     return langs
+
+
+def _parse_globs(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ValueError("expected a list of gitignore-style patterns")
+    return tuple(v.strip() for v in items if v.strip())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -511,6 +527,30 @@ class Config:
             "writes the drafts instead of prompt lookup, e.g. `default` (the 0.5B model) for "
             "`model: \"qwen2.5-coder-1.5b\"`; a packaged name or a local `.gguf` file. Empty: "
             "prompt lookup.")
+    # Repository context (server/repo_context.py, server/workspace.py): code from the other
+    # open documents or the workspace, chosen for the cursor, before the cursor's file.
+    repo_context: RepoContextMode = setting(
+        RepoContextMode.WORKSPACE, audience=Audience.EDITORS,
+        doc="Code from the rest of the project in the prompt: `off`; `open`: the other open "
+            "documents; `workspace`: also the workspace folders' files on disk (indexed in the "
+            "background; `.gitignore`d, vendored, binary and secret files are never read). "
+            "Definitions of the names used near the cursor first, then BM25 matches.")
+    repo_context_tokens: int = setting(
+        512, range=(0, 8192), audience=Audience.EDITORS,
+        doc="Token budget of the repository context (on top of `contextTokens`); it stays in the "
+            "KV cache while typing, but a cold prompt costs its prefill.")
+    repo_max_files: int = setting(
+        5000, range=(1, 1_000_000),
+        doc="Most workspace files indexed for repository context (the first found, in path "
+            "order); the rest are left out with a warning in the log.")
+    repo_max_file_bytes: int = setting(
+        262_144, range=(1024, 64 << 20),
+        doc="Workspace files larger than this are not indexed (generated or minified code).")
+    repo_exclude: tuple[str, ...] = setting(
+        (), parse=_parse_globs, type_doc="list of gitignore-style patterns",
+        doc="More files never to read for repository context (gitignore syntax, relative to the "
+            "workspace folder), on top of `.gitignore` and the built-in denylist of secrets "
+            "(`.env` files, keys, certificates, credentials).")
     # Fake backend only: seconds per generated token, so tests can observe cancellation.
     fake_token_delay: float = setting(
         0.0, range=(0.0, 10.0), reload=True, audience=Audience.TESTS,

@@ -33,6 +33,7 @@ from server.progress import LspProgress
 from server.protocol import PingtiProtocol, read_messages
 from server.service import TYPING_IDLE_S, CompletionFailed, CompletionService, ModelState
 from server.stages import CompletionOutcome, CompletionQuery, Trigger
+from server.workspace import uri_to_path
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,59 @@ server = PingtiServer()
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: PingtiServer, params: types.InitializeParams) -> None:
     ls.apply_settings(params.initialization_options)
+    # The workspace folders bound what repository context may read (server/workspace.py).
+    folders = [f.uri for f in params.workspace_folders or ()] or \
+        [u for u in (params.root_uri,) if u]
+    roots = [p for p in (uri_to_path(u) for u in folders) if p is not None]
+    if not roots and params.root_path:
+        roots = [Path(params.root_path)]
+    ls.service.repo.set_roots(roots, _IndexProgress(ls))
+
+
+def _watch_files(ls: PingtiServer) -> None:
+    """Ask the client to report created, changed and deleted source files (the workspace
+    index follows them), where it can register watchers dynamically."""
+    caps = ls.protocol.client_capabilities
+    watched = caps.workspace.did_change_watched_files if caps and caps.workspace else None
+    if not ls.service.repo.roots or not (watched and watched.dynamic_registration):
+        return
+    from server.workspace import EXTENSIONS
+
+    glob = "**/*.{" + ",".join(sorted({e.lstrip(".") for e in EXTENSIONS})) + "}"
+    params = types.RegistrationParams(registrations=[types.Registration(
+        id="pingti-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern=glob)]))])
+    try:
+        ls.client_register_capability(params)
+    except Exception as exc:  # noqa: BLE001 - without watchers, didSave still refreshes
+        logger.info("file watchers not registered: %s", exc)
+
+
+class _IndexProgress:
+    """Work-done progress of the workspace index, reported from the indexer's thread."""
+
+    def __init__(self, ls: PingtiServer) -> None:
+        self._ls = ls
+        self._progress: Any = None
+
+    def __call__(self, message: str, percentage: int | None) -> None:
+        logger.info("repository context: %s", message)
+        loop = getattr(self._ls, "loop", None)
+        if loop is None or loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._send(message, percentage), loop)
+
+    async def _send(self, message: str, percentage: int | None) -> None:
+        if percentage == 0 and self._progress is None:
+            self._progress = await LspProgress.begin(self._ls, "pingti: indexing the workspace",
+                                                     message, percentage=0,
+                                                     prefix="pingti-index")
+        elif self._progress is not None and percentage == 100:
+            self._progress.end(message)
+            self._progress = None
+        elif self._progress is not None:
+            self._progress.report(message, percentage)
 
 
 @server.feature(types.INITIALIZED)
@@ -214,6 +268,7 @@ def on_initialized(ls: PingtiServer, params: types.InitializedParams) -> None:
     for msg in ls.pending_messages:
         ls.notify_user(msg)
     ls.pending_messages.clear()
+    _watch_files(ls)
     ls.start_loading()
 
 
@@ -229,6 +284,10 @@ def on_shutdown(ls: PingtiServer, *args: Any) -> None:
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def on_did_open(ls: PingtiServer, params: types.DidOpenTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    docs = ls.pingti_protocol.documents
+    ls.service.repo.opened(uri, lambda: (d.text if (d := docs.get(uri)) is not None else None),
+                           params.text_document.language_id)
     # Where the cursor is, didOpen does not say: a request at the end of the file (where code
     # is often added) is the guess, until the client's pingti/focus says better.
     ls.focus(params.text_document.uri, None)
@@ -241,6 +300,7 @@ def on_did_change(ls: PingtiServer, params: types.DidChangeTextDocumentParams) -
     # pingti/focus). Edits in the focused file are followed by completion requests instead.
     uri = params.text_document.uri
     ls.service.edited(uri)
+    ls.service.repo.changed(uri)
     if ls.service.focused_uri == uri or not params.content_changes:
         return
     change = params.content_changes[-1]
@@ -276,6 +336,18 @@ def _field(obj: Any, name: str) -> Any:
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def on_did_close(ls: PingtiServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.service.close_document(params.text_document.uri)
+    ls.service.repo.closed(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def on_did_save(ls: PingtiServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.service.repo.saved(params.text_document.uri)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def on_watched_files(ls: PingtiServer, params: types.DidChangeWatchedFilesParams) -> None:
+    ls.service.repo.files_changed([(c.uri, c.type == types.FileChangeType.Deleted)
+                                   for c in params.changes])
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,

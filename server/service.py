@@ -38,18 +38,20 @@ from server.backends.base import (
 )
 from server.backends.loader import load_backend
 from server.cache import CompletionCache
-from server.config import Config, PrefetchMode, RerankMode
+from server.config import Config, PrefetchMode, RepoContextMode, RerankMode
 from server.context import CursorContext
 from server.debounce import Debouncer
 from server.failover import queue_depth
 from server.generation import Generator, LocalGenerator
 from server.metrics import CacheMetrics, rss_bytes
 from server.model_assets import ModelError
+from server.repo_context import repo_tokens
 from server.rerank import Reranker
 from server.stages import (
     CompletionOutcome,
     CompletionQuery,
     Plan,
+    RepoPreamble,
     Source,
     Trigger,
     cache_key,
@@ -63,6 +65,7 @@ from server.stages import (
     rank_stage,
     settings_key,
 )
+from server.workspace import RepoContext, WorkspaceLimits
 
 _UNRANKED = Reranker(RerankMode.OFF)
 
@@ -166,6 +169,9 @@ class CompletionService:
         # is idle; kept while the model loads. Only the latest counts (_focus_seq).
         self._focus: CompletionQuery | None = None
         self._focus_seq = 0
+        # Repository context: the other open documents and the workspace (the LSP layer tells
+        # it the workspace folders and the documents' comings and goings).
+        self.repo = RepoContext()
 
     @property
     def generator(self) -> Generator | None:
@@ -192,7 +198,21 @@ class CompletionService:
         if self._loaded is not None:
             self._loaded.generator.configure(config.max_batch_size,
                                              config.batch_timeout_ms / 1000)
+        if self.state is ModelState.READY:
+            self._start_repo_index()
         return False
+
+    def _start_repo_index(self) -> None:
+        """In ``workspace`` mode, index the workspace in the background once the model is
+        ready (so the two never compete for the CPU at start-up); completions use what is
+        indexed so far."""
+        c = self.config
+        if c.repo_context is RepoContextMode.WORKSPACE and c.repo_context_tokens > 0:
+            self.repo.ensure_workspace(self._workspace_limits())
+
+    def _workspace_limits(self) -> WorkspaceLimits:
+        c = self.config
+        return WorkspaceLimits(c.repo_max_files, c.repo_max_file_bytes, c.repo_exclude)
 
     def start_loading(self, progress: Callable[[Config], Awaitable[Progress | None]] | None = None,
                       done: Callable[[], None] | None = None) -> None:
@@ -370,7 +390,25 @@ class CompletionService:
             return cached
         gen = loaded.generator
         return prompt_stage(ctx, uri, self.config, gen.capabilities, gen.tokenizer,
-                            loaded.constraints, n)
+                            loaded.constraints, n, self._repo_preamble(uri, ctx, loaded))
+
+    def _repo_preamble(self, uri: str, ctx: CursorContext, loaded: Loaded
+                       ) -> RepoPreamble | None:
+        """The repository context of a prompt at ``ctx`` (None when it is off)."""
+        config = self.config
+        if config.repo_context is RepoContextMode.OFF or config.repo_context_tokens <= 0:
+            return None
+        if config.repo_context is RepoContextMode.WORKSPACE:
+            self.repo.ensure_workspace(self._workspace_limits())
+        tok = loaded.generator.tokenizer
+        marks = repo_tokens(tok)
+        text, offset = ctx.prefix + ctx.suffix, len(ctx.prefix)
+
+        def preamble(window: tuple[int, int]) -> list[int]:
+            return self.repo.preamble(uri, text, offset, ctx.language, window,
+                                      config.repo_context, config.repo_context_tokens,
+                                      tok.encode, marks)
+        return preamble
 
     def reranker(self) -> Reranker:
         """The reranker for the current settings (built again when they change)."""
@@ -474,7 +512,9 @@ class CompletionService:
         if seq != self._focus_seq or loaded is not self._loaded:
             return
         gen = loaded.generator
-        ids = prefetch_stage(context_stage(query), self.config, gen.capabilities, gen.tokenizer)
+        ctx = context_stage(query)
+        ids = prefetch_stage(ctx, self.config, gen.capabilities, gen.tokenizer,
+                             self._repo_preamble(query.uri, ctx, loaded))
         if seq == self._focus_seq and loaded is self._loaded:
             gen.prefetch(ids, query.uri, delay_s)
 
@@ -487,7 +527,8 @@ class CompletionService:
         caps = loaded.generator.capabilities
         if not plan.requests:
             return
-        prompt = list(plan.requests[0].prompt_ids)
+        preamble = list(plan.requests[0].prompt_ids[:plan.repo_tokens])
+        prompt = list(plan.requests[0].prompt_ids[plan.repo_tokens:])
         room = self.config.context_tokens * self.config.prefix_share
         before = prompt.index(caps.fim_ids[1]) if caps.fim_ids and caps.fim_ids[1] in prompt \
             else len(prompt)
@@ -497,7 +538,7 @@ class CompletionService:
 
         def build() -> None:
             ids = next_window_stage(ctx, config, caps, loaded.generator.tokenizer,
-                                    NEXT_WINDOW_MARGIN)
+                                    NEXT_WINDOW_MARGIN, preamble)
             if ids and loaded is self._loaded and (self._focus is None or
                                                    self._focus.uri == uri):
                 loaded.generator.prefetch(ids, uri, TYPING_IDLE_S)
@@ -554,6 +595,9 @@ class CompletionService:
         out: dict[str, Any] = {"state": self.state.value}
         if uri is not None:
             out["lastCompletion"] = self.last_outcomes.get(uri)
+        out["repoContext"] = {"mode": self.config.repo_context.value, **self.repo.status()}
+        if uri is not None:
+            out["repoContext"]["lastChunks"] = self.repo.last_chunks.get(uri, [])
         if self.load_error:
             out["error"] = self.load_error
         if self._loaded is not None:
@@ -577,6 +621,7 @@ class CompletionService:
 
     def close(self) -> None:
         self.cancel_all("shutdown")
+        self.repo.close()
         if self._loaded is not None:
             self._loaded.generator.close()
             self._loaded = None

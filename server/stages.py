@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ from server.postprocess import (
     should_stop,
     strip_cursor_indent,
 )
-from server.prompt import block_suffix, build_prompt, next_window_prefix
+from server.prompt import Prompt, block_suffix, build_prompt, next_window_prefix
 from server.rerank import Pick, Ranking, Reranker
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ class Plan:
     settings_key: str
     requests: tuple[GenerationRequest, ...]  # one per candidate, seeds seed, seed + 1, ...
     constraints: SequenceConstraints | None = None  # the syntax constraint's processors
+    repo_tokens: int = 0  # the prompt's first tokens that are repository context
 
 
 # --- context ---------------------------------------------------------------------------------
@@ -170,16 +171,42 @@ def constrained(config: Config, language: str) -> bool:
     return lang is not None and lang.value in config.constraint_languages
 
 
-def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCapabilities,
-                 tokenizer: Tokenizer, constraints: ConstraintFactory | None,
-                 n: int = 1) -> Plan:
-    """The prompt and ``n`` requests: the first at ``temperature`` (greedy by default), the
-    others sampled at ``sampleTemperature`` with seeds ``seed + i``."""
-    skey = settings_key(config)
+# The repository context of a prompt (server/workspace.py, RepoContext.preamble bound to the
+# request): given the cursor file's lines the prompt shows anyway, the tokens that go first.
+RepoPreamble = Callable[[tuple[int, int]], list[int]]
+
+
+def window_lines(ctx: CursorContext, prompt: Prompt) -> tuple[int, int]:
+    """The lines of the cursor's file that the prompt shows (first, end exclusive)."""
+    start = ctx.prefix.count("\n", 0, len(ctx.prefix) - len(prompt.prefix_text))
+    below = ctx.suffix.count("\n", 0, len(prompt.suffix_text))
+    return start, ctx.prefix.count("\n") + below + 1
+
+
+def _in_file(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
+             tokenizer: Tokenizer, repo: RepoPreamble | None) -> tuple[list[int], int]:
+    """The prompt's ids: the repository context, if any, then the cursor file's FIM part;
+    and how many of them are repository context."""
     max_new = _max_new(ctx, config)
     prompt = build_prompt(prompt_prefix(ctx), block_suffix(ctx.suffix, _indent(ctx.line_prefix)),
-                          tokenizer.encode, caps.fim, caps.fim_ids, _budget(config, caps, max_new),
-                          config.prefix_share, config.suffix_tokens, config.align_lines)
+                          tokenizer.encode, caps.fim, caps.fim_ids,
+                          _budget(config, caps, max_new, repo is not None), config.prefix_share,
+                          config.suffix_tokens, config.align_lines)
+    if repo is None:
+        return prompt.ids, 0
+    pre = repo(window_lines(ctx, prompt))
+    return [*pre, *prompt.ids], len(pre)
+
+
+def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCapabilities,
+                 tokenizer: Tokenizer, constraints: ConstraintFactory | None,
+                 n: int = 1, repo: RepoPreamble | None = None) -> Plan:
+    """The prompt and ``n`` requests: the first at ``temperature`` (greedy by default), the
+    others sampled at ``sampleTemperature`` with seeds ``seed + i``. ``repo``: the repository
+    context, placed before the cursor file's part."""
+    skey = settings_key(config)
+    max_new = _max_new(ctx, config)
+    ids, n_repo = _in_file(ctx, config, caps, tokenizer, repo)
     seqs: SequenceConstraints | None = None
     if constraints is not None and _within_constraint_bounds(ctx) and \
             constrained(config, ctx.language):
@@ -190,7 +217,7 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
                                         lambda text: strip_cursor_indent(text, ctx))
     masks = seqs if caps.logits_processors else None
     base = GenerationRequest(
-        prompt.ids, max_new, config.temperature, config.top_p, config.seed,
+        ids, max_new, config.temperature, config.top_p, config.seed,
         stop=lambda g: should_stop(strip_cursor_indent(g, ctx), ctx), cache_key=uri,
         logits_processors=_processors(masks), logprobs=n > 1)  # only ranking reads them
     # Each candidate needs its own processors: the syntax constraint follows its sequence.
@@ -198,7 +225,7 @@ def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCa
                                              temperature=config.sample_temperature,
                                              logits_processors=_processors(masks))
                          for i in range(1, n)]
-    return Plan(ctx, cache_key(ctx, skey, n), skey, tuple(requests), seqs)
+    return Plan(ctx, cache_key(ctx, skey, n), skey, tuple(requests), seqs, n_repo)
 
 
 def _max_new(ctx: CursorContext, config: Config) -> int:
@@ -207,36 +234,38 @@ def _max_new(ctx: CursorContext, config: Config) -> int:
     return config.max_tokens_single_line
 
 
-def _budget(config: Config, caps: GeneratorCapabilities, max_new: int) -> int:
-    """The prompt budget. Memory guard: the prompt and the generation must fit the context
-    window; the budget shrinks to fit instead of failing."""
+def _budget(config: Config, caps: GeneratorCapabilities, max_new: int, repo: bool = False
+            ) -> int:
+    """The prompt budget of the cursor's file. Memory guard: the prompt (with the repository
+    context's budget) and the generation must fit the context window; the budget shrinks to fit
+    instead of failing."""
     budget = config.context_tokens
     if caps.context_window:
-        budget = max(16, min(budget, caps.context_window - max_new))
+        extra = config.repo_context_tokens if repo else 0
+        budget = max(16, min(budget, caps.context_window - max_new - extra))
     return budget
 
 
 # --- prefetch --------------------------------------------------------------------------------
 
 def prefetch_stage(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
-                   tokenizer: Tokenizer) -> list[int]:
+                   tokenizer: Tokenizer, repo: RepoPreamble | None = None) -> list[int]:
     """The prompt a request at this cursor would use, token for token: what prefetch puts in
     the KV cache while the user reads, so that request only decodes."""
-    prompt = build_prompt(prompt_prefix(ctx), block_suffix(ctx.suffix, _indent(ctx.line_prefix)),
-                          tokenizer.encode, caps.fim, caps.fim_ids,
-                          _budget(config, caps, _max_new(ctx, config)), config.prefix_share,
-                          config.suffix_tokens, config.align_lines)
-    return prompt.ids
+    return _in_file(ctx, config, caps, tokenizer, repo)[0]
 
 
 def next_window_stage(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
-                      tokenizer: Tokenizer, margin: int) -> list[int] | None:
+                      tokenizer: Tokenizer, margin: int, preamble: Sequence[int] = ()
+                      ) -> list[int] | None:
     """The start of the prompt once the user has typed about ``margin`` more tokens, when that
     start differs from today's (the aligned window is about to jump): its beginning up to the
-    cursor, for prefetch. None while the window stays put."""
-    budget = _budget(config, caps, _max_new(ctx, config))
-    return next_window_prefix(prompt_prefix(ctx), tokenizer.encode, caps.fim_ids, budget,
-                              config.prefix_share, config.align_lines, margin)
+    cursor, for prefetch, after today's repository context ``preamble``. None while the window
+    stays put."""
+    budget = _budget(config, caps, _max_new(ctx, config), bool(preamble))
+    ids = next_window_prefix(prompt_prefix(ctx), tokenizer.encode, caps.fim_ids, budget,
+                             config.prefix_share, config.align_lines, margin)
+    return [*preamble, *ids] if ids is not None else None
 
 
 def _processors(seqs: SequenceConstraints | None) -> tuple[object, ...]:

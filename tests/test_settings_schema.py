@@ -39,7 +39,7 @@ RELOADING = {"model", "backend", "quantization", "device", "threads", "cache_dir
              "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
              "backends", "draft_tokens", "draft_model"}
 # A valid non-default value of the settings whose type alone does not give one.
-OTHER_VALUES: dict[str, Any] = {"backends": [{"type": "local"}]}
+OTHER_VALUES: dict[str, Any] = {"backends": [{"type": "local"}], "repo_exclude": ["*.gen.py"]}
 
 
 def _load_generator() -> ModuleType:

@@ -75,18 +75,20 @@ class FakeBackend:
         text = self.decode(prompt_ids)
         if text.endswith(_CHAT_TURN):
             return _doctest_answer(text)
+        before = ""
         if len(fim) == 3:
-            # FIM: predict from the prefix, looking things up in prefix + suffix.
-            pre = text.split(_SPECIALS[1], 1)[1]
+            # FIM: predict from the prefix, looking things up in the repository context before
+            # it (server/repo_context.py), the prefix and the suffix.
+            before, pre = text.split(_SPECIALS[1], 1)
             prefix, rest = pre.split(_SPECIALS[2], 1)
             suffix = rest.split(_SPECIALS[3], 1)[0]
         else:
             prefix, suffix = text, ""
-        haystack = prefix + "\x00" + suffix
+        haystack = before + "\x00" + prefix + "\x00" + suffix
         for n in range(min(32, len(prefix)), 0, -1):
             needle = prefix[-n:]
             follows = []
-            end = len(prefix) - 1
+            end = len(before) + len(prefix)
             while (idx := haystack.rfind(needle, 0, end)) != -1:
                 follow = haystack[idx + n:].split("\x00", 1)[0]
                 if follow.strip():

@@ -13,7 +13,9 @@ from .conftest import configure, model_idle, open_doc, start_session, status, su
 # Each document teaches the fake model its own completion: "<name>_value = <n>".
 DOCS = {f"file:///tmp/pingti-e2e/batch{i}.py": (f"w{i}x_value = {i}{i}\nw{i}x", f"_value = {i}{i}")
         for i in range(4)}
-OPTIONS = {"backend": "fake", "fakeTokenDelay": 0.03}
+# Each document alone in its prompt (the fake copies from the prompt; other open documents
+# would be repository context).
+OPTIONS = {"backend": "fake", "fakeTokenDelay": 0.03, "repoContext": "off"}
 
 
 async def _all_at_once(lsp_client: LanguageClient) -> list[str]:

@@ -168,7 +168,8 @@ async def _auto_after_gap(lsp_client: LanguageClient, uri: str, version: int, co
 
 
 async def test_configuration_turns_debounce_off(raw_client: LanguageClient):
-    await start_session(raw_client, {"backend": "fake", "debounceMs": 1500})
+    await start_session(raw_client, {"backend": "fake", "debounceMs": 1500,
+                                      "repoContext": "off"})
     uri = "file:///tmp/pingti-e2e/off.py"
     open_doc(raw_client, uri, "abc = 1\nab")
     answer, _ = await timed(send(raw_client, auto_params(uri, 1, 2)))

@@ -20,7 +20,9 @@ from .conftest import (
     suggestion,
 )
 
-OPTIONS = {"backend": "fake", "debounceMs": 0, "candidates": 1, "constraints": "off"}
+# One file's prompt (its windows are what is measured): repository context off.
+OPTIONS = {"backend": "fake", "debounceMs": 0, "candidates": 1, "constraints": "off",
+           "repoContext": "off"}
 BODY = "".join(f"value_{k} = compute({k})\n" for k in range(60))
 DOC = BODY + "result = comp"  # the cursor at the end: line 60, character 13
 

@@ -23,8 +23,9 @@ test("every default is valid against its own schema", () => {
 test("server settings are the server's names; client settings stay in the extension", () => {
     assert.deepEqual([...SERVER_KEYS].sort(), [
         "backend", "backends", "candidates", "candidatesWhen", "constraints", "contextTokens", "debounceMs", "device",
-        "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "prefetch", "quantization", "rerank",
-        "rerankEncoder", "sandbox", "temperature", "testgenRegressionTests", "testgenTimeBudgetS", "threads",
+        "logLevel", "maxTokensMultiLine", "maxTokensSingleLine", "model", "prefetch", "quantization",
+        "repoContext", "repoContextTokens", "rerank", "rerankEncoder", "sandbox", "temperature",
+        "testgenRegressionTests", "testgenTimeBudgetS", "threads",
     ]);
     assert.deepEqual(KEYS.filter((k) => !SERVER_KEYS.includes(k)).sort(),
         ["languages", "server.command", "server.python", "trace.server"]);
@@ -41,6 +42,7 @@ test("no settings: defaults, no errors, pingti-ls from PATH", () => {
         rerankEncoder: "none", temperature: 0, contextTokens: 768,
         maxTokensSingleLine: 48, maxTokensMultiLine: 160, debounceMs: 150, prefetch: "on", sandbox: "auto",
         testgenTimeBudgetS: 300, testgenRegressionTests: "ask", logLevel: "info", backends: [],
+        repoContext: "workspace", repoContextTokens: 512,
     });
     assert.ok(settings.languages.includes("python"));
 });

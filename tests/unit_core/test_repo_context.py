@@ -1,0 +1,223 @@
+"""Repository context, pure stages (server/repo_context.py): chunks along definitions, what the
+cursor's code refers to, ranking (definitions of used names first, BM25 next), the budget, an
+order that keeps the KV cache, and the prompt layout."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.languages import Language
+from server.repo_context import (
+    MAX_DEF_LINES,
+    Chunk,
+    ChunkIndex,
+    ChunkSource,
+    RepoTokens,
+    chunk_file,
+    fill_budget,
+    identifiers,
+    imported_names,
+    index_tokens,
+    query_of,
+    render,
+    stable_order,
+)
+
+MODELS = '''"""Models."""
+import enum
+
+MAX_ITEMS = 50
+DEFAULT_NAME, OTHER = "x", "y"
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+@dataclass
+class Basket:
+    """A basket of items."""
+    owner: str
+    items: list = field(default_factory=list)
+
+    def add_item(self, item, count=1):
+        """Add ``count`` of ``item``."""
+        self.items.extend([item] * count)
+
+    @property
+    def total(self):
+        return len(self.items)
+
+
+def make_basket(owner, *items):
+    basket = Basket(owner)
+''' + "".join(f"    basket.add_item({i})\n" for i in range(40)) + "    return basket\n"
+
+
+def by_symbol(chunks: list[Chunk], name: str) -> Chunk:
+    return next(c for c in chunks if name in c.symbols)
+
+
+def test_python_chunks_follow_definitions() -> None:
+    chunks = chunk_file("shop/models.py", MODELS, Language.PYTHON)
+    consts = by_symbol(chunks, "MAX_ITEMS")
+    assert {"MAX_ITEMS", "DEFAULT_NAME", "OTHER"} <= consts.symbols
+    assert "class Colour" in by_symbol(chunks, "Colour").text
+    outline = by_symbol(chunks, "Basket")
+    # The class outline: decorator, header, docstring, fields, method signatures, no bodies.
+    assert outline.text.startswith("@dataclass\nclass Basket:")
+    assert "owner: str" in outline.text and "def add_item(self, item, count=1):" in outline.text
+    assert "self.items.extend" not in outline.text and "def total(self):" in outline.text
+    method = by_symbol(chunks, "Basket.add_item")
+    assert "add_item" in method.symbols and "self.items.extend" in method.text
+    # A long body keeps its first lines.
+    long = by_symbol(chunks, "make_basket")
+    assert long.text.count("\n") == MAX_DEF_LINES and long.text.endswith("# ...")
+    assert long.end_line - long.start_line > MAX_DEF_LINES
+
+
+def test_other_languages_chunk_by_their_grammar_or_by_lines() -> None:
+    go = "package m\n\nconst Limit = 3\n\nfunc Parse(s string) int {\n\treturn len(s)\n}\n"
+    assert "Parse" in by_symbol(chunk_file("m.go", go, Language.GO), "Parse").symbols
+    js = "export function parseVersion(s) {\n  return s.split('.');\n}\nclass Tag {}\n"
+    js_chunks = chunk_file("v.js", js, Language.JAVASCRIPT)
+    assert by_symbol(js_chunks, "parseVersion") and by_symbol(js_chunks, "Tag")
+    text = "\n".join(f"line {i}" for i in range(70))
+    windows = chunk_file("notes.txt", text, None)
+    assert [c.start_line for c in windows] == [0, 30, 60] and not windows[0].symbols
+    assert chunk_file("empty.py", "  \n", Language.PYTHON) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+def test_chunking_never_raises(text: str) -> None:
+    for lang in (Language.PYTHON, Language.RUST, None):
+        for c in chunk_file("x", text, lang):
+            assert c.start_line < c.end_line or c.symbols
+
+
+def test_identifiers_and_index_tokens() -> None:
+    assert identifiers("def parse_version(self, x): return None") == ["parse_version"]
+    assert index_tokens("ParseVersion") == ("parseversion", "parse", "version")
+    assert "version" in index_tokens("parse_version")
+
+
+def test_imported_names() -> None:
+    py = ("from .models import Basket, make_basket as mk\nimport shop.util as u\n"
+          "from x import (\n    A,\n    B,\n)\nfrom y import *\n")
+    assert imported_names(py, Language.PYTHON) == ["Basket", "make_basket", "A", "B"]
+    js = "import { parse, format as fmt } from './v';\nimport React from 'react';\n"
+    assert imported_names(js, Language.TYPESCRIPT) == ["parse", "format", "React"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="abc_(). ", max_size=20))
+def test_typing_within_a_line_never_changes_the_query(typed: str) -> None:
+    before = "import os\nfrom .models import Basket\n\ndef f(owner):\n    b = "
+    after = "\n    return b\n"
+    q0 = query_of("f.py", Language.PYTHON, before + after, len(before), (0, 6))
+    text = before + typed + after
+    q1 = query_of("f.py", Language.PYTHON, text, len(before) + len(typed), (0, 6))
+    assert q0 == q1
+
+
+def index_of(files: dict[str, str], source: ChunkSource = ChunkSource.DISK) -> ChunkIndex:
+    index = ChunkIndex()
+    for path, text in files.items():
+        index.set_file(path, chunk_file(path, text, Language.PYTHON), source)
+    return index
+
+
+UTIL = "def slugify(text):\n    return text.lower().replace(' ', '-')\n"
+NOISE = "".join(f"def noise_{i}(a):\n    return a + {i}\n\n" for i in range(30))
+
+
+def test_definitions_of_names_used_near_the_cursor_come_first() -> None:
+    index = index_of({"shop/models.py": MODELS, "shop/util.py": UTIL, "shop/noise.py": NOISE})
+    text = "from .models import Basket\n\ndef checkout(owner):\n    b = Basket(owner)\n    b."
+    q = query_of("shop/cart.py", Language.PYTHON, text, len(text), (0, 5))
+    ranked = index.search(q, frozenset({ChunkSource.DISK}))
+    assert "Basket" in ranked[0].symbols  # used on the line above, and imported
+    assert not any("noise_3" in c.symbols for c in ranked[:3])
+
+
+def test_lexical_matches_without_imports() -> None:
+    index = index_of({"shop/util.py": UTIL, "shop/noise.py": NOISE})
+    text = "def title(name):\n    # make a slug of the text\n    s = text.lower()\n    "
+    q = query_of("shop/page.py", Language.PYTHON, text, len(text), (0, 4))
+    ranked = index.search(q, frozenset({ChunkSource.DISK}))
+    assert ranked and "slugify" in ranked[0].symbols
+
+
+def test_sources_and_the_cursor_window() -> None:
+    index = index_of({"a.py": UTIL})
+    index.set_file("b.py", chunk_file("b.py", "def helper():\n    return 1\n", Language.PYTHON),
+                   ChunkSource.OPEN)
+    text = "x = slugify(helper())\n"
+    q = query_of("c.py", Language.PYTHON, text + "y", len(text) + 1, (0, 2))
+    disk_only = index.search(q, frozenset({ChunkSource.DISK}))
+    assert {c.path for c in disk_only} == {"a.py"}
+    open_only = index.search(q, frozenset({ChunkSource.OPEN}))
+    assert {c.path for c in open_only} == {"b.py"}
+    # The cursor's own file: only what lies outside the lines already in the prompt.
+    own = "def slugify(t):\n    return t\n\n\n" + "z = 1\n" * 5 + text
+    index.set_file("c.py", chunk_file("c.py", own, Language.PYTHON), ChunkSource.OPEN)
+    inside = query_of("c.py", Language.PYTHON, own, len(own), (0, 12))
+    assert all(c.path != "c.py" for c in index.search(inside, frozenset(ChunkSource)))
+    outside = query_of("c.py", Language.PYTHON, own, len(own), (4, 12))
+    assert any(c.path == "c.py" for c in index.search(outside, frozenset(ChunkSource)))
+
+
+def test_an_open_document_wins_over_the_disk_until_closed() -> None:
+    index = ChunkIndex()
+    index.set_file("m.py", chunk_file("m.py", "def edited():\n    pass\n", Language.PYTHON),
+                   ChunkSource.OPEN)
+    index.set_file("m.py", chunk_file("m.py", "def on_disk():\n    pass\n", Language.PYTHON),
+                   ChunkSource.DISK)
+    text = "edited()\non_disk()\n"
+    q = query_of("x.py", Language.PYTHON, text, len(text), (0, 0))
+    assert {s for c in index.search(q, frozenset(ChunkSource)) for s in c.symbols} == {"edited"}
+    index.remove_file("m.py", ChunkSource.DISK)  # not the disk's to remove
+    assert len(index) == 1
+    index.remove_file("m.py", ChunkSource.OPEN)
+    assert len(index) == 0
+
+
+def chunk(path: str, line: int, text: str) -> Chunk:
+    return Chunk(path, line, line + text.count("\n") + 1, text, frozenset(), ())
+
+
+def test_fill_budget() -> None:
+    a, b, c = chunk("a.py", 0, "a" * 40), chunk("b.py", 0, "b" * 400), chunk("c.py", 0, "c" * 40)
+    inner = chunk("a.py", 0, "a" * 20)
+    got = fill_budget([a, inner, b, c], 100, lambda t: len(t) // 2)
+    assert got == [a, c]  # b does not fit; inner is inside a
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 30), unique=True, max_size=12),
+       st.lists(st.integers(0, 30), unique=True, max_size=12))
+def test_stable_order_keeps_the_previous_prompts_start(prev: list[int], now: list[int]) -> None:
+    chunks = {i: chunk("f.py", i, f"c{i}") for i in range(31)}
+    previous = [chunks[i].key for i in prev]
+    ordered = stable_order([chunks[i] for i in now], previous)
+    assert sorted(c.start_line for c in ordered) == sorted(now)
+    kept = [c.start_line for c in ordered if c.start_line in prev]
+    assert kept == [i for i in prev if i in now]  # the previous order
+    assert ordered[:len(kept)] == [chunks[i] for i in kept]  # before the new ones
+
+
+def test_render_layouts() -> None:
+    def enc(text: str) -> list[int]:
+        return [ord(ch) for ch in text]
+
+    chunks = [chunk("pkg/a.py", 0, "def f(): ..."), chunk("pkg/b.py", 3, "X = 1"),
+              chunk("pkg/a.py", 9, "def g(): ...")]
+    ids = render(chunks, "pkg/c.py", "proj", enc, RepoTokens(1, 2), "python")
+    text = "".join(chr(i) if i > 2 else f"<{i}>" for i in ids)
+    assert text == ("<1>proj\n<2>pkg/a.py\ndef f(): ...\n\ndef g(): ...\n<2>pkg/b.py\nX = 1\n"
+                    "<2>pkg/c.py\n")
+    plain = "".join(map(chr, render(chunks[:1], "pkg/c.py", "proj", enc, None, "python")))
+    assert plain == "# Path: pkg/a.py\ndef f(): ...\n\n# Path: pkg/c.py\n"
+    assert render([], "pkg/c.py", "proj", enc, None, "python") == []

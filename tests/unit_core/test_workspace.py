@@ -1,0 +1,153 @@
+"""The workspace on disk as repository context (server/workspace.py): what is read and what
+never is (outside the folders, .gitignore, vendored folders, secrets, binaries, big files),
+the limits, updates, and the context of one prompt over open documents and the disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.config import RepoContextMode
+from server.repo_context import ChunkIndex, ChunkSource
+from server.workspace import RepoContext, Workspace, WorkspaceLimits, uri_to_path
+
+LIMITS = WorkspaceLimits(max_files=1000, max_file_bytes=10_000)
+
+
+def write(root: Path, rel: str, text: str | bytes) -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    write(root, "pkg/models.py", "class Basket:\n    pass\n")
+    write(root, "pkg/util.py", "def slugify(t):\n    return t\n")
+    write(root, "pkg/gen/out.py", "def generated():\n    pass\n")
+    write(root, "pkg/gen/.gitignore", "*.py\n!keep.py\n")
+    write(root, "pkg/gen/keep.py", "def kept():\n    pass\n")
+    write(root, ".gitignore", "build_out/\n*.tmp.py\n")
+    write(root, "build_out/x.py", "def ignored_dir():\n    pass\n")
+    write(root, "pkg/a.tmp.py", "def ignored_file():\n    pass\n")
+    write(root, "node_modules/lib/index.js", "function vendored() {}\n")
+    write(root, ".venv/lib/site.py", "def venv():\n    pass\n")
+    write(root, ".env", "API_KEY=secret\n")
+    write(root, "config/.env.local", "TOKEN=secret\n")
+    write(root, "keys/server.pem", "-----BEGIN PRIVATE KEY-----\n")
+    write(root, "pkg/aws_credentials.py", "KEY = 'secret'\n")
+    write(root, "pkg/blob.py", b"def x():\n\0\0\0binary")
+    write(root, "pkg/huge.py", "X = 1\n" * 3000)
+    write(root, "README.md", "# not source\n")
+    outside = write(tmp_path, "outside/secret_module.py", "def outside():\n    pass\n")
+    os.symlink(outside.parent, root / "pkg" / "linked")
+    return root
+
+
+def walk(root: Path, limits: WorkspaceLimits = LIMITS) -> Workspace:
+    ws = Workspace([root], ChunkIndex(), limits)
+    ws.start()
+    assert ws.done.wait(10)
+    return ws
+
+
+def test_reads_the_projects_source_and_nothing_else(project: Path) -> None:
+    ws = walk(project)
+    assert ws.indexed == {"pkg/models.py", "pkg/util.py", "pkg/gen/keep.py"}
+    symbols = {s for p in ws.index.paths() for s in _symbols(ws.index)}
+    assert {"Basket", "slugify", "kept"} <= symbols
+    assert not symbols & {"generated", "ignored_dir", "ignored_file", "vendored", "venv",
+                          "outside", "KEY"}
+
+
+def _symbols(index: ChunkIndex) -> set[str]:
+    from server.languages import Language
+    from server.repo_context import query_of
+
+    q = query_of("q.py", Language.PYTHON, "", 0, (0, 0))
+    return {s for c in index.search(q, frozenset(ChunkSource), limit=1000) for s in c.symbols} \
+        | {s for chunks in index._files.chunks.values() for c in chunks for s in c.symbols}
+
+
+def test_the_user_can_exclude_more(project: Path) -> None:
+    ws = walk(project, WorkspaceLimits(1000, 10_000, ("pkg/util.py",)))
+    assert "pkg/util.py" not in ws.indexed and "pkg/models.py" in ws.indexed
+
+
+def test_limits_bound_the_walk(project: Path) -> None:
+    ws = walk(project, WorkspaceLimits(max_files=2, max_file_bytes=10_000))
+    assert len(ws.indexed) == 2 and ws.skipped == 1
+    big = walk(project, WorkspaceLimits(max_files=1000, max_file_bytes=100_000))
+    assert "pkg/huge.py" in big.indexed
+
+
+def test_updates_and_paths(project: Path) -> None:
+    ws = walk(project)
+    new = write(project, "pkg/new.py", "def fresh():\n    pass\n")
+    assert ws.refresh(new) and "pkg/new.py" in ws.indexed
+    new.unlink()
+    assert not ws.refresh(new) and "pkg/new.py" not in ws.indexed
+    ws.removed(project / "pkg/util.py")
+    assert "pkg/util.py" not in ws.indexed
+    assert not ws.refresh(project.parent / "outside" / "secret_module.py")  # outside
+    assert not ws.refresh(project / ".env")
+    assert uri_to_path("file:///a%20b/c.py") == Path("/a b/c.py")
+    assert uri_to_path("untitled:Untitled-1") is None
+
+
+def test_cancel_stops_the_walk(tmp_path: Path) -> None:
+    for i in range(300):
+        write(tmp_path, f"m{i:03d}.py", f"def f{i}():\n    pass\n")
+    ws = Workspace([tmp_path], ChunkIndex(), LIMITS)
+    ws.cancel()
+    ws.start()
+    assert ws.done.wait(10)
+    assert len(ws.indexed) < 300
+
+
+def enc(text: str) -> list[int]:
+    return [ord(c) for c in text]
+
+
+def preamble(repo: RepoContext, uri: str, text: str, mode: RepoContextMode,
+             budget: int = 2000) -> str:
+    ids = repo.preamble(uri, text, len(text), "python", (0, text.count("\n") + 1), mode, budget,
+                        enc, None)
+    return "".join(map(chr, ids))
+
+
+def test_the_context_of_a_prompt(project: Path) -> None:
+    repo = RepoContext()
+    repo.set_roots([project])
+    ws = repo.ensure_workspace(LIMITS)
+    assert ws is not None and ws.done.wait(10)
+    cursor = (project / "pkg/cart.py").as_uri()
+    text = "from .util import slugify\n\ndef label(b):\n    return slugify(b.name)\n\nx = "
+    assert preamble(repo, cursor, text, RepoContextMode.OFF) == ""
+    got = preamble(repo, cursor, text, RepoContextMode.WORKSPACE)
+    assert got.startswith("# Path: pkg/util.py\ndef slugify(t):")
+    assert got.endswith("# Path: pkg/cart.py\n")
+    assert preamble(repo, cursor, text, RepoContextMode.OPEN) == ""  # nothing open
+    # An open document: its text as edited, in both modes, and the disk's again once closed.
+    other = (project / "pkg/util.py").as_uri()
+    current = {"text": "def slugify(t, sep='-'):\n    return t\n"}
+    repo.opened(other, lambda: current["text"], "python")
+    assert "sep='-'" in preamble(repo, cursor, text, RepoContextMode.OPEN)
+    current["text"] = "def slugify(t, sep='_'):\n    return t\n"
+    repo.changed(other)
+    assert "sep='_'" in preamble(repo, cursor, text, RepoContextMode.WORKSPACE)
+    repo.closed(other)
+    assert "sep=" not in preamble(repo, cursor, text, RepoContextMode.WORKSPACE)
+    # The budget bounds it.
+    assert preamble(repo, cursor, text, RepoContextMode.WORKSPACE, budget=10) == ""
+    status = repo.status()
+    assert status["workspaceFiles"] == 3 and not status["indexing"]
+    assert repo.last_chunks[cursor] == []  # the last request had no room
+    repo.close()
