@@ -9,6 +9,10 @@ sends the incremental ``didChange`` and an automatic ``textDocument/inlineComple
 next key comes before the answer, it cancels the outstanding request (``$/cancelRequest``), as
 VS Code does. Reported: latency of every request that was answered (p50/p95), the first (cold)
 request separately, how many were answered vs cancelled, and the server's peak RSS.
+
+With ``--project DIR`` the typed file is ``DIR/bench_typing.py`` (the client's document; nothing
+is written) in a workspace opened as rootUri, with ``--open-files`` of its modules open as tabs:
+what typing costs with repository context (``--set repoContext=...``).
 """
 
 from __future__ import annotations
@@ -62,13 +66,31 @@ def keystroke_delays(text: str, seed: int) -> list[float]:
     return delays
 
 
+async def _indexed(client: PingtiClient, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        repo = (await client.status()).get("repoContext") or {}
+        if repo.get("mode") != "workspace" or (repo.get("workspaceFiles")
+                                               and not repo.get("indexing")):
+            return
+        await asyncio.sleep(0.2)
+
+
 async def replay(options: dict[str, object], seed: int, env: dict[str, str],
-                 log_file: str) -> dict[str, object]:
+                 log_file: str, project: Path | None = None, open_files: int = 0
+                 ) -> dict[str, object]:
     client = PingtiClient()
     cmd = [sys.executable, "-m", "server", "--log-level", "info", "--log-file", log_file]
-    await client.start(options, server_cmd=cmd, env=env)
+    await client.start(options, server_cmd=cmd, env=env, root=project)
     await client.wait_ready()
     uri = "file:///bench/typing.py"
+    if project is not None:
+        # In a project: the typed file is one of its files, and some of its modules are open
+        # as tabs; the first request waits until the server has indexed the workspace.
+        uri = (project / "bench_typing.py").as_uri()
+        for path in sorted(project.rglob("*.py"))[:open_files]:
+            client.open(path.as_uri(), path.read_text("utf-8", "replace"))
+        await _indexed(client)
     doc = base_document()
     client.open(uri, doc)
     lc = client.client
@@ -167,8 +189,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     env = {"PINGTI_CACHE_DIR": args.cache_dir} if args.cache_dir else {}
     tmp = tempfile.mkdtemp(prefix="pingti-keys-")
     logs = [os.path.join(tmp, f"server-{seed}.log") for seed in range(args.repeats)]
-    runs = [await replay(options, seed, env, log) for seed, log in zip(
-        range(args.repeats), logs, strict=True)]
+    project = Path(args.project).resolve() if args.project else None
+    runs = [await replay(options, seed, env, log, project, args.open_files)
+            for seed, log in zip(range(args.repeats), logs, strict=True)]
     model_calls = [m for log in logs for m in _model_calls(log)]
     lat = [x for r in runs for x in r["answered"]]  # type: ignore[attr-defined]
     after = [x for r in runs for x in r["after_line"]]  # type: ignore[attr-defined]
@@ -203,6 +226,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--project", help="type in a file of this folder, opened as the workspace "
+                    "(repository context; the file is the client's, never written)")
+    ap.add_argument("--open-files", type=int, default=8,
+                    help="with --project: how many of its modules are open as tabs")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE")
     ap.add_argument("--cache-dir")
     ap.add_argument("--out", default="benchmarks/out/keystrokes.json")

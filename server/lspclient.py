@@ -96,7 +96,9 @@ class PingtiClient:
 
     async def start(self, options: dict[str, Any] | None = None,
                     server_cmd: Sequence[str] | None = None,
-                    env: dict[str, str] | None = None) -> types.InitializeResult:
+                    env: dict[str, str] | None = None,
+                    root: Path | None = None) -> types.InitializeResult:
+        """Start the server and initialize it; ``root``: a folder opened as the workspace."""
         cmd = list(server_cmd or [sys.executable, "-m", "server", "--log-level", "warning"])
         await self.client.start_io(*cmd, env={**os.environ, **(env or {})})
         # pygls pipes the server's stderr: unread, a full pipe would block the server's logging.
@@ -108,7 +110,10 @@ class PingtiClient:
                 window=types.WindowClientCapabilities(work_done_progress=True),
                 text_document=types.TextDocumentClientCapabilities(
                     inline_completion=types.InlineCompletionClientCapabilities())),
-            initialization_options=options or {}))
+            initialization_options=options or {},
+            root_uri=root.as_uri() if root is not None else None,
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)]
+            if root is not None else None))
         self.client.initialized(types.InitializedParams())
         return result
 

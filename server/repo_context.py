@@ -8,10 +8,11 @@ Pure stages, no I/O (``server/workspace.py`` reads the files):
   docstring and method signatures), long bodies cut to their first lines ("signature +
   docstring + short body"), the statements between definitions (imports, constants) in groups;
   languages without a grammar in fixed line windows. Each chunk knows the names it defines.
-- **retrieval** (:class:`ChunkIndex`): two rankings fused by reciprocal rank (k = 60, as
-  Tabby does): the definitions of the names the cursor's code imports or uses near the cursor
-  (nearest first), and BM25 over the chunks' identifiers (the ``bm25s`` library) with the
-  identifiers around the cursor as the query. Chunks overlapping the cursor's own prompt window
+- **retrieval** (:class:`ChunkIndex`): rankings fused by reciprocal rank (k = 60, as Tabby
+  does): the definitions of the names the cursor's code imports or uses near the cursor
+  (nearest first), and BM25 over the chunks' identifiers (the ``bm25s`` library; the open
+  documents and the disk each their own index) with the identifiers around the cursor as the
+  query. Chunks overlapping the cursor's own prompt window
   are left out; the rest fill the budget in rank order.
 - **order** (:func:`stable_order`): the chosen chunks keep the order they had in the document's
   previous prompt, new ones go last, so a changed choice re-evaluates only the prompt's tail
@@ -325,18 +326,52 @@ class _Files:
     source: dict[str, ChunkSource] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """The searchable form of one source's chunks at some moment: BM25 and names."""
+
+    chunks: list[Chunk]
+    bm25: Any
+    by_symbol: dict[str, list[int]]
+
+    @classmethod
+    def build(cls, chunks: list[Chunk]) -> _Snapshot:
+        import bm25s
+
+        by_symbol: dict[str, list[int]] = {}
+        for i, c in enumerate(chunks):
+            for s in c.symbols:
+                by_symbol.setdefault(s, []).append(i)
+        bm25 = None
+        if chunks:
+            bm25 = bm25s.BM25()
+            bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
+        return cls(chunks, bm25, by_symbol)
+
+
+_EMPTY = _Snapshot([], None, {})
+# A disk snapshot of more chunks than this is rebuilt in the background (the search meanwhile
+# uses the previous one); smaller ones, and the open documents' always, on the spot.
+SYNC_REBUILD_CHUNKS = 4000
+
+
 class ChunkIndex:
     """The chunks of the files pingti may read, searchable. Thread-safe: the workspace indexer
-    and the LSP handlers update it, the completion worker searches it; BM25 is rebuilt lazily
-    on the first search after a change."""
+    and the LSP handlers update it, the completion worker searches it.
+
+    Two snapshots, so that typing never waits for the workspace: the open documents' (small,
+    rebuilt on the first search after one changed) and the disk's (rebuilt after files change;
+    a large one in a background thread while searches use the previous snapshot). A chunk of a
+    snapshot counts only while its file still comes from that source, so an open document's
+    text wins over its file on disk at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._files = _Files()
-        self._flat: list[Chunk] = []
-        self._bm25: Any = None
-        self._by_symbol: dict[str, list[int]] = {}
-        self._dirty = True
+        self._snap = {ChunkSource.OPEN: _EMPTY, ChunkSource.DISK: _EMPTY}
+        self._dirty = {ChunkSource.OPEN: False, ChunkSource.DISK: False}
+        self._rebuilding = False
+        self.rebuilds = 0  # disk snapshots built (tests, status)
         self.version = 0  # bumped on every change (tests, status)
 
     def set_file(self, path: str, chunks: list[Chunk], source: ChunkSource) -> None:
@@ -344,19 +379,23 @@ class ChunkIndex:
             # An open document's text wins over the file on disk until it is closed.
             if source is ChunkSource.DISK and self._files.source.get(path) is ChunkSource.OPEN:
                 return
+            old = self._files.source.get(path)
             self._files.chunks[path] = chunks
             self._files.source[path] = source
-            self._dirty = True
+            self._dirty[source] = True
+            if old is not None and old is not source:
+                self._dirty[old] = True
             self.version += 1
 
     def remove_file(self, path: str, source: ChunkSource | None = None) -> None:
         with self._lock:
-            if source is not None and self._files.source.get(path) is not source:
+            current = self._files.source.get(path)
+            if current is None or (source is not None and current is not source):
                 return
-            if self._files.chunks.pop(path, None) is not None:
-                self._files.source.pop(path, None)
-                self._dirty = True
-                self.version += 1
+            del self._files.chunks[path]
+            del self._files.source[path]
+            self._dirty[current] = True
+            self.version += 1
 
     def paths(self, source: ChunkSource | None = None) -> list[str]:
         with self._lock:
@@ -366,71 +405,105 @@ class ChunkIndex:
         with self._lock:
             return sum(len(c) for c in self._files.chunks.values())
 
-    def _rebuild(self) -> None:
-        import bm25s
+    def _chunks_of(self, source: ChunkSource) -> list[Chunk]:
+        return [c for p, chunks in self._files.chunks.items()
+                if self._files.source[p] is source for c in chunks]
 
-        flat = [c for chunks in self._files.chunks.values() for c in chunks]
-        by_symbol: dict[str, list[int]] = {}
-        for i, c in enumerate(flat):
-            for s in c.symbols:
-                by_symbol.setdefault(s, []).append(i)
-        bm25 = None
-        if flat:
-            bm25 = bm25s.BM25()
-            bm25.index([list(c.tokens) or [""] for c in flat], show_progress=False)
-        self._flat, self._bm25, self._by_symbol, self._dirty = flat, bm25, by_symbol, False
+    def _refresh(self) -> dict[ChunkSource, _Snapshot]:
+        """The snapshots to search now (called with the lock held)."""
+        if self._dirty[ChunkSource.OPEN]:
+            self._snap[ChunkSource.OPEN] = _Snapshot.build(self._chunks_of(ChunkSource.OPEN))
+            self._dirty[ChunkSource.OPEN] = False
+        if self._dirty[ChunkSource.DISK] and not self._rebuilding:
+            chunks = self._chunks_of(ChunkSource.DISK)
+            self._dirty[ChunkSource.DISK] = False
+            if len(chunks) <= SYNC_REBUILD_CHUNKS:
+                self._snap[ChunkSource.DISK] = _Snapshot.build(chunks)
+                self.rebuilds += 1
+            else:
+                self._rebuilding = True
+                threading.Thread(target=self._rebuild_disk, args=(chunks,),
+                                 name="pingti-bm25", daemon=True).start()
+        return dict(self._snap)
+
+    def _rebuild_disk(self, chunks: list[Chunk]) -> None:
+        try:
+            snap = _Snapshot.build(chunks)
+            with self._lock:
+                self._snap[ChunkSource.DISK] = snap
+                self.rebuilds += 1
+        finally:
+            with self._lock:
+                self._rebuilding = False
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Until no background rebuild runs (tests and benchmarks)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._rebuilding:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def search(self, query: ContextQuery, modes: frozenset[ChunkSource],
                limit: int = 64) -> list[Chunk]:
         """Chunks ranked for the query (best first), at most ``limit``, from files of the given
         sources; the cursor file's chunks only where they are outside its prompt window."""
         with self._lock:
-            if self._dirty:
-                self._rebuild()
-            flat, bm25, by_symbol = self._flat, self._bm25, self._by_symbol
-            allowed = {p for p, s in self._files.source.items() if s in modes}
-        if not flat:
-            return []
+            snaps = self._refresh()
+            current = dict(self._files.source)
 
-        def usable(c: Chunk) -> bool:
-            if c.path not in allowed:
-                return False
+        def usable(c: Chunk, source: ChunkSource) -> bool:
+            if current.get(c.path) is not source:
+                return False  # the file left this source since the snapshot
             if c.path == query.path:
                 lo, hi = query.window
                 return c.end_line <= lo or c.start_line >= hi
             return True
 
-        # Ranking 1: definitions of the names used near the cursor (nearest use first), then of
-        # the names imported.
         used = list(dict.fromkeys(reversed(identifiers(query.near))))
         wanted = [*used, *[n for n in query.imported if n not in used]]
-        defs: list[int] = []
+        q = list(index_tokens(query.near))
+        rankings: list[list[Chunk]] = []
+        # Ranking 1: definitions of the names used near the cursor (nearest use first), then
+        # of the names imported; open documents before the disk.
+        defs: list[Chunk] = []
         seen: set[int] = set()
         for name in wanted:
-            for i in by_symbol.get(name, ()):
-                if i not in seen and usable(flat[i]):
-                    seen.add(i)
-                    defs.append(i)
-        # Ranking 2: BM25 over identifiers.
-        lexical: list[int] = []
-        q = list(index_tokens(query.near))
-        if q and bm25 is not None:
-            scores = bm25.get_scores(q)
-            order = scores.argsort()[::-1]
-            for i in order[: limit * 4]:
-                if scores[i] <= 0:
-                    break
-                if usable(flat[int(i)]):
-                    lexical.append(int(i))
+            for source in (ChunkSource.OPEN, ChunkSource.DISK):
+                if source not in modes:
+                    continue
+                snap = snaps[source]
+                for i in snap.by_symbol.get(name, ()):
+                    c = snap.chunks[i]
+                    if id(c) not in seen and usable(c, source):
+                        seen.add(id(c))
+                        defs.append(c)
+        rankings.append(defs)
+        # Rankings 2, 3: BM25 over identifiers, in each source's own snapshot.
+        for source in (ChunkSource.OPEN, ChunkSource.DISK):
+            snap = snaps[source]
+            if source not in modes or snap.bm25 is None or not q:
+                continue
+            scores = snap.bm25.get_scores(q)
+            order = scores.argsort()[::-1][: limit * 4]
+            rankings.append([snap.chunks[int(i)] for i in order
+                             if scores[i] > 0 and usable(snap.chunks[int(i)], source)])
         fused: dict[int, float] = {}
-        for ranking in (defs, lexical):
-            for rank, i in enumerate(ranking[:limit * 2]):
-                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused, key=lambda i: -fused[i])[:limit]
-        return [flat[i] for i in best]
+        by_id: dict[int, Chunk] = {}
+        for ranking in rankings:
+            for rank, c in enumerate(ranking[:limit * 2]):
+                fused[id(c)] = fused.get(id(c), 0.0) + 1.0 / (RRF_K + rank + 1)
+                by_id[id(c)] = c
+        best = sorted(fused, key=lambda k: -fused[k])[:limit]
+        return [by_id[k] for k in best]
 
 
-def fill_budget(ranked: Sequence[Chunk], budget: int, count: Callable[[str], int]) -> list[Chunk]:
+def fill_budget(ranked: Sequence[Chunk], budget: int, count: Callable[[Chunk], int]
+                ) -> list[Chunk]:
     """The best chunks that fit ``budget`` tokens together, without overlaps (a chunk inside a
     chosen one, or the reverse, adds nothing)."""
     out: list[Chunk] = []
@@ -439,7 +512,7 @@ def fill_budget(ranked: Sequence[Chunk], budget: int, count: Callable[[str], int
         if any(o.path == c.path and o.start_line < c.end_line and c.start_line < o.end_line
                and (o.text in c.text or c.text in o.text) for o in out):
             continue
-        n = count(c.text) + 8  # the file header
+        n = count(c) + 8  # the file header
         if used + n > budget:
             continue
         out.append(c)

@@ -261,6 +261,8 @@ class RepoContext:
         self._rendered: dict[str, tuple[tuple[Any, ...], list[int]]] = {}
         self._progress: Callable[[str, int | None], None] | None = None
         self.last_chunks: dict[str, list[str]] = {}  # uri -> "path:line" of its last context
+        # Token counts of chunks (the budget is filled on every prompt; chunks rarely change).
+        self._ntokens: dict[tuple[str, int, str], int] = {}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -376,7 +378,17 @@ class RepoContext:
         path = self.display_path(uri)
         query = query_of(path, language_of(path, language_id), text, offset, window)
         ranked = self.index.search(query, sources)
-        chosen = fill_budget(ranked, budget, lambda t: len(encode(t)))
+        counts = self._ntokens
+        if len(counts) > 50_000:
+            counts.clear()
+
+        def count(chunk: Any) -> int:
+            n = counts.get(chunk.key)
+            if n is None:
+                n = counts[chunk.key] = len(encode(chunk.text))
+            return n
+
+        chosen = fill_budget(ranked, budget, count)
         with self._lock:
             ordered = stable_order(chosen, self._order.get(uri, ()))
             self._order[uri] = [c.key for c in ordered]

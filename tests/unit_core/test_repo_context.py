@@ -191,7 +191,7 @@ def chunk(path: str, line: int, text: str) -> Chunk:
 def test_fill_budget() -> None:
     a, b, c = chunk("a.py", 0, "a" * 40), chunk("b.py", 0, "b" * 400), chunk("c.py", 0, "c" * 40)
     inner = chunk("a.py", 0, "a" * 20)
-    got = fill_budget([a, inner, b, c], 100, lambda t: len(t) // 2)
+    got = fill_budget([a, inner, b, c], 100, lambda ch: len(ch.text) // 2)
     assert got == [a, c]  # b does not fit; inner is inside a
 
 
@@ -221,3 +221,21 @@ def test_render_layouts() -> None:
     plain = "".join(map(chr, render(chunks[:1], "pkg/c.py", "proj", enc, None, "python")))
     assert plain == "# Path: pkg/a.py\ndef f(): ...\n\n# Path: pkg/c.py\n"
     assert render([], "pkg/c.py", "proj", enc, None, "python") == []
+
+
+def test_a_large_disk_index_is_rebuilt_in_the_background(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import server.repo_context as rc
+
+    monkeypatch.setattr(rc, "SYNC_REBUILD_CHUNKS", 5)
+    index = index_of({f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(20)})
+    text = "x = f3()\n"
+    q = query_of("q.py", Language.PYTHON, text, len(text), (0, 0))
+    first = index.search(q, frozenset({ChunkSource.DISK}))  # no snapshot yet: nothing waits
+    assert index.wait_idle() and index.rebuilds == 1
+    assert not first or "f3" in first[0].symbols
+    assert "f3" in index.search(q, frozenset({ChunkSource.DISK}))[0].symbols
+    # A changed file: the old snapshot serves until the new one is built; a file that went
+    # away is never offered meanwhile.
+    index.remove_file("m3.py")
+    assert all(c.path != "m3.py" for c in index.search(q, frozenset({ChunkSource.DISK})))
+    assert index.wait_idle() and index.rebuilds == 2
