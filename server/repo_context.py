@@ -49,7 +49,9 @@ class Chunk:
     end_line: int  # exclusive
     text: str
     symbols: frozenset[str]  # the names it defines
-    tokens: tuple[str, ...]  # its identifiers and their parts, for BM25
+    # Its identifiers and their parts for BM25, space-separated: one string per chunk rather
+    # than a tuple of many (a 1,000-file workspace holds ~50,000 chunks).
+    tokens: str
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -135,7 +137,7 @@ def _make(path: str, lines: list[str], start: int, end: int, symbols: Iterable[s
         indent = re.match(r"\s*", body[min(1, len(body) - 1)]).group(0)  # type: ignore[union-attr]
         body = [*body[:cut], f"{indent}{comment} ..."]
     text = "\n".join(body)
-    return Chunk(path, start, end, text, frozenset(symbols), index_tokens(text))
+    return Chunk(path, start, end, text, frozenset(symbols), " ".join(index_tokens(text)))
 
 
 def _windows(path: str, lines: list[str], start: int, end: int) -> list[Chunk]:
@@ -263,7 +265,8 @@ def _python_class(path: str, lines: list[str], node: Any, name: str | None,
     text = "\n".join(outline)
     # The outline first: it is what a use of the class needs most.
     start = node.start_point[0]
-    return [Chunk(path, start, start + 1, text, frozenset({name}), index_tokens(text)), *out]
+    return [Chunk(path, start, start + 1, text, frozenset({name}), " ".join(index_tokens(text))),
+            *out]
 
 
 # --- what the cursor's code refers to ----------------------------------------------------------
@@ -345,7 +348,7 @@ class _Snapshot:
         bm25 = None
         if chunks:
             bm25 = bm25s.BM25()
-            bm25.index([list(c.tokens) or [""] for c in chunks], show_progress=False)
+            bm25.index([c.tokens.split() or [""] for c in chunks], show_progress=False)
         return cls(chunks, bm25, by_symbol)
 
 

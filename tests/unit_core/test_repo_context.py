@@ -185,7 +185,7 @@ def test_an_open_document_wins_over_the_disk_until_closed() -> None:
 
 
 def chunk(path: str, line: int, text: str) -> Chunk:
-    return Chunk(path, line, line + text.count("\n") + 1, text, frozenset(), ())
+    return Chunk(path, line, line + text.count("\n") + 1, text, frozenset(), "")
 
 
 def test_fill_budget() -> None:
