@@ -261,8 +261,9 @@ class RepoContext:
         self._rendered: dict[str, tuple[tuple[Any, ...], list[int]]] = {}
         self._progress: Callable[[str, int | None], None] | None = None
         self.last_chunks: dict[str, list[str]] = {}  # uri -> "path:line" of its last context
-        # Token counts of chunks (the budget is filled on every prompt; chunks rarely change).
-        self._ntokens: dict[tuple[str, int, str], int] = {}
+        # Token counts of chunks by file (the budget is filled on every prompt; chunks rarely
+        # change); a closed document's go with it.
+        self._ntokens: dict[str, dict[tuple[str, int, str], int]] = {}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -319,6 +320,7 @@ class RepoContext:
             self._order.pop(uri, None)
             self._rendered.pop(uri, None)
             self.last_chunks.pop(uri, None)
+            self._ntokens.pop(self.display_path(uri), None)
         self.index.remove_file(self.display_path(uri), ChunkSource.OPEN)
         # Back to what the disk says (the user may have closed without saving).
         path = uri_to_path(uri)
@@ -378,13 +380,15 @@ class RepoContext:
         path = self.display_path(uri)
         query = query_of(path, language_of(path, language_id), text, offset, window)
         ranked = self.index.search(query, sources)
-        counts = self._ntokens
-        if len(counts) > 50_000:
-            counts.clear()
+        if len(self._ntokens) > 5_000:
+            self._ntokens.clear()
 
         def count(chunk: Any) -> int:
+            counts = self._ntokens.setdefault(chunk.path, {})
             n = counts.get(chunk.key)
             if n is None:
+                if len(counts) > 1_000:
+                    counts.clear()  # a file edited over and over
                 n = counts[chunk.key] = len(encode(chunk.text))
             return n
 
