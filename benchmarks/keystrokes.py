@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lsprotocol import types  # noqa: E402
 
 from benchmarks._common import parse_settings, pct, write_report  # noqa: E402
-from server.lspclient import PingtiClient, position_of  # noqa: E402
+from server.lspclient import PingtiClient, position_of, wait_indexed  # noqa: E402
 
 # What the user types, at the end of a function body in the file (lines of a new helper).
 TYPED = (
@@ -66,16 +66,6 @@ def keystroke_delays(text: str, seed: int) -> list[float]:
     return delays
 
 
-async def _indexed(client: PingtiClient, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        repo = (await client.status()).get("repoContext") or {}
-        if repo.get("mode") != "workspace" or (repo.get("workspaceFiles")
-                                               and not repo.get("indexing")):
-            return
-        await asyncio.sleep(0.2)
-
-
 async def replay(options: dict[str, object], seed: int, env: dict[str, str],
                  log_file: str, project: Path | None = None, open_files: int = 0
                  ) -> dict[str, object]:
@@ -90,7 +80,7 @@ async def replay(options: dict[str, object], seed: int, env: dict[str, str],
         uri = (project / "bench_typing.py").as_uri()
         for path in sorted(project.rglob("*.py"))[:open_files]:
             client.open(path.as_uri(), path.read_text("utf-8", "replace"))
-        await _indexed(client)
+        await wait_indexed(client)
     doc = base_document()
     client.open(uri, doc)
     lc = client.client

@@ -32,12 +32,17 @@ REPO_ROWS = (("exact_match", "exact match"), ("identifier_em", "identifier match
 def _repo_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("tasks", _fmt(s.get("tasks")))]
     rows += [(name, _fmt(s.get(key))) for key, name in REPO_ROWS]
-    rows += [("tested holes", _fmt(s.get("tested"))),
-             ("empty suggestions", _fmt(s.get("empty_rate"))),
-             ("request errors", _fmt(s.get("errors"))),
-             ("latency p50 (s)", _fmt(s.get("latency_p50_s"), 2)),
-             ("latency p95 (s)", _fmt(s.get("latency_p95_s"), 2)),
-             ("tokens/s (decode)", _fmt(s.get("tokens_per_s"), 1))]
+    rows.append(("tested holes", _fmt(s.get("tested"))))
+    return rows + _common_rows(s)
+
+
+def _common_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rows every suite reports: empty answers, errors, latency, speed, wall time."""
+    rows = [("empty suggestions", _fmt(s.get("empty_rate"))),
+            ("request errors", _fmt(s.get("errors"))),
+            ("latency p50 (s)", _fmt(s.get("latency_p50_s"), 2)),
+            ("latency p95 (s)", _fmt(s.get("latency_p95_s"), 2)),
+            ("tokens/s (decode)", _fmt(s.get("tokens_per_s"), 1))]
     if "wall_s" in s:
         rows.append(("wall time (s)", _fmt(s.get("wall_s"), 1)))
     return rows
@@ -55,15 +60,8 @@ def _rows(s: dict[str, Any], ks: Sequence[int]) -> list[tuple[str, str]]:
                  ("pass@n (any candidate)", _fmt(s.get("pass@n"))),
                  ("rerank p50 (s)", _fmt(s.get("rerank_p50_s"), 3)),
                  ("rerank p95 (s)", _fmt(s.get("rerank_p95_s"), 3))]
-    rows += [("syntax-error rate", _fmt(s.get("syntax_error_rate"))),
-             ("empty suggestions", _fmt(s.get("empty_rate"))),
-             ("request errors", _fmt(s.get("errors"))),
-             ("latency p50 (s)", _fmt(s.get("latency_p50_s"), 2)),
-             ("latency p95 (s)", _fmt(s.get("latency_p95_s"), 2)),
-             ("tokens/s (decode)", _fmt(s.get("tokens_per_s"), 1))]
-    if "wall_s" in s:
-        rows.append(("wall time (s)", _fmt(s.get("wall_s"), 1)))
-    return rows
+    rows.append(("syntax-error rate", _fmt(s.get("syntax_error_rate"))))
+    return rows + _common_rows(s)
 
 
 def markdown(summary: dict[str, Any], ks: Sequence[int]) -> str:

@@ -42,7 +42,7 @@ from lspbench.repo import (
     write_tasks,
 )
 from lspbench.tasks import Task
-from server.lspclient import position_of
+from server.lspclient import position_of, wait_indexed
 from testgen.sandbox import Isolation
 
 
@@ -429,7 +429,7 @@ async def _drive_project(tasks: Sequence[RepoTask], opts: RunOptions, repo: Repo
                     client.open((workspace / rel).as_uri(),
                                 (workspace / rel).read_text(encoding="utf-8"))
                     tabs.add(rel.as_posix())
-            await _indexed(client)
+            await wait_indexed(client)
             t0 = time.perf_counter()
             for task in tasks:
                 answer = await ask_hole(client, workspace, task, opts, task.file in tabs)
@@ -444,20 +444,6 @@ async def _drive_project(tasks: Sequence[RepoTask], opts: RunOptions, repo: Repo
         pool.shutdown(wait=True)
         shutil.rmtree(parent, ignore_errors=True)
     return wall, messages
-
-
-async def _indexed(client: Any, timeout_s: float = 300.0) -> None:
-    """Wait until a pingti server has indexed the workspace (``repoContext: workspace``; its
-    status says so), so that the first holes are asked as the later ones are. Other servers,
-    and other modes, are not waited for."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = await client.status()
-        repo = (status or {}).get("repoContext") or {}
-        if not repo.get("indexing") and (repo.get("mode") != "workspace"
-                                         or repo.get("workspaceFiles")):
-            return
-        await asyncio.sleep(0.2)
 
 
 async def ask_hole(client: Any, workspace: Path, task: RepoTask, opts: RunOptions,

@@ -232,3 +232,17 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "__dict__"):
         return {k: _plain(v) for k, v in vars(value).items()}
     return value
+
+
+async def wait_indexed(client: Any, timeout_s: float = 300.0) -> None:
+    """Wait until a pingti server has indexed its workspace (``repoContext: workspace``; its
+    ``pingti/status`` says so), so that measured requests see the whole index. ``client``: any
+    object with an async ``status()`` (None for servers without it: not waited for, nor are
+    other modes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        repo = ((await client.status()) or {}).get("repoContext") or {}
+        if not repo.get("indexing") and (repo.get("mode") != "workspace"
+                                         or repo.get("workspaceFiles")):
+            return
+        await asyncio.sleep(0.2)

@@ -275,20 +275,20 @@ _PY_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n
 _JS_IMPORT = re.compile(r"import\s*(?:\w+\s*,\s*)?\{([^}]*)\}\s*from|import\s+(\w+)\s+from")
 
 
-def imported_names(text: str, language: Language | None) -> list[str]:
+def imported_names(text: str, language: Language | None, end: int | None = None) -> list[str]:
     """The names the code imports from elsewhere, whose definitions it likely needs (Python
     ``from m import a, b as c``; JavaScript/TypeScript ``import {a, b} from``), in order. (A
     module imported whole, ``import m``, is used as ``m.name``: the name near the cursor
     finds the definition.)"""
     out: list[str] = []
     if language is Language.PYTHON:
-        for m in _PY_FROM.finditer(text):
+        for m in _PY_FROM.finditer(text, 0, len(text) if end is None else end):
             for part in m.group(1).strip("()").replace("\n", " ").split(","):
                 bits = part.split()
                 if bits and bits[0] != "*":
                     out.append(bits[0])
     elif language in (Language.JAVASCRIPT, Language.TYPESCRIPT):
-        for m in _JS_IMPORT.finditer(text):
+        for m in _JS_IMPORT.finditer(text, 0, len(text) if end is None else end):
             if m.group(1):
                 out.extend(p.split(" as ")[0].strip() for p in m.group(1).split(",")
                            if p.strip())
@@ -315,10 +315,21 @@ def query_of(path: str, language: Language | None, text: str, offset: int,
     line_start = text.rfind("\n", 0, offset) + 1
     nl = text.find("\n", offset)
     line_end = len(text) if nl < 0 else nl
-    before = text[:line_start].splitlines()[-QUERY_LINES_BEFORE:]
-    after = text[line_end + 1:].splitlines()[:QUERY_LINES_AFTER]
-    return ContextQuery(path, language, "\n".join([*before, *after]),
-                        tuple(imported_names(text[:line_start], language)), window_lines)
+    # Only the window is cut out of the document (this runs on every completion request).
+    start = line_start
+    for _ in range(QUERY_LINES_BEFORE):
+        if start == 0:
+            break
+        start = text.rfind("\n", 0, start - 1) + 1
+    end = line_end
+    for _ in range(QUERY_LINES_AFTER):
+        if end >= len(text):
+            break
+        nxt = text.find("\n", end + 1)
+        end = len(text) if nxt < 0 else nxt
+    near = text[start:line_start] + text[line_end + 1:end]
+    return ContextQuery(path, language, near.strip("\n"),
+                        tuple(imported_names(text, language, line_start)), window_lines)
 
 
 # --- the index ---------------------------------------------------------------------------------
@@ -375,7 +386,6 @@ class ChunkIndex:
         self._dirty = {ChunkSource.OPEN: False, ChunkSource.DISK: False}
         self._rebuilding = False
         self.rebuilds = 0  # disk snapshots built (tests, status)
-        self.version = 0  # bumped on every change (tests, status)
 
     def set_file(self, path: str, chunks: list[Chunk], source: ChunkSource) -> None:
         with self._lock:
@@ -388,7 +398,6 @@ class ChunkIndex:
             self._dirty[source] = True
             if old is not None and old is not source:
                 self._dirty[old] = True
-            self.version += 1
 
     def remove_file(self, path: str, source: ChunkSource | None = None) -> None:
         with self._lock:
@@ -398,11 +407,6 @@ class ChunkIndex:
             del self._files.chunks[path]
             del self._files.source[path]
             self._dirty[current] = True
-            self.version += 1
-
-    def paths(self, source: ChunkSource | None = None) -> list[str]:
-        with self._lock:
-            return [p for p, s in self._files.source.items() if source is None or s is source]
 
     def __len__(self) -> int:
         with self._lock:
