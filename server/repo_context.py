@@ -12,8 +12,9 @@ Pure stages, no I/O (``server/workspace.py`` reads the files):
   does): the definitions of the names the cursor's code imports or uses near the cursor
   (nearest first), and BM25 over the chunks' identifiers (the ``bm25s`` library; the open
   documents and the disk each their own index) with the identifiers around the cursor as the
-  query. Chunks overlapping the cursor's own prompt window
-  are left out; the rest fill the budget in rank order.
+  query. The cursor's own file takes part through :class:`OwnFile`: the code above and below
+  its prompt window, chunked from the text being edited. The chosen chunks fill the budget in
+  rank order.
 - **order** (:func:`stable_order`): the chosen chunks keep the order they had in the document's
   previous prompt, new ones go last, so a changed choice re-evaluates only the prompt's tail
   and the KV cache of what stayed survives. The query ignores the line being typed, so typing
@@ -26,6 +27,7 @@ Pure stages, no I/O (``server/workspace.py`` reads the files):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import keyword
 import re
@@ -456,20 +458,17 @@ class ChunkIndex:
         return False
 
     def search(self, query: ContextQuery, modes: frozenset[ChunkSource],
-               limit: int = 64) -> list[Chunk]:
+               limit: int = 64, own: _Snapshot = _EMPTY) -> list[Chunk]:
         """Chunks ranked for the query (best first), at most ``limit``, from files of the given
-        sources; the cursor file's chunks only where they are outside its prompt window."""
+        sources and from ``own`` (the cursor file's, :meth:`OwnFile.snapshot`); the index's
+        chunks of the cursor's file are never used (they may be older than its text)."""
         with self._lock:
             snaps = self._refresh()
             current = dict(self._files.source)
 
         def usable(c: Chunk, source: ChunkSource) -> bool:
-            if current.get(c.path) is not source:
-                return False  # the file left this source since the snapshot
-            if c.path == query.path:
-                lo, hi = query.window
-                return c.end_line <= lo or c.start_line >= hi
-            return True
+            # A file that left this source since the snapshot, or the cursor's own.
+            return current.get(c.path) is source and c.path != query.path
 
         used = list(dict.fromkeys(reversed(identifiers(query.near))))
         wanted = [*used, *[n for n in query.imported if n not in used]]
@@ -480,6 +479,10 @@ class ChunkIndex:
         defs: list[Chunk] = []
         seen: set[int] = set()
         for name in wanted:
+            for i in own.by_symbol.get(name, ()):
+                if id(own.chunks[i]) not in seen:
+                    seen.add(id(own.chunks[i]))
+                    defs.append(own.chunks[i])
             for source in (ChunkSource.OPEN, ChunkSource.DISK):
                 if source not in modes:
                     continue
@@ -490,7 +493,11 @@ class ChunkIndex:
                         seen.add(id(c))
                         defs.append(c)
         rankings.append(defs)
-        # Rankings 2, 3: BM25 over identifiers, in each source's own snapshot.
+        # Rankings 2-4: BM25 over identifiers, in the cursor file's and each source's snapshot.
+        if own.bm25 is not None and q:
+            scores = own.bm25.get_scores(q)
+            order = scores.argsort()[::-1][: limit * 4]
+            rankings.append([own.chunks[int(i)] for i in order if scores[i] > 0])
         for source in (ChunkSource.OPEN, ChunkSource.DISK):
             snap = snaps[source]
             if source not in modes or snap.bm25 is None or not q:
@@ -507,6 +514,83 @@ class ChunkIndex:
                 by_id[id(c)] = c
         best = sorted(fused, key=lambda k: -fused[k])[:limit]
         return [by_id[k] for k in best]
+
+
+def _line_start(text: str, line: int, anchor: int, anchor_line: int) -> int:
+    """The offset where ``line`` starts (``len(text)`` past the end), walking from ``anchor``,
+    the start of ``anchor_line``: the window's edges are near the cursor, so this reads a few
+    lines, not the document."""
+    if line <= 0:
+        return 0
+    pos, k = anchor, anchor_line
+    while k > line and pos > 0:
+        pos, k = text.rfind("\n", 0, pos - 1) + 1, k - 1
+    while k < line:
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return len(text)
+        pos, k = nxt + 1, k + 1
+    return pos
+
+
+# The cursor's own file is chunked for its prompts only up to this size (chunking 100 KB of
+# Python takes ~30 ms here, and it happens again each time the window slides by a line).
+OWN_FILE_MAX_CHARS = 256 * 1024
+
+
+class OwnFile:
+    """The cursor's own file as repository context: the code above its prompt window and below
+    it, chunked from the text being edited.
+
+    The index's chunks of an open document are refreshed only when another document asks (the
+    one typed in changes on every key), so for its own prompts they may be minutes old: its
+    prompt would then depend on the editing history, not on its text, and their line numbers
+    would no longer say what the window already shows. The parts above and below the window are
+    chunked apart and each kept while its text stays the same, so typing inside the window
+    chunks nothing again; a window that slides by a line chunks one side again. One per open
+    document; thread-safe (prefetch and the completion worker may both ask)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._head: tuple[str, list[Chunk]] = ("", [])
+        self._tail: tuple[str, list[Chunk]] = ("", [])  # lines counted from the tail's start
+        self._key: tuple[str, str, int] | None = None
+        self._snap = _EMPTY
+        self.chunkings = 0  # texts chunked (tests)
+
+    def _chunks(self, cached: tuple[str, list[Chunk]], path: str, text: str,
+                language: Language | None) -> tuple[str, list[Chunk]]:
+        if cached[0] == text:
+            return cached
+        self.chunkings += 1
+        return text, chunk_file(path, text, language)
+
+    def snapshot(self, query: ContextQuery, text: str, offset: int) -> _Snapshot:
+        """The searchable chunks of ``text`` (the cursor's file, cursor at ``offset``) outside
+        ``query.window``; nothing for a file over OWN_FILE_MAX_CHARS."""
+        if len(text) > OWN_FILE_MAX_CHARS:
+            return _EMPTY
+        first, end = query.window
+        end = max(first, end)
+        anchor = text.rfind("\n", 0, offset) + 1
+        line = text.count("\n", 0, anchor)
+        head_end = _line_start(text, first, anchor, line)
+        tail_start = max(head_end, _line_start(text, end, anchor, line))
+        head, tail = text[:head_end], text[tail_start:]
+        key = (head, tail, end)
+        with self._lock:
+            return self._snapshot(query, key)
+
+    def _snapshot(self, query: ContextQuery, key: tuple[str, str, int]) -> _Snapshot:
+        head, tail, end = key
+        if key != self._key:
+            self._head = self._chunks(self._head, query.path, head, query.language)
+            self._tail = self._chunks(self._tail, query.path, tail, query.language)
+            below = [dataclasses.replace(c, start_line=c.start_line + end,
+                                         end_line=c.end_line + end) for c in self._tail[1]]
+            self._snap = _Snapshot.build([*self._head[1], *below])
+            self._key = key
+        return self._snap
 
 
 def fill_budget(ranked: Sequence[Chunk], budget: int, count: Callable[[Chunk], int]

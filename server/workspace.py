@@ -21,12 +21,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.languages import LANGUAGES
-from server.repo_context import ChunkIndex, ChunkSource, chunk_file, language_of
+from server.repo_context import ChunkIndex, ChunkSource, OwnFile, chunk_file, language_of
 
 logger = logging.getLogger(__name__)
 
@@ -238,12 +238,7 @@ class _OpenDoc:
     text: Callable[[], str | None]  # reads the document's current text
     language_id: str
     dirty: bool = True
-    chunked_at: float = 0.0
-
-
-# An open document being edited is chunked again at most this often (it is usually the one the
-# user types in, whose own window is in the prompt anyway).
-RECHUNK_S = 5.0
+    own: OwnFile = field(default_factory=OwnFile)  # for its own prompts
 
 
 class RepoContext:
@@ -346,13 +341,12 @@ class RepoContext:
                 self.workspace.refresh(path)
 
     def _sync_open(self, current: str) -> None:
-        """Chunk the open documents that changed (the cursor's own at most every RECHUNK_S)."""
-        now = time.monotonic()
+        """Chunk the open documents that changed, but the cursor's (its own prompts chunk its
+        current text, :class:`OwnFile`; it is chunked here once another document asks)."""
         with self._lock:
-            todo = [(u, d) for u, d in self._open.items()
-                    if d.dirty and (u != current or now - d.chunked_at > RECHUNK_S)]
+            todo = [(u, d) for u, d in self._open.items() if d.dirty and u != current]
             for _, d in todo:
-                d.dirty, d.chunked_at = False, now
+                d.dirty = False
         for uri, doc in todo:
             text = doc.text()
             if text is None or len(text) > (1 << 20):
@@ -379,7 +373,11 @@ class RepoContext:
                             else {ChunkSource.OPEN, ChunkSource.DISK})
         path = self.display_path(uri)
         query = query_of(path, language_of(path, language_id), text, offset, window)
-        ranked = self.index.search(query, sources)
+        with self._lock:
+            doc = self._open.get(uri)
+            own = doc.own if doc is not None else OwnFile()  # not open: a one-off request
+        snap = own.snapshot(query, text, offset)
+        ranked = self.index.search(query, sources, own=snap)
         if len(self._ntokens) > 5_000:
             self._ntokens.clear()
 

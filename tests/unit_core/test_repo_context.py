@@ -13,6 +13,7 @@ from server.repo_context import (
     Chunk,
     ChunkIndex,
     ChunkSource,
+    OwnFile,
     RepoTokens,
     chunk_file,
     fill_budget,
@@ -160,13 +161,54 @@ def test_sources_and_the_cursor_window() -> None:
     assert {c.path for c in disk_only} == {"a.py"}
     open_only = index.search(q, frozenset({ChunkSource.OPEN}))
     assert {c.path for c in open_only} == {"b.py"}
-    # The cursor's own file: only what lies outside the lines already in the prompt.
+    # The cursor's own file: only what lies outside the lines already in the prompt, and
+    # never from the index (its chunks there may be older than the text).
     own = "def slugify(t):\n    return t\n\n\n" + "z = 1\n" * 5 + text
     index.set_file("c.py", chunk_file("c.py", own, Language.PYTHON), ChunkSource.OPEN)
     inside = query_of("c.py", Language.PYTHON, own, len(own), (0, 12))
     assert all(c.path != "c.py" for c in index.search(inside, frozenset(ChunkSource)))
     outside = query_of("c.py", Language.PYTHON, own, len(own), (4, 12))
-    assert any(c.path == "c.py" for c in index.search(outside, frozenset(ChunkSource)))
+    assert all(c.path != "c.py" for c in index.search(outside, frozenset(ChunkSource)))
+    mine = OwnFile().snapshot(outside, own, len(own))
+    got = index.search(outside, frozenset(ChunkSource), own=mine)
+    assert [(c.start_line, c.symbols) for c in got if c.path == "c.py"][0] == (0, {"slugify"})
+    assert OwnFile().snapshot(inside, own, len(own)).chunks == []
+
+
+PY = "".join(f"def f{i}(a):\n    return a + {i}\n\n\n" for i in range(40))
+
+
+@given(st.integers(0, 160), st.integers(0, 40), st.integers(0, 40))
+@settings(max_examples=60, deadline=None)
+def test_own_file_chunks_are_those_of_the_text_outside_the_window(cursor_line: int, up: int,
+                                                                   down: int) -> None:
+    """Whatever the window, the chunks are the text's own lines above and below it, with their
+    line numbers in the file; and they depend on the text only, not on what came before."""
+    lines = PY.splitlines(keepends=True)
+    offset = sum(map(len, lines[:cursor_line])) + 2 * (cursor_line < len(lines))
+    window = (max(0, cursor_line - up), cursor_line + down + 1)
+    q = query_of("m.py", Language.PYTHON, PY, offset, window)
+    warm = OwnFile()
+    warm.snapshot(query_of("m.py", Language.PYTHON, "x = 1\n" + PY, 3, (0, 3)), "x = 1\n" + PY, 3)
+    snaps = [OwnFile().snapshot(q, PY, offset), warm.snapshot(q, PY, offset)]
+    assert [c.key for c in snaps[0].chunks] == [c.key for c in snaps[1].chunks]
+    for c in snaps[0].chunks:
+        assert c.end_line <= window[0] or c.start_line >= window[1]
+        assert c.text == "".join(lines[c.start_line:c.end_line]).rstrip("\n")
+    above = {f"f{i}" for i in range(40) if 4 * i + 2 <= window[0]}
+    below = {f"f{i}" for i in range(40) if 4 * i >= window[1]}
+    assert above | below <= {s for c in snaps[0].chunks for s in c.symbols}
+
+
+def test_own_file_typing_in_the_window_chunks_nothing_again() -> None:
+    own = OwnFile()
+    head, tail = PY[:400], PY[400:]
+    for typed in ("", "x", "xy", "xyz = 1"):
+        text = head + typed + "\n" + tail
+        line = head.count("\n")
+        own.snapshot(query_of("m.py", Language.PYTHON, text, len(head) + len(typed),
+                              (line - 3, line + 4)), text, len(head) + len(typed))
+    assert own.chunkings == 2  # the part above the window and the part below, once each
 
 
 def test_an_open_document_wins_over_the_disk_until_closed() -> None:
@@ -239,3 +281,14 @@ def test_a_large_disk_index_is_rebuilt_in_the_background(monkeypatch) -> None:  
     index.remove_file("m3.py")
     assert all(c.path != "m3.py" for c in index.search(q, frozenset({ChunkSource.DISK})))
     assert index.wait_idle() and index.rebuilds == 2
+
+
+def test_own_file_over_the_size_cap_gives_nothing() -> None:
+    from server.repo_context import OWN_FILE_MAX_CHARS
+
+    big = PY * (OWN_FILE_MAX_CHARS // len(PY) + 1)
+    q = query_of("m.py", Language.PYTHON, big, len(big), (0, 1))
+    assert OwnFile().snapshot(q, big, len(big)).chunks == []
+    small = PY
+    q = query_of("m.py", Language.PYTHON, small, len(small), (0, 1))
+    assert OwnFile().snapshot(q, small, len(small)).chunks

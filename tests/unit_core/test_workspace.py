@@ -5,6 +5,7 @@ the limits, updates, and the context of one prompt over open documents and the d
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,36 @@ def test_the_context_of_a_prompt(project: Path) -> None:
     assert status["workspaceFiles"] == 3 and not status["indexing"]
     assert repo.last_chunks[cursor] == []  # the last request had no room
     repo.close()
+
+
+def test_a_prompt_depends_on_the_text_not_on_how_it_was_typed(project: Path) -> None:
+    """The document being typed in gives its own far definitions from its current text: after
+    edits, the context holds the chunks of the same text opened whole (the index's chunks of
+    it are refreshed only when another document asks). Their order may differ: it follows the
+    previous prompt on purpose (stable_order keeps the KV cache)."""
+    base = "".join(f"def g{i}(a):\n    return a * {i}\n\n\n" for i in range(60))
+    cut = base.index("def g30")
+    cursor = (project / "pkg/big.py").as_uri()
+
+    def ask(repo: RepoContext, text: str, off: int) -> str:
+        line = text.count("\n", 0, off)
+        ids = repo.preamble(cursor, text, off, "python", (max(0, line - 8), line + 8),
+                            RepoContextMode.OPEN, 400, enc, None)
+        return "".join(map(chr, ids))
+
+    def chunks(context: str) -> list[str]:
+        return sorted(re.findall(r"^def \w+", context, re.M))
+
+    insert = "".join(f"def t{i}(a):\n    return g2(a) + g50(a)\n\n\n" for i in range(12))
+    edited, current = RepoContext(), {"text": base}
+    edited.opened(cursor, lambda: current["text"], "python")
+    ask(edited, base, cut)
+    for k in range(1, len(insert) + 1):  # a request after every key, as while typing
+        current["text"] = base[:cut] + insert[:k] + base[cut:]
+        edited.changed(cursor)
+        ask(edited, current["text"], cut + k)
+    fresh = RepoContext()
+    fresh.opened(cursor, lambda: current["text"], "python")
+    got = ask(edited, current["text"], cut + len(insert))
+    assert chunks(got) == chunks(ask(fresh, current["text"], cut + len(insert)))
+    assert "def g50(a)" in got and "def t5(a)" in got and "def g30" not in got
