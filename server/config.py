@@ -539,6 +539,11 @@ class Config:
         512, range=(0, 8192), audience=Audience.EDITORS,
         doc="Token budget of the repository context (on top of `contextTokens`); it stays in the "
             "KV cache while typing, but a cold prompt costs its prefill.")
+    repo_recent_edits: int = setting(
+        16, range=(0, 256),
+        doc="Repository context also ranks the code around the last this many places edited in "
+            "open documents (most recent first; edits within a few lines count once), as "
+            "llama.vim's ring of recent chunks; 0: not.")
     repo_max_files: int = setting(
         5000, range=(1, 1_000_000),
         doc="Most workspace files indexed for repository context (the first found, in path "

@@ -300,7 +300,8 @@ def on_did_change(ls: PingtiServer, params: types.DidChangeTextDocumentParams) -
     # pingti/focus). Edits in the focused file are followed by completion requests instead.
     uri = params.text_document.uri
     ls.service.edited(uri)
-    ls.service.repo.changed(uri)
+    ls.service.repo.changed(uri, [rng.start.line for change in params.content_changes
+                                  if (rng := getattr(change, "range", None)) is not None])
     if ls.service.focused_uri == uri or not params.content_changes:
         return
     change = params.content_changes[-1]

@@ -349,23 +349,39 @@ class _Snapshot:
     chunks: list[Chunk]
     bm25: Any
     by_symbol: dict[str, list[int]]
+    by_path: dict[str, list[int]]
 
     @classmethod
     def build(cls, chunks: list[Chunk]) -> _Snapshot:
         import bm25s
 
         by_symbol: dict[str, list[int]] = {}
+        by_path: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
             for s in c.symbols:
                 by_symbol.setdefault(s, []).append(i)
+            by_path.setdefault(c.path, []).append(i)
         bm25 = None
         if chunks:
             bm25 = bm25s.BM25()
             bm25.index([c.tokens.split() or [""] for c in chunks], show_progress=False)
-        return cls(chunks, bm25, by_symbol)
+        return cls(chunks, bm25, by_symbol, by_path)
+
+    def around(self, path: str, line: int, reach: int = 8) -> Chunk | None:
+        """The smallest chunk of ``path`` holding ``line`` (a method rather than its class), or
+        else the nearest within ``reach`` lines (an edit on a blank line between two)."""
+        best: tuple[int, int] | None = None
+        found: Chunk | None = None
+        for i in self.by_path.get(path, ()):
+            c = self.chunks[i]
+            gap = c.start_line - line if line < c.start_line else max(0, line - c.end_line + 1)
+            key = (gap, c.end_line - c.start_line)
+            if gap <= reach and (best is None or key < best):
+                best, found = key, c
+        return found
 
 
-_EMPTY = _Snapshot([], None, {})
+_EMPTY = _Snapshot([], None, {}, {})
 # A disk snapshot of more chunks than this is rebuilt in the background (the search meanwhile
 # uses the previous one); smaller ones, and the open documents' always, on the spot.
 SYNC_REBUILD_CHUNKS = 4000
@@ -458,10 +474,13 @@ class ChunkIndex:
         return False
 
     def search(self, query: ContextQuery, modes: frozenset[ChunkSource],
-               limit: int = 64, own: _Snapshot = _EMPTY) -> list[Chunk]:
+               limit: int = 64, own: _Snapshot = _EMPTY,
+               recent: Sequence[tuple[str, int]] = ()) -> list[Chunk]:
         """Chunks ranked for the query (best first), at most ``limit``, from files of the given
         sources and from ``own`` (the cursor file's, :meth:`OwnFile.snapshot`); the index's
-        chunks of the cursor's file are never used (they may be older than its text)."""
+        chunks of the cursor's file are never used (they may be older than its text).
+        ``recent``: (path, line) of the places last edited in open documents, most recent
+        first."""
         with self._lock:
             snaps = self._refresh()
             current = dict(self._files.source)
@@ -493,7 +512,18 @@ class ChunkIndex:
                         seen.add(id(c))
                         defs.append(c)
         rankings.append(defs)
-        # Rankings 2-4: BM25 over identifiers, in the cursor file's and each source's snapshot.
+        # Ranking 2: the code around recent edits (in the cursor's file, outside its window).
+        if recent:
+            edited: list[Chunk] = []
+            open_snap = snaps[ChunkSource.OPEN]
+            for path, line in recent:
+                got = (own.around(path, line) if path == query.path
+                       else open_snap.around(path, line))
+                if got is not None and (path == query.path or usable(got, ChunkSource.OPEN)) \
+                        and got not in edited:
+                    edited.append(got)
+            rankings.append(edited)
+        # Rankings 3-5: BM25 over identifiers, in the cursor file's and each source's snapshot.
         if own.bm25 is not None and q:
             scores = own.bm25.get_scores(q)
             order = scores.argsort()[::-1][: limit * 4]

@@ -407,7 +407,7 @@ class CompletionService:
         def preamble(window: tuple[int, int]) -> list[int]:
             return self.repo.preamble(uri, text, offset, ctx.language, window,
                                       config.repo_context, config.repo_context_tokens,
-                                      tok.encode, marks)
+                                      tok.encode, marks, config.repo_recent_edits)
         return preamble
 
     def reranker(self) -> Reranker:

@@ -241,6 +241,12 @@ class _OpenDoc:
     own: OwnFile = field(default_factory=OwnFile)  # for its own prompts
 
 
+# Edits within this many lines of a remembered one are the same place.
+EDIT_SPAN_LINES = 32
+# Recent edit places remembered (the setting repoRecentEdits uses the first ones).
+MAX_RECENT_EDITS = 256
+
+
 class RepoContext:
     """Repository context for the completion service: open documents and, in ``workspace``
     mode, the workspace folders, in one :class:`ChunkIndex`; :meth:`preamble` gives a prompt's
@@ -259,6 +265,7 @@ class RepoContext:
         # Token counts of chunks by file (the budget is filled on every prompt; chunks rarely
         # change); a closed document's go with it.
         self._ntokens: dict[str, dict[tuple[str, int, str], int]] = {}
+        self._edits: list[tuple[str, int]] = []  # (uri, line) of recent edits, latest first
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -303,15 +310,25 @@ class RepoContext:
         with self._lock:
             self._open[uri] = _OpenDoc(text, language_id)
 
-    def changed(self, uri: str) -> None:
+    def changed(self, uri: str, lines: Sequence[int] = ()) -> None:
+        """An open document changed; ``lines``: where (the changes' first lines)."""
         with self._lock:
             doc = self._open.get(uri)
-            if doc is not None:
-                doc.dirty = True
+            if doc is None:
+                return
+            doc.dirty = True
+            for line in lines:
+                # An edit near one already remembered moves it to the front (typing along a
+                # function is one place, as llama.vim evicts a chunk much like a new one).
+                self._edits = [e for e in self._edits
+                               if e[0] != uri or abs(e[1] - line) >= EDIT_SPAN_LINES]
+                self._edits.insert(0, (uri, line))
+            del self._edits[MAX_RECENT_EDITS:]
 
     def closed(self, uri: str) -> None:
         with self._lock:
             self._open.pop(uri, None)
+            self._edits = [e for e in self._edits if e[0] != uri]
             self._order.pop(uri, None)
             self._rendered.pop(uri, None)
             self.last_chunks.pop(uri, None)
@@ -359,10 +376,11 @@ class RepoContext:
 
     def preamble(self, uri: str, text: str, offset: int, language_id: str,
                  window: tuple[int, int], mode: Any, budget: int,
-                 encode: Callable[[str], list[int]], tokens: Any) -> list[int]:
+                 encode: Callable[[str], list[int]], tokens: Any, recent_edits: int = 0
+                 ) -> list[int]:
         """The context tokens for a prompt at ``offset`` in ``uri`` (before its FIM part);
         empty when off, over no chunks, or with no budget. ``window``: the cursor file's lines
-        already in the prompt."""
+        already in the prompt; ``recent_edits``: how many of the last edited places rank."""
         from server.config import RepoContextMode
         from server.repo_context import fill_budget, query_of, render, stable_order
 
@@ -376,8 +394,10 @@ class RepoContext:
         with self._lock:
             doc = self._open.get(uri)
             own = doc.own if doc is not None else OwnFile()  # not open: a one-off request
+            edits = self._edits[:recent_edits]
+        recent = [(path if u == uri else self.display_path(u), line) for u, line in edits]
         snap = own.snapshot(query, text, offset)
-        ranked = self.index.search(query, sources, own=snap)
+        ranked = self.index.search(query, sources, own=snap, recent=recent)
         if len(self._ntokens) > 5_000:
             self._ntokens.clear()
 

@@ -61,6 +61,7 @@ VALID = {
     "repoContext": ("repo_context", "open", RepoContextMode.OPEN),
     "repoContextTokens": ("repo_context_tokens", 256, 256),
     "repoMaxFiles": ("repo_max_files", 100, 100),
+    "repoRecentEdits": ("repo_recent_edits", 4, 4),
     "repoMaxFileBytes": ("repo_max_file_bytes", 4096, 4096),
     "repoExclude": ("repo_exclude", ["*.gen.py", "data/**"], ("*.gen.py", "data/**")),
     "testgenRegressionTests": ("testgen_regression_tests", "never", RegressionMode.NEVER),

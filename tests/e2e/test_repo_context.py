@@ -11,7 +11,15 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .conftest import TIMEOUT, capabilities, open_doc, status, suggestion
+from .conftest import (
+    TIMEOUT,
+    capabilities,
+    change_doc,
+    configure,
+    open_doc,
+    status,
+    suggestion,
+)
 
 OPTIONS = {"backend": "fake", "debounceMs": 0, "candidates": 1, "constraints": "off",
            "prefetch": "off"}
@@ -123,3 +131,30 @@ async def test_a_changed_file_on_disk_is_read_again(raw_client: LanguageClient,
     uri = (root / "shop" / "cart.py").as_uri()
     open_doc(raw_client, uri, CART)
     assert await suggestion(raw_client, uri, 4, COLUMN) == "price(items, rate=TAX)"
+
+
+async def test_a_recently_edited_function_reaches_the_prompt(raw_client: LanguageClient,
+                                                             tmp_path: Path) -> None:
+    """The user edits a function in one tab, then types in another: the edited function is
+    in the context though the cursor's code does not name it; with repoRecentEdits 0 not."""
+    from server.lspclient import _plain
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    await start(raw_client, root, "open")
+    lib = "".join(f"def step_{i}(x):\n    return x + {i}\n\n\n" for i in range(40))
+    lib_uri, main_uri = (root / "lib.py").as_uri(), (root / "main.py").as_uri()
+    open_doc(raw_client, lib_uri, lib)
+    line = lib.splitlines().index("def step_23(x):") + 1
+    change_doc(raw_client, lib_uri, 2, ((line, 15), (line, 15), " * 2"))
+    text = "total = 0\nfor n in range(3):\n    total = "
+
+    async def last_chunks(uri: str) -> list[str]:
+        open_doc(raw_client, uri, text)
+        await suggestion(raw_client, uri, 2, 12)
+        return _plain(await asyncio.wait_for(raw_client.protocol.send_request_async(
+            "pingti/status", {"uri": uri}), TIMEOUT))["repoContext"]["lastChunks"]
+
+    assert f"lib.py:{line}" in await last_chunks(main_uri)
+    configure(raw_client, {"repoRecentEdits": 0})
+    assert f"lib.py:{line}" not in await last_chunks((root / "other.py").as_uri())

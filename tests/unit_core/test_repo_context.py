@@ -292,3 +292,27 @@ def test_own_file_over_the_size_cap_gives_nothing() -> None:
     small = PY
     q = query_of("m.py", Language.PYTHON, small, len(small), (0, 1))
     assert OwnFile().snapshot(q, small, len(small)).chunks
+
+
+def test_recent_edits_rank_the_code_around_them() -> None:
+    """An edited function in another open document comes first though nothing near the cursor
+    names it; in the cursor's own file only outside its window; a method, not its class."""
+    index = ChunkIndex()
+    other = "".join(f"def h{i}(x):\n    return x - {i}\n\n\n" for i in range(20))
+    index.set_file("o.py", chunk_file("o.py", other, Language.PYTHON), ChunkSource.OPEN)
+    index.set_file("k.py", chunk_file("k.py", MODELS, Language.PYTHON), ChunkSource.OPEN)
+    text = PY + "value = compute(\n"
+    q = query_of("m.py", Language.PYTHON, text, len(text), (150, 162))
+    own = OwnFile().snapshot(q, text, len(text))
+    def rank(chunks: list[Chunk], name: str) -> int:
+        return next((i for i, c in enumerate(chunks) if name in c.symbols), len(chunks))
+
+    plain = index.search(q, frozenset(ChunkSource), own=own)
+    got = index.search(q, frozenset(ChunkSource), own=own,
+                       recent=[("o.py", 13 * 4 + 1), ("m.py", 155), ("m.py", 9)])
+    assert rank(got, "h13") < 8 and rank(plain, "h13") == len(plain)  # not there
+    assert rank(got, "f2") < 8 and rank(plain, "f2") == len(plain)  # (m.py:155: in the window)
+    assert all(c.path != "m.py" or c.end_line <= 150 or c.start_line >= 162 for c in got)
+    method = MODELS.splitlines().index("    def total(self):")
+    got = index.search(q, frozenset(ChunkSource), recent=[("k.py", method + 1)])
+    assert got[0].symbols == {"total", "Basket.total"}  # the method, not the class outline

@@ -185,3 +185,30 @@ def test_a_prompt_depends_on_the_text_not_on_how_it_was_typed(project: Path) -> 
     got = ask(edited, current["text"], cut + len(insert))
     assert chunks(got) == chunks(ask(fresh, current["text"], cut + len(insert)))
     assert "def g50(a)" in got and "def t5(a)" in got and "def g30" not in got
+
+
+def test_recent_edits_are_remembered_by_place(project: Path) -> None:
+    """Edits near a remembered place move it to the front; a closed document's are forgotten;
+    the setting says how many rank (0: none)."""
+    other = "".join(f"def h{i}(x):\n    return x - {i}\n\n\n" for i in range(60))
+    repo = RepoContext()
+    a, b = (project / "pkg/a.py").as_uri(), (project / "pkg/b.py").as_uri()
+    repo.opened(a, lambda: other, "python")
+    repo.opened(b, lambda: "", "python")
+    for line in (5, 7, 100, 101, 180):
+        repo.changed(a, [line])
+    repo.changed(b, [3])
+    assert repo._edits == [(b, 3), (a, 180), (a, 101), (a, 7)]
+    cursor = (project / "pkg/c.py").as_uri()
+    text = "result = run(\n"
+
+    def ask(n: int) -> str:
+        ids = repo.preamble(cursor, text, len(text), "python", (0, 1), RepoContextMode.OPEN,
+                            400, enc, None, recent_edits=n)
+        return "".join(map(chr, ids))
+
+    # (line 7 is blank: h2's the nearest chunk)
+    assert "def h45(" in ask(16) and "def h25(" in ask(16) and "def h2(" in ask(16)
+    assert ask(0) == ""  # nothing else relates to the cursor
+    repo.closed(a)
+    assert repo._edits == [(b, 3)] and ask(16) == ""

@@ -425,6 +425,17 @@ return {
     doc = 'Token budget of the repository context (on top of `contextTokens`); it stays in the KV cache while typing, but a cold prompt costs its prefill.',
   },
   {
+    name = 'repoRecentEdits',
+    field = 'repo_recent_edits',
+    type = 'integer',
+    default = 16,
+    min = 0,
+    max = 256,
+    reload = false,
+    audience = 'experts',
+    doc = 'Repository context also ranks the code around the last this many places edited in open documents (most recent first; edits within a few lines count once), as llama.vim\'s ring of recent chunks; 0: not.',
+  },
+  {
     name = 'repoMaxFiles',
     field = 'repo_max_files',
     type = 'integer',
