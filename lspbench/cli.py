@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    default=repo.OpenDocs.ALL.value,
                    help="open every module of the project as an editor tab (all, default) or "
                         "only the hole's file (hole)")
+    g.add_argument("--edit-definition", action="store_true",
+                   help="before each hole, edit the line defining its symbol (the text stays "
+                        "as it was), as a user who just worked on it: measures recently edited "
+                        "places as repository context")
     g.add_argument("--no-tests", action="store_true",
                    help="skip the projects' tests (no pass rate; much faster)")
     g.add_argument("--test-timeout", type=float, default=120.0,
@@ -351,7 +355,8 @@ async def _main_repo(args: argparse.Namespace, server: list[str], asked_n: bool)
     if args.limit:
         tasks = tasks[:args.limit]
     variants = _variants(args)
-    options = repo.RepoOptions(repo.OpenDocs(args.open), not args.no_tests, args.test_timeout)
+    options = repo.RepoOptions(repo.OpenDocs(args.open), not args.no_tests, args.test_timeout,
+                               args.edit_definition)
     for name, settings, folder in _runs(_base_settings(args, asked_n), variants, out):
         opts = RunOptions(server=server, settings=settings, n=1, ks=(), method=args.method,
                           timeout_s=args.timeout, exec_timeout_s=args.test_timeout,

@@ -130,6 +130,19 @@ class BenchClient:
             text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
                                                  text=text)))
 
+    def touch(self, uri: str, line: int) -> None:
+        """An edit at the start of ``line`` that leaves the text as it was (a character typed
+        and deleted), in one didChange."""
+        at = types.Position(line=line, character=0)
+        after = types.Position(line=line, character=1)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at),
+                                                       text="x"),
+                types.TextDocumentContentChangePartial(range=types.Range(start=at, end=after),
+                                                       text="")]))
+
     def close(self, uri: str) -> None:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))

@@ -858,9 +858,13 @@ class RepoOptions:
     open_docs: OpenDocs = OpenDocs.ALL
     tests: bool = True
     test_timeout_s: float = 120.0
+    # Before each hole, the line defining its symbol is edited (and left as it was), as by a
+    # user who just worked on that definition: what "recently edited" context is worth.
+    edit_definition: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"open": self.open_docs.value, "tests": self.tests}
+        return {"open": self.open_docs.value, "tests": self.tests,
+                "editDefinition": self.edit_definition}
 
 
 # --- running a project's tests ----------------------------------------------------------------

@@ -432,6 +432,8 @@ async def _drive_project(tasks: Sequence[RepoTask], opts: RunOptions, repo: Repo
             await wait_indexed(client)
             t0 = time.perf_counter()
             for task in tasks:
+                if repo.edit_definition and task.symbols:
+                    edit_definition(client, workspace, task.symbols[0], tabs)
                 answer = await ask_hole(client, workspace, task, opts, task.file in tabs)
                 row = await loop.run_in_executor(pool, score_repo_task, task, answer, tests)
                 with results_file.open("a", encoding="utf-8") as fh:
@@ -444,6 +446,16 @@ async def _drive_project(tasks: Sequence[RepoTask], opts: RunOptions, repo: Repo
         pool.shutdown(wait=True)
         shutil.rmtree(parent, ignore_errors=True)
     return wall, messages
+
+
+def edit_definition(client: Any, workspace: Path, symbol: Any, tabs: set[str]) -> None:
+    """RepoOptions.edit_definition: the symbol's defining line edited in its tab (opened as a
+    tab first if it was not one; it stays open, as in an editor)."""
+    uri = (workspace / symbol.file).as_uri()
+    if symbol.file not in tabs:
+        client.open(uri, (workspace / symbol.file).read_text(encoding="utf-8"))
+        tabs.add(symbol.file)
+    client.touch(uri, symbol.line - 1)
 
 
 async def ask_hole(client: Any, workspace: Path, task: RepoTask, opts: RunOptions,

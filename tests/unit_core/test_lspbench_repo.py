@@ -385,6 +385,13 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 server = LanguageServer("echo", "1")
+changed = []
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls, params):
+    changed.append([params.text_document.uri,
+                    [c.range.start.line for c in params.content_changes]])
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
@@ -394,7 +401,10 @@ def inline(ls, params):
     disk = Path(unquote(urlparse(doc.uri).path)).read_text()
     state = {"root": ws.root_uri, "folders": sorted(ws.folders), "open": sorted(ws.text_documents),
              "line": doc.lines[params.position.line].rstrip("\\n"),
-             "character": params.position.character, "disk_is_hole": disk == doc.source}
+             "character": params.position.character, "disk_is_hole": disk == doc.source,
+             "changed": changed[-1:], "others_as_on_disk": all(
+                 d.source == Path(unquote(urlparse(u).path)).read_text()
+                 for u, d in ws.text_documents.items() if u != doc.uri)}
     return types.InlineCompletionList(items=[types.InlineCompletionItem(
         insert_text=json.dumps(state))])
 
@@ -412,15 +422,18 @@ def test_initialize_params_name_the_workspace(tmp_path: Path) -> None:
     assert initialize_params({}).root_uri is None
 
 
-@pytest.mark.parametrize("open_docs", [OpenDocs.ALL, OpenDocs.HOLE])
+@pytest.mark.parametrize(("open_docs", "edit"), [(OpenDocs.ALL, False), (OpenDocs.HOLE, False),
+                                                 (OpenDocs.HOLE, True)])
 def test_session_opens_the_project_as_an_editor_does(
-        tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_docs: OpenDocs) -> None:
+        tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_docs: OpenDocs,
+        edit: bool) -> None:
     monkeypatch.setitem(repo.PROJECTS, PROJECT.key, PROJECT)
     server = tmp_path / "echo_server.py"
     server.write_text(ECHO_SERVER, encoding="utf-8")
     tasks = [t for t in holes(tree) if t.file == "pkg/util.py"][:2]
     opts = RunOptions(server=[sys.executable, str(server)], settings={}, suite="repo-test",
-                      timeout_s=30, repo=RepoOptions(open_docs, tests=False))
+                      timeout_s=30, repo=RepoOptions(open_docs, tests=False,
+                                                     edit_definition=edit))
     before = {p: p.read_text() for p in tree.rglob("*.py")}
     result = asyncio.run(run_repo_tasks(tasks, opts, tmp_path / "out", "t"))
     assert len(result.rows) == 2 and result.summary["complete"]
@@ -432,6 +445,13 @@ def test_session_opens_the_project_as_an_editor_does(
         hole_uri = f"{root}/{task.file}"
         modules = {f"{root}/pkg/{m}.py" for m in ("__init__", "core", "util", "user")}
         expected = modules if open_docs is OpenDocs.ALL else {hole_uri}
+        defining = f"{root}/{task.symbols[0].file}"
+        if edit:  # the definition's line was just edited (and its tab left as on disk)
+            expected = {hole_uri, defining}
+            assert state["changed"] == [[defining, [task.symbols[0].line - 1] * 2]]
+        else:
+            assert state["changed"] == []
+        assert state["others_as_on_disk"]
         assert set(state["open"]) == expected
         original = (tree / task.file).read_text()
         assert state["line"] == task.line_prefix(original)  # the rest of the line is gone
