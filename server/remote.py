@@ -7,9 +7,9 @@ check, reranking, tests); an engine only turns a prompt into text. Two protocols
   server, llama-cpp-python's server and Ollama's ``/v1`` offer). The fill-in-the-middle prompt
   is templated here, from the local tokenizer, and sent as text with the model's FIM markers:
   no engine needs a ``suffix`` field (vLLM has none).
-- ``llama.cpp``: llama.cpp server's own ``POST {url}/infill`` (the prefix and suffix, and
-  ``input_extra`` for repository context); a prompt with no FIM markers goes to ``/completion``
-  as token ids.
+- ``llama.cpp``: llama.cpp server's own ``POST {url}/infill`` (the prefix and suffix); a prompt
+  that does not start with the FIM markers (one with repository context, laid out here in the
+  model's repository format, or none at all) goes to ``/completion`` as token ids.
 
 Both stream (server-sent events, through httpx-sse): the stop rule runs on the text as it
 arrives and closes the stream when it says enough, and so does a cancelled request, so the

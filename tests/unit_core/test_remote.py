@@ -216,6 +216,11 @@ async def test_llama_cpp_infill_body_and_stream() -> None:
     # A prompt without FIM markers goes to /completion as token ids.
     await _one(gen, GenerationRequest([104, 105], 4))
     assert seen[1][0] == "/completion" and seen[1][1]["prompt"] == [104, 105]
+    # So does one with repository context before the FIM part (laid out here, token for
+    # token, not handed to /infill's input_extra).
+    with_context = [*CharTokenizer().encode("# a.py\nX = 1\n"), *_request().prompt_ids]
+    await _one(gen, GenerationRequest(with_context, 4))
+    assert seen[2][0] == "/completion" and seen[2][1]["prompt"] == with_context
 
 
 async def test_health_checks_and_the_model_name() -> None:
