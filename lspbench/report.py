@@ -26,7 +26,8 @@ def is_repo(summary: dict[str, Any]) -> bool:
 REPO_ROWS = (("exact_match", "exact match"), ("identifier_em", "identifier match"),
              ("identifier_f1", "identifier F1"), ("edit_similarity", "edit similarity"),
              ("symbol_match", "symbol match (first identifier)"),
-             ("pass_rate", "pass rate (tested holes)"))
+             ("pass_rate", "pass rate (tested holes)"),
+             ("definition_in_context", "defining file in the context"))
 
 
 def _repo_rows(s: dict[str, Any]) -> list[tuple[str, str]]:

@@ -481,7 +481,9 @@ async def ask_hole(client: Any, workspace: Path, task: RepoTask, opts: RunOption
                                               opts.timeout_s)
         status = await client.status(uri)
         if status is not None:
-            answer.stats = status.get("lastCompletion")
+            # (and which chunks the prompt's repository context held, where the server says)
+            answer.stats = {**(status.get("lastCompletion") or {}), "contextChunks":
+                            (status.get("repoContext") or {}).get("lastChunks")}
     finally:
         client.close(uri)
         path.write_text(original, encoding="utf-8")
@@ -525,6 +527,10 @@ def score_repo_task(task: RepoTask, answer: Answer, tests: ProjectTests | None
         "prompt_tokens": stats.get("promptTokens"),
         "generated_tokens": stats.get("generatedTokens"),
         "decode_s": stats.get("decodeS"), "source": stats.get("source"),
+        "context_chunks": stats.get("contextChunks"),
+        # Retrieval's recall, roughly: the defining file of the hole's symbol is in the context.
+        "definition_file_in_context": None if stats.get("contextChunks") is None else any(
+            c.rsplit(":", 1)[0] == task.symbols[0].file for c in stats["contextChunks"]),
     }
     if tests is not None and task.test_files:
         row.update(_tested(task, tests, original, predicted, cut))
@@ -560,6 +566,9 @@ def repo_figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["tested"] = len(tested)
     out["pass_rate"] = mean([bool(r["passed"]) for r in tested])
     out["empty_rate"] = mean([not r["prediction"].strip() for r in rows])
+    known = [r["definition_file_in_context"] for r in rows
+             if r.get("definition_file_in_context") is not None]
+    out["definition_in_context"] = mean(known) if known else None
     out["errors"] = sum(1 for r in rows if r.get("error"))
     latencies = [r["latency_s"] for r in rows]
     out["latency_p50_s"] = percentile(latencies, 50)

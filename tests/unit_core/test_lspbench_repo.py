@@ -311,8 +311,10 @@ def test_score_row_and_summary(tree: Path) -> None:
     right = score_repo_task(task, Answer(["Thing(name)\n    more"], 0.5), None)
     assert right["prediction"] == "Thing(name)" and right["exact_match"]
     assert right["symbol_match"] and right["passed"] is None
-    wrong = score_repo_task(task, Answer(["Thingy(name)"], 0.7), None)
+    wrong = score_repo_task(task, Answer(["Thingy(name)"], 0.7, stats={"contextChunks": [
+        "pkg/other.py:3", f"{task.symbols[0].file}:1"]}), None)
     assert not wrong["identifier_em"] and not wrong["symbol_match"]
+    assert wrong["definition_file_in_context"] and right["definition_file_in_context"] is None
     empty = score_repo_task(task, Answer([], 0.1, error="timed out"), None)
     assert empty["prediction"] == "" and empty["error"]
 
@@ -320,6 +322,7 @@ def test_score_row_and_summary(tree: Path) -> None:
     assert figures["exact_match"] == pytest.approx(1 / 3)
     assert figures["empty_rate"] == pytest.approx(1 / 3) and figures["errors"] == 1
     assert figures["pass_rate"] is None and figures["tested"] == 0
+    assert figures["definition_in_context"] == 1.0  # of the one hole whose context is known
     summary = {"suite": "repo", **figures}
     assert report.is_repo(summary) and "identifier match" in report.markdown(summary, ())
     # Paired: hole 1 right in both runs, hole 2 right only with "open".
