@@ -12,9 +12,10 @@ Pure stages, no I/O (``server/workspace.py`` reads the files):
   does): the definitions of the names the cursor's code imports or uses near the cursor
   (nearest first), and BM25 over the chunks' identifiers (the ``bm25s`` library; the open
   documents and the disk each their own index) with the identifiers around the cursor as the
-  query. The cursor's own file takes part through :class:`OwnFile`: the code above and below
-  its prompt window, chunked from the text being edited. The chosen chunks fill the budget in
-  rank order.
+  query; and the code around the places last edited. The cursor's own file takes part through
+  :class:`OwnFile` (the code above and below its prompt window, chunked from the text being
+  edited) by name and by recent edits, not by BM25. The chosen chunks fill the budget in rank
+  order.
 - **order** (:func:`stable_order`): the chosen chunks keep the order they had in the document's
   previous prompt, new ones go last, so a changed choice re-evaluates only the prompt's tail
   and the KV cache of what stayed survives. The query ignores the line being typed, so typing
@@ -352,7 +353,8 @@ class _Snapshot:
     by_path: dict[str, list[int]]
 
     @classmethod
-    def build(cls, chunks: list[Chunk]) -> _Snapshot:
+    def build(cls, chunks: list[Chunk], lexical: bool = True) -> _Snapshot:
+        """``lexical``: with the BM25 index (else searchable by name and place only)."""
         import bm25s
 
         by_symbol: dict[str, list[int]] = {}
@@ -362,7 +364,7 @@ class _Snapshot:
                 by_symbol.setdefault(s, []).append(i)
             by_path.setdefault(c.path, []).append(i)
         bm25 = None
-        if chunks:
+        if chunks and lexical:
             bm25 = bm25s.BM25()
             bm25.index([c.tokens.split() or [""] for c in chunks], show_progress=False)
         return cls(chunks, bm25, by_symbol, by_path)
@@ -523,11 +525,7 @@ class ChunkIndex:
                         and got not in edited:
                     edited.append(got)
             rankings.append(edited)
-        # Rankings 3-5: BM25 over identifiers, in the cursor file's and each source's snapshot.
-        if own.bm25 is not None and q:
-            scores = own.bm25.get_scores(q)
-            order = scores.argsort()[::-1][: limit * 4]
-            rankings.append([own.chunks[int(i)] for i in order if scores[i] > 0])
+        # Rankings 3, 4: BM25 over identifiers, in each source's snapshot.
         for source in (ChunkSource.OPEN, ChunkSource.DISK):
             snap = snaps[source]
             if source not in modes or snap.bm25 is None or not q:
@@ -618,7 +616,11 @@ class OwnFile:
             self._tail = self._chunks(self._tail, query.path, tail, query.language)
             below = [dataclasses.replace(c, start_line=c.start_line + end,
                                          end_line=c.end_line + end) for c in self._tail[1]]
-            self._snap = _Snapshot.build([*self._head[1], *below])
+            # By name and place only: a BM25 list of its own would put the file's chunks that
+            # share words with the cursor's code (often more of the same function) before
+            # the other files' (benchmarks/repo_recall.py: the hole symbol's definition was
+            # in the context of 0.58 of the dev projects' holes with it, 0.62 without).
+            self._snap = _Snapshot.build([*self._head[1], *below], lexical=False)
             self._key = key
         return self._snap
 
