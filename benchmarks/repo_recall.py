@@ -40,10 +40,12 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
     """The retrieval design to measure, parts joined by ``+``: ``current``; ``no-own-bm25``
     (the cursor's file only through definitions and recent edits); ``cursor-line`` (the query
     also holds the cursor line's text before the cursor); ``defs-N`` (definitions cut to N
-    lines); ``budget-N`` (repoContextTokens N)."""
+    lines); ``budget-N`` (repoContextTokens N); ``edit-definition`` (before each hole the
+    line defining its symbol is edited, as ``lsp-bench repo --edit-definition``);
+    ``no-recent`` (repoRecentEdits 0)."""
     import server.repo_context as rc
 
-    settings: dict[str, Any] = {"budget": 512}
+    settings: dict[str, Any] = {"budget": 512, "edit": False, "recent": 16}
     own_file = getattr(rc, "OwnFile", None)  # (absent before the cursor file had its own)
     saved_snapshot = own_file.snapshot if own_file is not None else None
     saved_query, saved_def_lines = rc.query_of, rc.MAX_DEF_LINES
@@ -61,6 +63,10 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
                     line = text[text.rfind("\n", 0, offset) + 1:offset]
                     return dataclasses.replace(q, near=q.near + "\n" + line)
                 rc.query_of = query_of
+            elif part == "edit-definition":  # as lsp-bench repo --edit-definition
+                settings["edit"] = True
+            elif part == "no-recent":
+                settings["recent"] = 0
             elif part.startswith("defs-"):  # definitions cut to this many lines
                 rc.MAX_DEF_LINES = int(part.split("-", 1)[1])
             elif part.startswith("budget-"):
@@ -119,13 +125,15 @@ def measure(tasks: list[Any], variants: list[str]) -> dict[str, Any]:
                     hole = task.hole_text(texts[task.file])
                     repo.closed(uri)
                     repo.opened(uri, lambda h=hole: h, "python")
+                    sym = task.symbols[0]
+                    if settings["edit"]:
+                        repo.changed((root / sym.file).as_uri(), [sym.line - 1])
                     win = window(hole, task.offset, vocab.encode,
                                  c.context_tokens - c.suffix_tokens, c.suffix_tokens)
                     repo.preamble(uri, hole, task.offset, "python", win,
                                   RepoContextMode.WORKSPACE, settings["budget"], vocab.encode,
-                                  None)
+                                  None, settings["recent"])
                     chosen = repo.last_chunks.get(uri, [])
-                    sym = task.symbols[0]
                     spans = [c for c in repo._order.get(uri, [])]  # (path, start, text)
                     hit = any(p == sym.file and s < sym.line <= s + t.count("\n") + 1
                               for p, s, t in spans)
