@@ -74,15 +74,18 @@ async def client(lsp_client: LanguageClient):
 
 # One server for a whole module, for tests that leave no state behind but their own documents
 # (use the ``uri`` fixture). Each server start costs ~0.4 s, which adds up; tests that use it
-# must run in the module's event loop: mark them with ``shared``.
+# must run in the module's event loop: mark them with ``shared``. Repository context is off
+# there: the other tests' documents stay open, and their code (and recent edits) would reach
+# each prompt, which the fake backend copies from.
 shared = pytest.mark.asyncio(loop_scope="module")
+SHARED_OPTIONS = {**FAKE_OPTIONS, "repoContext": "off"}
 
 
 @pytest_lsp.fixture(scope="module",
                     config=ClientServerConfig(server_command=SERVER, server_env=ENV))
 async def shared_client(lsp_client: LanguageClient):
     await asyncio.wait_for(lsp_client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(), initialization_options=FAKE_OPTIONS)), TIMEOUT)
+        capabilities=capabilities(), initialization_options=SHARED_OPTIONS)), TIMEOUT)
     yield
     await _teardown(lsp_client)
 
