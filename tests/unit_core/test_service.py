@@ -21,7 +21,7 @@ from server.backends.base import (
     GenerationResult,
 )
 from server.backends.fake import FakeBackend
-from server.config import Backend, Config, ConstraintMode
+from server.config import Backend, Config, ConstraintMode, RepoContextMode
 from server.context import CompletionMode
 from server.generation import LocalGenerator
 from server.model_assets import ModelError
@@ -152,7 +152,8 @@ async def test_max_tokens_multi_line(make) -> None:  # type: ignore[no-untyped-d
 
 async def test_prompt_respects_context_tokens(make) -> None:  # type: ignore[no-untyped-def]
     big = "".join(f"v{i} = {i}\n" for i in range(500)) + "x = v1"
-    out = await make(context_tokens=64).complete(
+    # (Repository context comes on top of contextTokens: here it would add v1's definition.)
+    out = await make(context_tokens=64, repo_context=RepoContextMode.OFF).complete(
         big + "\n" + "".join(f"w{i} = {i}\n" for i in range(500)), len(big))
     assert 0 < out.prompt_tokens <= 64
 
