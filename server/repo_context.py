@@ -355,8 +355,6 @@ class _Snapshot:
     @classmethod
     def build(cls, chunks: list[Chunk], lexical: bool = True) -> _Snapshot:
         """``lexical``: with the BM25 index (else searchable by name and place only)."""
-        import bm25s
-
         by_symbol: dict[str, list[int]] = {}
         by_path: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
@@ -365,6 +363,8 @@ class _Snapshot:
             by_path.setdefault(c.path, []).append(i)
         bm25 = None
         if chunks and lexical:
+            import bm25s
+
             bm25 = bm25s.BM25()
             bm25.index([c.tokens.split() or [""] for c in chunks], show_progress=False)
         return cls(chunks, bm25, by_symbol, by_path)

@@ -237,6 +237,7 @@ def uri_to_path(uri: str) -> Path | None:
 class _OpenDoc:
     text: Callable[[], str | None]  # reads the document's current text
     language_id: str
+    path: str  # its display path (resolved once: prompts list recent edits by it)
     dirty: bool = True
     own: OwnFile = field(default_factory=OwnFile)  # for its own prompts
 
@@ -307,8 +308,9 @@ class RepoContext:
         return path.name if path is not None else uri.rsplit("/", 1)[-1]
 
     def opened(self, uri: str, text: Callable[[], str | None], language_id: str) -> None:
+        path = self.display_path(uri)
         with self._lock:
-            self._open[uri] = _OpenDoc(text, language_id)
+            self._open[uri] = _OpenDoc(text, language_id, path)
 
     def changed(self, uri: str, lines: Sequence[int] = ()) -> None:
         """An open document changed; ``lines``: where (the changes' first lines)."""
@@ -394,8 +396,8 @@ class RepoContext:
         with self._lock:
             doc = self._open.get(uri)
             own = doc.own if doc is not None else OwnFile()  # not open: a one-off request
-            edits = self._edits[:recent_edits]
-        recent = [(path if u == uri else self.display_path(u), line) for u, line in edits]
+            # (an edit's document is open: closing forgets its edits)
+            recent = [(self._open[u].path, line) for u, line in self._edits[:recent_edits]]
         snap = own.snapshot(query, text, offset)
         ranked = self.index.search(query, sources, own=snap, recent=recent)
         if len(self._ntokens) > 5_000:
