@@ -42,13 +42,15 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
     also holds the cursor line's text before the cursor); ``defs-N`` (definitions cut to N
     lines); ``budget-N`` (repoContextTokens N); ``edit-definition`` (before each hole the
     line defining its symbol is edited, as ``lsp-bench repo --edit-definition``);
-    ``no-recent`` (repoRecentEdits 0)."""
+    ``no-recent`` (repoRecentEdits 0); ``embed-ENCODER`` (one more fused list: the chunks by
+    embedding similarity to the query, ENCODER a ``rerankEncoder`` value)."""
     import server.repo_context as rc
 
     settings: dict[str, Any] = {"budget": 512, "edit": False, "recent": 16}
     own_file = getattr(rc, "OwnFile", None)  # (absent before the cursor file had its own)
     saved_snapshot = own_file.snapshot if own_file is not None else None
     saved_query, saved_def_lines = rc.query_of, rc.MAX_DEF_LINES
+    saved_rankings = rc.ChunkIndex._rankings
     try:
         for part in name.split("+"):
             if part == "no-own-bm25" and own_file is not None:
@@ -69,6 +71,8 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
                 settings["recent"] = 0
             elif part.startswith("defs-"):  # definitions cut to this many lines
                 rc.MAX_DEF_LINES = int(part.split("-", 1)[1])
+            elif part.startswith("embed-"):  # + a dense ranking (rerank encoder), RRF-fused
+                _dense_ranking(part.split("-", 1)[1])
             elif part.startswith("budget-"):
                 settings["budget"] = int(part.split("-", 1)[1])
             elif part != "current":
@@ -78,6 +82,40 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
         if own_file is not None:
             own_file.snapshot = saved_snapshot
         rc.query_of, rc.MAX_DEF_LINES = saved_query, saved_def_lines
+        rc.ChunkIndex._rankings = saved_rankings  # type: ignore[method-assign]
+
+
+def _dense_ranking(spec: str) -> None:
+    """Adds to the fused lists one more: every usable chunk by the cosine similarity of its
+    embedding to the query's (``spec``: a ``rerankEncoder`` value: minilm, generator, a
+    folder), as Tabby fuses embeddings with BM25."""
+    import numpy as np
+
+    import server.repo_context as rc
+    from server.model_assets import cache_root, resolve_model
+    from server.rerank.encoder import make_encoder
+
+    encoder = make_encoder(spec, str(resolve_model("default", cache_root()).path))
+    assert encoder is not None
+    saved = rc.ChunkIndex._rankings
+
+    def rankings(self: Any, query: Any, modes: Any, limit: int, own: Any,
+                 recent: Any) -> list[list[Any]]:
+        lists = saved(self, query, modes, limit, own, recent)
+        with self._lock:
+            current = dict(self._files.source)
+            pool = [c for source in modes for c in self._snap[source].chunks
+                    if current.get(c.path) is source and c.path != query.path]
+        pool += list(own.chunks)
+        if pool and query.near.strip():
+            vecs = encoder.embed([c.text for c in pool])
+            q = encoder.embed([query.near])[0]
+            order = np.argsort(-(vecs @ q))[: limit * 2]
+            lists.append([pool[int(i)] for i in order])
+        return lists
+
+    rc.ChunkIndex._rankings = rankings  # type: ignore[method-assign]
+    print(f"dense ranking with {encoder.name}", file=sys.stderr)
 
 
 def window(text: str, offset: int, encode: Callable[[str], list[int]], before: int,

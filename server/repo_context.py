@@ -483,6 +483,18 @@ class ChunkIndex:
         chunks of the cursor's file are never used (they may be older than its text).
         ``recent``: (path, line) of the places last edited in open documents, most recent
         first."""
+        fused: dict[int, float] = {}
+        by_id: dict[int, Chunk] = {}
+        for ranking in self._rankings(query, modes, limit, own, recent):
+            for rank, c in enumerate(ranking[:limit * 2]):
+                fused[id(c)] = fused.get(id(c), 0.0) + 1.0 / (RRF_K + rank + 1)
+                by_id[id(c)] = c
+        best = sorted(fused, key=lambda k: -fused[k])[:limit]
+        return [by_id[k] for k in best]
+
+    def _rankings(self, query: ContextQuery, modes: frozenset[ChunkSource], limit: int,
+                  own: _Snapshot, recent: Sequence[tuple[str, int]]) -> list[list[Chunk]]:
+        """The ranked lists :meth:`search` fuses (each best first)."""
         with self._lock:
             snaps = self._refresh()
             current = dict(self._files.source)
@@ -534,14 +546,7 @@ class ChunkIndex:
             order = scores.argsort()[::-1][: limit * 4]
             rankings.append([snap.chunks[int(i)] for i in order
                              if scores[i] > 0 and usable(snap.chunks[int(i)], source)])
-        fused: dict[int, float] = {}
-        by_id: dict[int, Chunk] = {}
-        for ranking in rankings:
-            for rank, c in enumerate(ranking[:limit * 2]):
-                fused[id(c)] = fused.get(id(c), 0.0) + 1.0 / (RRF_K + rank + 1)
-                by_id[id(c)] = c
-        best = sorted(fused, key=lambda k: -fused[k])[:limit]
-        return [by_id[k] for k in best]
+        return rankings
 
 
 def _line_start(text: str, line: int, anchor: int, anchor_line: int) -> int:
