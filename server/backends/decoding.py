@@ -178,9 +178,11 @@ def sample(logits: Logits, temperature: float, top_p: float,
     """Greedy at temperature 0, else nucleus sampling from ``softmax(logits / temperature)``."""
     if temperature <= 0 or rng is None:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
+    # exp in float32 (vectorised: 0.3 ms over 152k logits, against 3 ms in float64 where numpy
+    # has no SIMD exp for it); the normalisation in float64 so the probabilities sum to 1.
+    z = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
     z -= z.max()
-    p = np.exp(z)
+    p = np.exp(z).astype(np.float64)
     p /= p.sum()
     if top_p < 1.0:
         # Only the head of the distribution can be in the nucleus: sort candidates, not the
@@ -196,10 +198,12 @@ def sample(logits: Logits, temperature: float, top_p: float,
 
 def logprob(logits: Logits, token: int) -> float:
     """log softmax(logits)[token], computed stably."""
+    logits = np.asarray(logits, dtype=np.float32)
     m = float(np.max(logits))
     if not np.isfinite(m):
         return float("-inf")
-    return float(logits[token] - m - np.log(np.sum(np.exp(logits - m, dtype=np.float64))))
+    # Every step pays this: exp in float32 (SIMD), the sum in float64 (see sample()).
+    return float(logits[token] - m - np.log(np.sum(np.exp(logits - m), dtype=np.float64)))
 
 
 class BatchDecoder:
