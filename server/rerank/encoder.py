@@ -58,7 +58,8 @@ class _Cached:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            missing = list(dict.fromkeys(t for t in texts if t not in found))
             if missing:
                 t0 = time.perf_counter()
                 vecs = np.asarray(self._encode(missing), dtype=np.float32)
@@ -66,13 +67,14 @@ class _Cached:
                 vecs = vecs / np.maximum(norms, 1e-12)
                 self.seconds += time.perf_counter() - t0
                 self.encoded += len(missing)
-                for t, v in zip(missing, vecs, strict=True):
-                    self._cache[t] = v
-                while len(self._cache) > _CACHE_TEXTS:
-                    self._cache.popitem(last=False)
+                found.update(zip(missing, vecs, strict=True))
             for t in texts:
+                self._cache[t] = found[t]
                 self._cache.move_to_end(t)
-            return np.stack([self._cache[t] for t in texts]) if texts else \
+            # Trimmed after the answer is built: one call may hold more texts than the cache.
+            while len(self._cache) > _CACHE_TEXTS:
+                self._cache.popitem(last=False)
+            return np.stack([found[t] for t in texts]) if texts else \
                 np.zeros((0, 1), np.float32)
 
     def _encode(self, texts: list[str]) -> Any:

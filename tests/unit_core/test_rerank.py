@@ -209,6 +209,25 @@ def test_a_codebert_folder_embeds_with_cls_pooling_and_caches(tiny_roberta: Path
     assert enc.encoded == 2
 
 
+def test_one_call_may_hold_more_texts_than_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Repository chunks are embedded many at a time: the cache trims after the answer is built
+    # (it looked evicted texts up again and raised KeyError).
+    import server.rerank.encoder as encoder_module
+
+    class Counting(encoder_module._Cached):
+        def _encode(self, texts: list[str]) -> np.ndarray:
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    monkeypatch.setattr(encoder_module, "_CACHE_TEXTS", 4)
+    enc = Counting()
+    texts = [f"chunk {'x' * i}" for i in range(10)]
+    vecs = enc.embed([*texts, texts[0]])
+    assert vecs.shape == (11, 2) and np.allclose(vecs[0], vecs[10])
+    assert enc.encoded == 10 and len(enc._cache) == 4
+    enc.embed([texts[0], *texts[-3:]])  # the last four used stayed cached
+    assert enc.encoded == 10
+
+
 def test_unixcoder_and_sentence_transformers_folders_mean_pool(tmp_path: Path,
                                                                tiny_roberta: Path) -> None:
     uni = tmp_path / "unixcoder-base"
