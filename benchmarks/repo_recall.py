@@ -92,9 +92,13 @@ def _dense_ranking(spec: str) -> None:
     import numpy as np
 
     import server.repo_context as rc
+    import server.rerank.encoder as encoder_module
     from server.model_assets import cache_root, resolve_model
     from server.rerank.encoder import make_encoder
 
+    # Every chunk of a project is embedded once: a cache sized for rerank candidates would
+    # encode the whole pool again for every hole.
+    encoder_module._CACHE_TEXTS = 1 << 20
     encoder = make_encoder(spec, str(resolve_model("default", cache_root()).path))
     assert encoder is not None
     saved = rc.ChunkIndex._rankings

@@ -180,8 +180,21 @@ def build_llama_server(cache: Path | None = None, jobs: int | None = None) -> Pa
     """Build llama.cpp's server from the llama-cpp-python sdist pingti itself runs on (the same
     llama.cpp source), with the same CPU flags as scripts/setup.sh. About 10 minutes on 2 cores;
     the binary stays in the cache."""
+    return build_llama_tool(PEER_NAME, cache, jobs)
+
+
+def built_llama_tool(target: str, cache: Path | None = None) -> Path | None:
+    """A llama.cpp program :func:`build_llama_tool` built before, or None."""
+    binary = _build_dir(cache) / "bin" / target
+    return binary if binary.is_file() else None
+
+
+def build_llama_tool(target: str, cache: Path | None = None, jobs: int | None = None) -> Path:
+    """Build one of llama.cpp's programs (``llama-server``, ``llama-bench``,
+    ``llama-batched-bench``) from the llama-cpp-python sdist pingti runs on, as
+    :func:`build_llama_server` does; one build folder for all of them."""
     build = _build_dir(cache)
-    binary = build / "bin" / "llama-server"
+    binary = build / "bin" / target
     if binary.is_file():
         return binary
     version = _llama_cpp_python_version()
@@ -204,11 +217,11 @@ def build_llama_server(cache: Path | None = None, jobs: int | None = None) -> Pa
             shutil.move(str(unpacked), src_root)
     cmake = shutil.which("cmake") or str(Path(sys.executable).parent / "cmake")
     llama = src_root / "vendor" / "llama.cpp"
-    print(f"lsp-bench: building llama-server in {build} (about 10 minutes on 2 cores)", file=log)
+    print(f"lsp-bench: building {target} in {build} (about 10 minutes on 2 cores)", file=log)
     _run([cmake, "-S", str(llama), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
           "-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON",
           "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"])
-    _run([cmake, "--build", str(build), "--target", "llama-server", "-j",
+    _run([cmake, "--build", str(build), "--target", target, "-j",
           str(jobs or os.cpu_count() or 2)])
     if not binary.is_file():
         raise PeerError(f"the build finished but {binary} is missing")
