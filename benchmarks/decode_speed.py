@@ -143,8 +143,10 @@ def pingti_run(backend: Any, factory: Any, prefix: str, tokens: int, width: int,
         if syntax:
             procs = (SyntaxConstraint(factory.table, prefix, backend.decode,
                                       syntax_for("python")),)
+        # As the pipeline asks: log-probabilities only for candidates to rank.
         jobs.append((GenerationRequest(ids, tokens, temperature=0.0 if width == 1 else 0.8,
-                                       seed=i, logits_processors=procs), CancelToken()))
+                                       seed=i, logits_processors=procs, logprobs=width > 1),
+                     CancelToken()))
     decoder = backend.decoder
     backend.runner.reset()
     seqs = decoder.admit(jobs)

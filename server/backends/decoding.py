@@ -357,7 +357,8 @@ class BatchDecoder:
             if checks:
                 tok = self._checked(s, logits, tok, checks)
             s.out.append(tok)
-            s.logprobs.append(logprob(logits, tok))
+            if req.logprobs:  # a full pass over the vocabulary: only when ranking reads them
+                s.logprobs.append(logprob(logits, tok))
             if tok in self._stop_ids:
                 self._finish(s, FinishReason.EOS)
             elif s.cancel.cancelled:

@@ -542,6 +542,19 @@ def test_logprobs_are_recorded_under_processed_distribution() -> None:
         assert lp == pytest.approx(naive_log_softmax(lg)[tok], abs=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_without_logprobs_the_tokens_are_the_same_and_none_are_kept(temperature: float) -> None:
+    # A single suggestion does not rank: its steps skip the pass over the vocabulary.
+    results = []
+    for want in (True, False):
+        decoder, _ = make_decoder()
+        results.append(generate_one(decoder, req([3, 4], 8, temperature=temperature, seed=4,
+                                                 logprobs=want), CancelToken()))
+    assert results[0].token_ids == results[1].token_ids and results[0].token_ids
+    assert len(results[0].logprobs) == len(results[0].token_ids)
+    assert results[1].logprobs == []
+
+
 def test_logprobs_non_positive_with_fake_backend() -> None:
     fb = FakeBackend()
     result = fb.generate(req(fb.encode("abcXYZ abc"), 50), CancelToken())
