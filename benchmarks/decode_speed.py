@@ -245,12 +245,10 @@ def main() -> int:
         pingti_run(backend, factory, prompts[d], args.tokens, 1, True, timing)
         prof.disable()
         prof.dump_stats(str(args.profile))
-    import platform
+    from lspbench.run import machine
 
-    write_report({"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                             f"{platform.processor() or ''}".rstrip(", "),
-                  "threads": threads, "tokens": args.tokens, "rounds": args.rounds,
-                  "depths": depths, "widths": widths, "medians": med, "runs": runs,
+    write_report({"machine": machine(), "threads": threads, "tokens": args.tokens,
+                  "rounds": args.rounds, "depths": depths, "widths": widths, "medians": med, "runs": runs,
                   "table": table}, str(args.out))
     return 0
 

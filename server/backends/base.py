@@ -74,7 +74,7 @@ class GenerationRequest:
     # server.backends.decoding.LogitsProcessor): the syntax constraint plugs in here.
     logits_processors: tuple[Any, ...] = ()
     # The caller needs the tokens' log-probabilities (reranking several candidates). Locally
-    # a pass over the vocabulary per step (about 0.3 ms of a 30 ms step on 2 cores); a remote
+    # a pass over the vocabulary per step (0.3–0.5 ms of a 30 ms step on 2 cores); a remote
     # engine is asked for them only then (llama-cpp-python's server decodes about 8x slower
     # with them: BENCHMARKS.md, issue 19).
     logprobs: bool = True
