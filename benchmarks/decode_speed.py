@@ -169,6 +169,8 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--widths", default="1,4")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--flash-attention", default="auto", choices=("auto", "on", "off"),
+                    help="pingti's flashAttention setting")
     ap.add_argument("--no-native", action="store_true", help="pingti only")
     ap.add_argument("--profile", type=Path, help="write a cProfile of one 1-sequence run here")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/decode_speed.json"))
@@ -178,13 +180,14 @@ def main() -> int:
 
     from grammar_constraints.factory import ConstraintFactory
     from server.backends.loader import load_backend
-    from server.config import Config, force_offline
+    from server.config import Config, FlashAttention, force_offline
     from server.model_assets import cache_root, resolve_model
 
     force_offline()
     need = max(depths) + args.tokens + 8
     config = Config(context_window=max(2048, need), max_batch_size=max(widths),
-                    kv_cache_tokens=max(widths) * need + 256)
+                    kv_cache_tokens=max(widths) * need + 256,
+                    flash_attention=FlashAttention(args.flash_attention))
     threads = config.threads or max(1, os.cpu_count() or 1)
     gguf = resolve_model("default", cache_root()).path
     backend = load_backend(config)
@@ -247,7 +250,8 @@ def main() -> int:
         prof.dump_stats(str(args.profile))
     from lspbench.run import machine
 
-    write_report({"machine": machine(), "threads": threads, "tokens": args.tokens,
+    write_report({"machine": machine(), "threads": threads,
+                  "flash_attention": config.flash_attention.value, "tokens": args.tokens,
                   "rounds": args.rounds, "depths": depths, "widths": widths, "medians": med, "runs": runs,
                   "table": table}, str(args.out))
     return 0

@@ -57,6 +57,19 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class FlashAttention(enum.Enum):
+    """llama.cpp's flash-attention kernels (the llama.cpp backend only).
+
+    AUTO is OFF: on this project's 2-core CPU (BENCHMARKS.md, "Flash attention") llama.cpp's
+    own ``llama-bench`` decodes 13% slower with it at a 256-token context and 29% slower at
+    1,536, while prefill is the same; llama.cpp's own ``auto`` would turn it on for a CPU.
+    """
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class SandboxMode(enum.Enum):
     """How generated tests are isolated (testgen/sandbox.py, SECURITY.md)."""
 
@@ -345,6 +358,11 @@ class Config:
     threads: int = setting(
         0, range=(0, 256), reload=True, audience=Audience.EDITORS,
         doc="CPU threads for the model; 0 = all cores.")
+    flash_attention: FlashAttention = setting(
+        FlashAttention.AUTO, reload=True,
+        doc="llama.cpp's flash-attention kernels. `auto`: off, which decodes faster on the CPUs "
+            "measured (BENCHMARKS.md); `on` may pay on CPUs or builds where llama.cpp's own "
+            "`llama-bench -fa 1` is faster.")
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
     context_tokens: int = setting(

@@ -19,6 +19,7 @@ from server.config import (
     ConstraintMode,
     Device,
     EngineType,
+    FlashAttention,
     LogLevel,
     ParsedSettings,
     PrefetchMode,
@@ -81,6 +82,7 @@ VALID = {
     "rerankEncoder": ("rerank_encoder", "/models/unixcoder", "/models/unixcoder"),
     "rerankTimeoutMs": ("rerank_timeout_ms", 500, 500),
     "constraints": ("constraints", "off", ConstraintMode.OFF),
+    "flashAttention": ("flash_attention", "on", FlashAttention.ON),
     "constraintLanguages": ("constraint_languages", [], ()),
     "backends": ("backends",
                  [{"type": "openai", "url": "http://gpu-box:8000/v1"}, {"type": "local"}],
@@ -402,6 +404,7 @@ def test_explicit_none_cache_dir_clears_base_value():
 
 MODEL_FIELDS = {"model", "backend", "quantization", "device", "threads", "cache_dir",
                 "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
+                "flash_attention",
                 "backends", "draft_tokens", "draft_model"}
 
 

@@ -37,6 +37,7 @@ BY_NAME = {s.name: s for s in SETTINGS}
 # The fields whose change loads the model again (server/lsp.py compares model_key()).
 RELOADING = {"model", "backend", "quantization", "device", "threads", "cache_dir",
              "fake_token_delay", "context_window", "kv_cache_tokens", "kv_cache_documents",
+             "flash_attention",
              "backends", "draft_tokens", "draft_model"}
 # A valid non-default value of the settings whose type alone does not give one.
 OTHER_VALUES: dict[str, Any] = {"backends": [{"type": "local"}], "repo_exclude": ["*.gen.py"]}

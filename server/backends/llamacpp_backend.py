@@ -51,7 +51,7 @@ from server.backends.decoding import (
     generate_one,
     slot_rank,
 )
-from server.config import Config
+from server.config import Config, FlashAttention
 from server.model_assets import ModelError, ModelFormat, ModelSource
 
 logger = logging.getLogger(__name__)
@@ -577,6 +577,9 @@ def _open(llama_cpp: Any, path: Path, config: Config, n_slots: int, n_batch: int
         # One pool of cells for all sequences: memory is bounded by kvCacheTokens however
         # the documents' prompts are sized, and candidates can share their prompt's cells.
         params.kv_unified = True
+        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+                                  if config.flash_attention is FlashAttention.ON
+                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         params.no_perf = True
         ctx = _internals.LlamaContext(model=model, params=params, verbose=False)
     except (ValueError, RuntimeError) as exc:

@@ -56,6 +56,16 @@ return {
     doc = 'CPU threads for the model; 0 = all cores.',
   },
   {
+    name = 'flashAttention',
+    field = 'flash_attention',
+    type = 'string',
+    default = 'auto',
+    choices = { 'auto', 'on', 'off' },
+    reload = true,
+    audience = 'experts',
+    doc = 'llama.cpp\'s flash-attention kernels. `auto`: off, which decodes faster on the CPUs measured (BENCHMARKS.md); `on` may pay on CPUs or builds where llama.cpp\'s own `llama-bench -fa 1` is faster.',
+  },
+  {
     name = 'contextTokens',
     field = 'context_tokens',
     type = 'integer',
