@@ -12,7 +12,7 @@ from server.backends.base import CancelToken, FinishReason, GenerationOutOfMemor
 from server.backends.decoding import common_prefix
 from server.backends.llamacpp_backend import LlamaCppBackend
 from server.backends.loader import load_backend
-from server.config import Backend, Config, force_offline
+from server.config import Backend, Config, FlashAttention, force_offline
 from server.model_assets import ModelError
 
 pytestmark = pytest.mark.model
@@ -226,3 +226,37 @@ def test_a_prefetch_elsewhere_keeps_the_documents_cached_prompt() -> None:
         assert r.extra["reused_tokens"] == 300
     finally:
         backend.close()
+
+
+
+def test_flash_attention_setting_reaches_llama_cpp(monkeypatch) -> None:
+    """``auto`` turns llama.cpp's flash attention off (faster decoding on the CPUs measured),
+    ``on`` turns it on; the two kernels differ in rounding only, so the model's next-token
+    scores agree closely."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    seen: list[int] = []
+    real = _internals.LlamaContext
+
+    def spy(*args, params, **kwargs):
+        seen.append(int(params.flash_attn_type))
+        return real(*args, params=params, **kwargs)
+
+    monkeypatch.setattr(_internals, "LlamaContext", spy)
+    firsts: dict[FlashAttention, list[np.ndarray]] = {}
+    for setting in (FlashAttention.AUTO, FlashAttention.ON):
+        backend = _backend(flash_attention=setting)
+        try:
+            firsts[setting] = []
+            backend.generate(GenerationRequest(backend.encode(TEXTS[0]), 1,
+                                               logits_processors=(_recorder(firsts[setting]),)),
+                             CancelToken())
+        finally:
+            backend.close()
+    assert seen == [llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                    llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED]
+    off, on = firsts[FlashAttention.AUTO][0], firsts[FlashAttention.ON][0]
+    assert int(np.argmax(off)) == int(np.argmax(on))
+    assert not np.array_equal(off, on)  # really two kernels
+    assert float(np.max(np.abs(off - on))) < 0.5
