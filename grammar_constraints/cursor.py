@@ -30,9 +30,12 @@ class SyntaxCursor:
         self.table = table
         self.syntax: Syntax = syntax or PythonSyntax()
         self._detok = detokenize
-        self.base = prefix[self.syntax.anchor(prefix):]
-        start = self.syntax.feed(self.syntax.start(), self.base)
-        self.enabled = start is not None and self.syntax.viable(self.base, start)
+        base = prefix[self.syntax.anchor(prefix):]
+        start = self.syntax.feed(self.syntax.start(), base)
+        self.enabled = start is not None and self.syntax.viable(base, start)
+        # What each token's check parses before the generated text: the same verdicts on a
+        # shorter text (for Python, the open blocks without their finished statements).
+        self.base = self.syntax.skeleton(base) if self.enabled else base
         self.ids: list[int] = []
         self._texts: list[str] = [""]  # generated text after each accepted token
         self._states: list[Any] = [start if start is not None else self.syntax.start()]

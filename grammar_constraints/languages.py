@@ -42,6 +42,11 @@ class Syntax(Protocol):
 
     def anchor(self, prefix: str) -> int: ...
 
+    def skeleton(self, base: str) -> str:
+        """``base`` (from ``anchor``) shortened so that every continuation is viable after it
+        exactly when it is after ``base`` (``base`` itself always qualifies)."""
+        ...
+
     def viable(self, text: str, state: Any) -> bool: ...
 
     def still_viable(self, text: str, state: Any, before: str, before_state: Any) -> bool:
@@ -70,6 +75,9 @@ class PythonSyntax:
 
     def anchor(self, prefix: str) -> int:
         return python_oracle.anchor(prefix)
+
+    def skeleton(self, base: str) -> str:
+        return python_oracle.skeleton(base)
 
     def viable(self, text: str, state: python_lexer.LexState) -> bool:
         return python_oracle.viable(text, state)
@@ -136,6 +144,9 @@ class ClikeSyntax:
 
     def anchor(self, prefix: str) -> int:
         return self.oracle.anchor(prefix)
+
+    def skeleton(self, base: str) -> str:
+        return base  # the tree-sitter oracle's verdicts are cached per text; not measured slow
 
     def _aside(self, text: str) -> bool:
         """Constructs the continuation search cannot complete, where it would refuse good

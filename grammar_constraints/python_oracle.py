@@ -183,6 +183,57 @@ def anchor(prefix: str) -> int:
     return starts[i]
 
 
+def skeleton(base: str) -> str:
+    """``base`` (text from :func:`anchor`) without the complete statements that a later
+    statement of the same block follows: the open blocks' headers and the statement being
+    written stay. Every continuation of the result is viable exactly when the same continuation
+    of ``base`` is (a block's other statements cannot change what may follow its last one, and
+    ``else``/``except``… clauses stay with their statement), so the oracle parses a method
+    rather than its whole class: measured at a 1,536-token prompt, the per-token check was 3 ms,
+    mostly parso re-parsing the class when CPython blamed a token.
+
+    Indentation is compared as text widths; with a tab in any statement's indentation the base
+    is returned as it is (Python's tab rules are not worth reproducing for a speed-up)."""
+    state: LexState | None = LexState()
+    starts: list[tuple[int, int, bool]] = []  # (offset, indent width, a continuation clause)
+    continued = False
+    for m in _LINE.finditer(base):
+        line = m.group(0)
+        stripped = line.lstrip(" \t\f")
+        if state is not None and state.mode == CODE and not state.stack and not continued \
+                and stripped[:1] not in ("", "#", "\n", "\r"):
+            indent = line[: len(line) - len(stripped)]
+            if "\t" in indent or "\f" in indent:
+                return base
+            word = re.match(r"[A-Za-z_]+", stripped)
+            # The line being written may still become a clause (``el`` → ``else:``).
+            unfinished = not line.endswith(("\n", "\r"))
+            starts.append((m.start(), len(indent), unfinished or bool(
+                word and word.group(0) in _STATEMENT_CONTINUATIONS)))
+        if state is None:
+            return base
+        body = line.rstrip("\r\n")
+        state = feed(state, body)
+        continued = state is not None and state.mode == CODE_ESC
+        if state is not None:
+            state = feed(state, line[len(body):])
+    # A statement (with its continuation clauses) ends where the next statement at its width
+    # or shallower begins; it can go when that one is a sibling (same width), not a dedent.
+    keep: list[str] = []
+    pos = 0
+    for i, (offset, width, clause) in enumerate(starts):
+        if clause or offset < pos:  # a clause stays with its statement; elided already
+            continue
+        nxt = next(((o, w) for o, w, c in starts[i + 1:] if w < width or (w == width and not c)),
+                   None)
+        if nxt is not None and nxt[1] == width:
+            keep.append(base[pos:offset])
+            pos = nxt[0]
+    if not keep:
+        return base
+    return "".join(keep) + base[pos:]
+
+
 def _only_decorators(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith(("@", "#")) or line[:1] in " \t)"
                for line in _LINE_BREAK.split(text))

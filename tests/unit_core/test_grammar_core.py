@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from grammar_constraints import python_lexer as lx
 from grammar_constraints.finish import error_count, fit
-from grammar_constraints.python_oracle import anchor, viable
+from grammar_constraints.python_oracle import anchor, skeleton, viable
 from grammar_constraints.vocab import TokenTable
 
 VIABLE = [
@@ -140,6 +140,68 @@ def test_anchor_is_the_current_top_level_statement() -> None:
     assert src[anchor(src):].startswith("if x:")
     src = 's = """\ndef g\n"""\nclass A:\n  pass'
     assert src[anchor(src):].startswith("class A:")
+
+
+SKELETON_SRC = """class A:
+    \"\"\"doc\"\"\"
+
+    @property
+    def f(self):
+        if a:
+            return 1
+        else:
+            return 2
+
+    def g(self, y):
+        try:
+            z = (1,
+2)
+        except E:
+            pass
+        w = [
+            3]
+"""
+
+
+def test_skeleton_keeps_open_blocks_and_the_statement_being_written() -> None:
+    assert skeleton(SKELETON_SRC) == "class A:\n    def g(self, y):\n        w = [\n            3]\n"
+    # A clause stays with its statement; the line being written may still become one.
+    src = "def g():\n    x = 1\n    if a:\n        pass\n    elif b:\n        pass\n    y"
+    assert skeleton(src) == "def g():\n    if a:\n        pass\n    elif b:\n        pass\n    y"
+    src = "def g():\n    x = 1\n    try:\n        pass\n    except E:\n        pass\n    el"
+    assert skeleton(src) == "def g():\n    try:\n        pass\n    except E:\n        pass\n    el"
+    assert viable(skeleton(src) + "se:\n") and viable(src + "se:\n")
+    # Tabs: left as they are.
+    src = "def g():\n\tx = 1\n\ty = 2\n"
+    assert skeleton(src) == src
+
+
+def test_skeleton_gives_the_same_verdicts_as_the_whole_statement() -> None:
+    """On real modules cut anywhere, the true continuation and continuations with pieces that
+    are often wrong (clauses at other depths, dedents, stray brackets) get the same verdict
+    after the skeleton as after the whole top-level statement."""
+    pieces = ["else:", "elif x:", "except E:", "\n", "    ", "x = 1", ")", "(", "return",
+              ":", "'", "\n        ", "\n    else:\n", "\n    except:\n", "@d\n", "el",
+              "\n    def g(self):\n", "\nx = 2\n"]
+    rng = random.Random(11)
+    srcs = _stdlib_sources()
+    differ = []
+    shorter = 0
+    for _ in range(60):
+        src = rng.choice(srcs)
+        end = rng.randrange(1, len(src))
+        base = src[:end][anchor(src[:end]):]
+        sk = skeleton(base)
+        shorter += len(sk) < len(base)
+        for k in range(3):
+            cont = src[end:end + rng.randrange(1, 60)]
+            if k:
+                cont = cont[:rng.randrange(0, 20)] + "".join(
+                    rng.choice(pieces) for _ in range(rng.randrange(1, 4)))
+            if viable(base + cont) != viable(sk + cont):
+                differ.append((base[-80:], cont))
+    assert not differ, differ[:3]
+    assert shorter > 20  # the test exercises elision, not only the identity
 
 
 def test_error_count() -> None:
