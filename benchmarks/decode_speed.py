@@ -7,9 +7,10 @@ TOKENS -d DEPTH``) and ``llama-batched-bench`` (``-pps``: one shared prompt of D
 sequences generating TOKENS each), built from the llama-cpp-python sdist pingti runs on (the same
 llama.cpp source and CPU flags; built once into the cache, about 10 minutes on 2 cores), and
 pingti's own decoder on the same GGUF file, threads and depths: 1 sequence greedy (an inline
-suggestion) and 4 sequences sampled at temperature 0.8 (reranking candidates), each with the
-syntax constraint off and on. Rounds alternate native and pingti, so machine noise hits both;
-medians over rounds are reported, and ``ratio`` = pingti / native at the same depth and width.
+suggestion) and 4 sequences sampled at temperature 0.8 with the configured top-p (reranking
+candidates), each with the syntax constraint off and on. Rounds alternate native and pingti,
+so machine noise hits both; medians over rounds are reported, and ``ratio`` = pingti / native
+at the same depth and width.
 
 pingti's decode speed = tokens generated after each sequence's first / time from the end of the
 prefill to the last token (the prefill is not counted: llama-bench's ``tg`` has none either).
@@ -137,7 +138,7 @@ class Timing:
 
 
 def pingti_run(backend: Any, factory: Any, prefix: str, tokens: int, width: int,
-               syntax: bool, timing: Timing) -> dict[str, float]:
+               syntax: bool, timing: Timing, top_p: float) -> dict[str, float]:
     from grammar_constraints.languages import syntax_for
     from grammar_constraints.processor import SyntaxConstraint
     from server.backends.base import CancelToken, GenerationRequest
@@ -151,7 +152,8 @@ def pingti_run(backend: Any, factory: Any, prefix: str, tokens: int, width: int,
                                       syntax_for("python")),)
         # As the pipeline asks: log-probabilities only for candidates to rank.
         jobs.append((GenerationRequest(ids, tokens, temperature=0.0 if width == 1 else 0.8,
-                                       seed=i, logits_processors=procs, logprobs=width > 1),
+                                       top_p=top_p, seed=i, logits_processors=procs,
+                                       logprobs=width > 1),
                      CancelToken()))
     decoder = backend.decoder
     backend.runner.reset()
@@ -221,7 +223,8 @@ def main() -> int:
             for w in widths:
                 for syntax in (False, True):
                     key = f"pingti d={d} w={w} {'syntax' if syntax else 'off'}"
-                    got = pingti_run(backend, factory, prompts[d], args.tokens, w, syntax, timing)
+                    got = pingti_run(backend, factory, prompts[d], args.tokens, w, syntax, timing,
+                                     config.top_p)
                     runs.setdefault(key, []).append(got["tokens_per_s"])
                     details.setdefault(key, []).append(got)
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()),
@@ -251,7 +254,7 @@ def main() -> int:
         d = depths[len(depths) // 2]
         prof = cProfile.Profile()
         prof.enable()
-        pingti_run(backend, factory, prompts[d], args.tokens, 1, True, timing)
+        pingti_run(backend, factory, prompts[d], args.tokens, 1, True, timing, config.top_p)
         prof.disable()
         prof.dump_stats(str(args.profile))
     from lspbench.run import machine
