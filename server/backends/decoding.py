@@ -221,7 +221,7 @@ def sample(logits: Logits, temperature: float, top_p: float,
     # uniform draw, the same token for the same seed), without its 1.3 ms of checks and copies.
     cdf = np.cumsum(p, out=p)
     cdf /= cdf[-1]
-    return int(min(np.searchsorted(cdf, rng.random(), side="right"), len(cdf) - 1))
+    return min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
 
 
 def logprob(logits: Logits, token: int) -> float:
