@@ -60,9 +60,10 @@ class Device(enum.Enum):
 class FlashAttention(enum.Enum):
     """llama.cpp's flash-attention kernels (the llama.cpp backend only).
 
-    AUTO is OFF: on this project's 2-core CPU (BENCHMARKS.md, "Flash attention") llama.cpp's
-    own ``llama-bench`` decodes 13% slower with it at a 256-token context and 29% slower at
-    1,536, while prefill is the same; llama.cpp's own ``auto`` would turn it on for a CPU.
+    AUTO is OFF, chosen for decoding, which every request pays while typing (the prompt is
+    cached): on this project's 2-core CPU (BENCHMARKS.md, issue 22) pingti decodes 10–16% faster
+    with it off at 466–1,513-token prompts (llama.cpp's own ``llama-bench``: 13–29%) but
+    prefills 8–11% slower, so a cold prompt costs more. llama.cpp's own ``auto`` turns it on.
     """
 
     AUTO = "auto"
@@ -360,9 +361,9 @@ class Config:
         doc="CPU threads for the model; 0 = all cores.")
     flash_attention: FlashAttention = setting(
         FlashAttention.AUTO, reload=True,
-        doc="llama.cpp's flash-attention kernels. `auto`: off, which decodes faster on the CPUs "
-            "measured (BENCHMARKS.md); `on` may pay on CPUs or builds where llama.cpp's own "
-            "`llama-bench -fa 1` is faster.")
+        doc="llama.cpp's flash-attention kernels. `auto`: off, which decodes 10–16% faster on "
+            "the CPU measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` "
+            "where `benchmarks/flash_attention.py` shows it faster.")
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
     context_tokens: int = setting(

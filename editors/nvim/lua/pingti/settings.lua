@@ -63,7 +63,7 @@ return {
     choices = { 'auto', 'on', 'off' },
     reload = true,
     audience = 'experts',
-    doc = 'llama.cpp\'s flash-attention kernels. `auto`: off, which decodes faster on the CPUs measured (BENCHMARKS.md); `on` may pay on CPUs or builds where llama.cpp\'s own `llama-bench -fa 1` is faster.',
+    doc = 'llama.cpp\'s flash-attention kernels. `auto`: off, which decodes 10–16% faster on the CPU measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` where `benchmarks/flash_attention.py` shows it faster.',
   },
   {
     name = 'contextTokens',
