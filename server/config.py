@@ -361,9 +361,9 @@ class Config:
         doc="CPU threads for the model; 0 = all cores.")
     flash_attention: FlashAttention = setting(
         FlashAttention.AUTO, reload=True,
-        doc="llama.cpp's flash-attention kernels. `auto`: off, which decodes 10–16% faster on "
-            "the CPU measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` "
-            "where `benchmarks/flash_attention.py` shows it faster.")
+        doc="Flash attention in llama.cpp. `auto`: off, which decodes 10–16% faster on the CPU "
+            "measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` where "
+            "`benchmarks/flash_attention.py` shows it faster.")
     # Prompt budget in tokens. Prefill dominates CPU latency (~80 tokens/s for the 0.5B model in
     # fp32 on 2 cores), so the default keeps a cold prompt to a few seconds.
     context_tokens: int = setting(

@@ -63,7 +63,7 @@ return {
     choices = { 'auto', 'on', 'off' },
     reload = true,
     audience = 'experts',
-    doc = 'llama.cpp\'s flash-attention kernels. `auto`: off, which decodes 10–16% faster on the CPU measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` where `benchmarks/flash_attention.py` shows it faster.',
+    doc = 'Flash attention in llama.cpp. `auto`: off, which decodes 10–16% faster on the CPU measured but prefills a cold prompt 8–11% slower (BENCHMARKS.md); try `on` where `benchmarks/flash_attention.py` shows it faster.',
   },
   {
     name = 'contextTokens',
