@@ -406,6 +406,9 @@ class ChunkIndex:
         self._dirty = {ChunkSource.OPEN: False, ChunkSource.DISK: False}
         self._rebuilding = False
         self.rebuilds = 0  # disk snapshots built (tests, status)
+        # Bumped by every change to a source's chunks: answers cached under an older version
+        # may have used text that is gone.
+        self.versions = {ChunkSource.OPEN: 0, ChunkSource.DISK: 0}
 
     def set_file(self, path: str, chunks: list[Chunk], source: ChunkSource) -> None:
         with self._lock:
@@ -413,8 +416,13 @@ class ChunkIndex:
             if source is ChunkSource.DISK and self._files.source.get(path) is ChunkSource.OPEN:
                 return
             old = self._files.source.get(path)
+            if old is source and self._files.chunks.get(path) == chunks:
+                return  # the same text again (a file saved unchanged, a re-read)
             self._files.chunks[path] = chunks
             self._files.source[path] = source
+            # (An open document shadowing its file on disk counts as an open document's change:
+            # whoever keys answers on the versions counts the documents' comings and goings.)
+            self.versions[source] += 1
             self._dirty[source] = True
             if old is not None and old is not source:
                 self._dirty[old] = True
@@ -427,6 +435,7 @@ class ChunkIndex:
             del self._files.chunks[path]
             del self._files.source[path]
             self._dirty[current] = True
+            self.versions[current] += 1
 
     def __len__(self) -> int:
         with self._lock:

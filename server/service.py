@@ -63,7 +63,7 @@ from server.stages import (
     prefetch_stage,
     prompt_stage,
     rank_stage,
-    settings_key,
+    request_settings_key,
 )
 from server.workspace import RepoContext, WorkspaceLimits
 
@@ -364,7 +364,7 @@ class CompletionService:
 
         NOTE: runs on the event loop and on the worker; it only reads and updates the cache's
         dicts, whose single operations are atomic under the GIL."""
-        skey = settings_key(self.config)
+        skey = request_settings_key(self.config, self._repo_version(uri))
         rest = self.cache.typed_through(uri, ctx.prefix, ctx.suffix, skey)
         if rest is not None:
             self.cache.remember_shown(uri, ctx.prefix, ctx.suffix, rest, skey)
@@ -390,7 +390,15 @@ class CompletionService:
             return cached
         gen = loaded.generator
         return prompt_stage(ctx, uri, self.config, gen.capabilities, gen.tokenizer,
-                            loaded.constraints, n, self._repo_preamble(uri, ctx, loaded))
+                            loaded.constraints, n, self._repo_preamble(uri, ctx, loaded),
+                            self._repo_version(uri))
+
+    def _repo_version(self, uri: str) -> str:
+        """With repository context on, the other files' state (part of the cache's key)."""
+        c = self.config
+        if c.repo_context is RepoContextMode.OFF or c.repo_context_tokens <= 0:
+            return ""
+        return self.repo.version(uri)
 
     def _repo_preamble(self, uri: str, ctx: CursorContext, loaded: Loaded
                        ) -> RepoPreamble | None:

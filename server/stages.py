@@ -155,6 +155,14 @@ def settings_key(config: Config) -> str:
                  c.align_lines, c.sample_temperature, c.rerank.value, c.rerank_encoder))
 
 
+def request_settings_key(config: Config, repo_version: str = "") -> str:
+    """What a cached answer depends on besides the text around the cursor: the settings and,
+    with repository context, the state of the other files (``RepoContext.version``): an answer
+    that used another file's old text is not the answer once that file changed."""
+    skey = settings_key(config)
+    return f"{skey}|repo:{repo_version}" if repo_version else skey
+
+
 def cache_key(ctx: CursorContext, skey: str, n: int = 1) -> str:
     """The request cache's key; ``n``: the candidates asked for (a list of four is not the
     answer to a request for one)."""
@@ -200,11 +208,12 @@ def _in_file(ctx: CursorContext, config: Config, caps: GeneratorCapabilities,
 
 def prompt_stage(ctx: CursorContext, uri: str, config: Config, caps: GeneratorCapabilities,
                  tokenizer: Tokenizer, constraints: ConstraintFactory | None,
-                 n: int = 1, repo: RepoPreamble | None = None) -> Plan:
+                 n: int = 1, repo: RepoPreamble | None = None, repo_version: str = "") -> Plan:
     """The prompt and ``n`` requests: the first at ``temperature`` (greedy by default), the
     others sampled at ``sampleTemperature`` with seeds ``seed + i``. ``repo``: the repository
-    context, placed before the cursor file's part."""
-    skey = settings_key(config)
+    context, placed before the cursor file's part; ``repo_version``: the state of the other
+    files it was read from (part of the answer cache's key)."""
+    skey = request_settings_key(config, repo_version)
     max_new = _max_new(ctx, config)
     ids, n_repo = _in_file(ctx, config, caps, tokenizer, repo)
     seqs: SequenceConstraints | None = None

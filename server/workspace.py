@@ -267,6 +267,10 @@ class RepoContext:
         # change); a closed document's go with it.
         self._ntokens: dict[str, dict[tuple[str, int, str], int]] = {}
         self._edits: list[tuple[str, int]] = []  # (uri, line) of recent edits, latest first
+        # Edits of open documents not yet in the index (it is brought up to date lazily, by
+        # the next prompt): all of them, and each document's own.
+        self._changes = 0
+        self._own_changes: dict[str, int] = {}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -311,6 +315,8 @@ class RepoContext:
         path = self.display_path(uri)
         with self._lock:
             self._open[uri] = _OpenDoc(text, language_id, path)
+            self._changes += 1
+            self._own_changes[uri] = self._own_changes.get(uri, 0) + 1
 
     def changed(self, uri: str, lines: Sequence[int] = ()) -> None:
         """An open document changed; ``lines``: where (the changes' first lines)."""
@@ -319,6 +325,8 @@ class RepoContext:
             if doc is None:
                 return
             doc.dirty = True
+            self._changes += 1
+            self._own_changes[uri] = self._own_changes.get(uri, 0) + 1
             for line in lines:
                 # An edit near one already remembered moves it to the front (typing along a
                 # function is one place, as llama.vim evicts a chunk much like a new one).
@@ -327,9 +335,22 @@ class RepoContext:
                 self._edits.insert(0, (uri, line))
             del self._edits[MAX_RECENT_EDITS:]
 
+    def version(self, uri: str) -> str:
+        """The state of every file but ``uri`` that its prompts read context from: it changes
+        when another document is edited, opened or closed, or a workspace file changes, and
+        not when ``uri`` itself is typed in (its text is in the answer cache's key anyway)."""
+        with self._lock:
+            others = self._changes - self._own_changes.get(uri, 0)
+        # Open documents count by their edits (the index takes them in lazily, at the next
+        # prompt: its version would change after the answer was cached), files on disk by the
+        # index's version.
+        return f"{self.index.versions[ChunkSource.DISK]}.{others}"
+
     def closed(self, uri: str) -> None:
         with self._lock:
-            self._open.pop(uri, None)
+            if self._open.pop(uri, None) is not None:
+                self._changes += 1  # its text leaves the context (others' answers change)
+            self._own_changes.pop(uri, None)
             self._edits = [e for e in self._edits if e[0] != uri]
             self._order.pop(uri, None)
             self._rendered.pop(uri, None)

@@ -95,6 +95,29 @@ async def test_model_then_cache_on_identical_request(make) -> None:  # type: ign
     assert h.backend.steps_run == steps  # no model call
 
 
+async def test_an_edit_in_another_file_is_not_answered_from_the_cache(make) -> None:  # type: ignore[no-untyped-def]
+    """With repository context the answer may have used another document's text: once that
+    document changes, the same request is asked again; typing in the cursor's own document
+    (its text is in the key) and the context off keep the cached answer."""
+    for mode in (RepoContextMode.OPEN, RepoContextMode.OFF):
+        h = make(repo_context=mode)
+        other, other_text = "file:///other.py", {"text": "def helper(x):\n    return x\n"}
+        h.service.repo.opened(other, lambda t=other_text: t["text"], "python")
+        h.service.repo.opened(URI, lambda: BODY_DOC, "python")
+        text = BODY_DOC + "\n"
+        assert (await h.complete(text, len(BODY_DOC))).source is Source.MODEL
+        h.service.repo.changed(URI, [1])  # the user typed in the cursor's document
+        assert (await h.complete(text, len(BODY_DOC))).source is Source.CACHE
+        other_text["text"] = "def helper(x, y):\n    return x + y\n"
+        h.service.repo.changed(other, [0])
+        again = await h.complete(text, len(BODY_DOC))
+        assert again.source is (Source.MODEL if mode is RepoContextMode.OPEN else Source.CACHE)
+        assert (await h.complete(text, len(BODY_DOC))).source is Source.CACHE
+        h.service.repo.closed(other)
+        gone = await h.complete(text, len(BODY_DOC))
+        assert gone.source is (Source.MODEL if mode is RepoContextMode.OPEN else Source.CACHE)
+
+
 async def test_single_line_model_answer(make) -> None:  # type: ignore[no-untyped-def]
     out = await make().complete(LINE_DOC)
     assert out.source is Source.MODEL and out.mode is CompletionMode.SINGLE_LINE

@@ -154,6 +154,41 @@ def test_the_context_of_a_prompt(project: Path) -> None:
     repo.close()
 
 
+def test_version_changes_with_the_other_files_only(project: Path) -> None:
+    """RepoContext.version keys cached answers: another document's edit, opening or closing
+    one, and a changed file on disk change it; the cursor's own edits, asking for a prompt
+    (which takes edited documents into the index) and a file saved unchanged do not."""
+    repo = RepoContext()
+    repo.set_roots([project])
+    ws = repo.ensure_workspace(LIMITS)
+    assert ws is not None and ws.done.wait(10)
+    a, b = (project / "pkg/cart.py").as_uri(), (project / "pkg/util.py").as_uri()
+    text = "from .util import slugify\n\nx = "
+    repo.opened(a, lambda: text, "python")
+    v = repo.version(a)
+    repo.changed(a, [2])
+    assert repo.version(a) == v
+    b_text = {"text": "def slugify(t, sep='-'):\n    return t\n"}
+    repo.opened(b, lambda: b_text["text"], "python")
+    assert repo.version(a) != v
+    v = repo.version(a)
+    preamble(repo, a, text, RepoContextMode.WORKSPACE)  # takes b into the index
+    assert repo.version(a) == v
+    repo.changed(b, [0])
+    assert repo.version(a) != v
+    v = repo.version(a)
+    repo.saved(b)  # (re-reads the disk's text, shadowed by the open document's)
+    repo.closed(b)
+    assert repo.version(a) != v
+    v = repo.version(a)
+    assert ws.refresh(project / "pkg/util.py") is not None
+    assert repo.version(a) == v  # the same text again
+    write(project, "pkg/util.py", "def slugify(t):\n    return t.lower()\n")
+    ws.refresh(project / "pkg/util.py")
+    assert repo.version(a) != v
+    repo.close()
+
+
 def test_a_prompt_depends_on_the_text_not_on_how_it_was_typed(project: Path) -> None:
     """The document being typed in gives its own far definitions from its current text: after
     edits, the context holds the chunks of the same text opened whole (the index's chunks of
