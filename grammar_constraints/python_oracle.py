@@ -219,16 +219,27 @@ def skeleton(base: str) -> str:
             state = feed(state, line[len(body):])
     # A statement (with its continuation clauses) ends where the next statement at its width
     # or shallower begins; it can go when that one is a sibling (same width), not a dedent.
+    # That next statement, for every start at once: the next start whose key is at most this
+    # one's, where a clause's key is its width + 0.5 (a clause at the same width does not end
+    # the statement, a shallower one does). A stack scan from the end: linear, where looking
+    # ahead from each start was quadratic in a long block.
+    keys = [w + 0.5 if c else float(w) for _, w, c in starts]
+    nxt: list[int | None] = [None] * len(starts)
+    stack: list[int] = []
+    for i in range(len(starts) - 1, -1, -1):
+        while stack and keys[stack[-1]] > keys[i]:
+            stack.pop()
+        nxt[i] = stack[-1] if stack else None
+        stack.append(i)
     keep: list[str] = []
     pos = 0
     for i, (offset, width, clause) in enumerate(starts):
         if clause or offset < pos:  # a clause stays with its statement; elided already
             continue
-        nxt = next(((o, w) for o, w, c in starts[i + 1:] if w < width or (w == width and not c)),
-                   None)
-        if nxt is not None and nxt[1] == width:
+        j = nxt[i]
+        if j is not None and starts[j][1] == width:
             keep.append(base[pos:offset])
-            pos = nxt[0]
+            pos = starts[j][0]
     if not keep:
         return base
     return "".join(keep) + base[pos:]
