@@ -180,11 +180,14 @@ def main() -> int:
     ap.add_argument("--flash-attention", default="auto", choices=("auto", "on", "off"),
                     help="pingti's flashAttention setting")
     ap.add_argument("--no-native", action="store_true", help="pingti only")
+    ap.add_argument("--interleave", action="store_true",
+                    help="1 sequence only, llama-bench and pingti back to back at each depth, "
+                         "alternating order (the finest side-by-side pairing)")
     ap.add_argument("--profile", type=Path, help="write a cProfile of one 1-sequence run here")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/decode_speed.json"))
     args = ap.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
-    widths = [int(w) for w in args.widths.split(",")]
+    widths = [1] if args.interleave else [int(w) for w in args.widths.split(",")]
 
     from grammar_constraints.factory import ConstraintFactory
     from server.backends.loader import load_backend
@@ -206,12 +209,36 @@ def main() -> int:
     timing = Timing(backend.runner)
     text = source_text()
     prompts = {d: prompt_at(text, backend.encode, d) for d in depths}
-    tools = {} if args.no_native else {n: native_tool(n)
-                                       for n in ("llama-bench", "llama-batched-bench")}
+    names = ("llama-bench",) if args.interleave else ("llama-bench", "llama-batched-bench")
+    tools = {} if args.no_native else {n: native_tool(n) for n in names}
 
     runs: dict[str, list[float]] = {}
     details: dict[str, list[dict[str, float]]] = {}
+
+    def run_pingti(d: int, w: int, syntax: bool) -> None:
+        key = f"pingti d={d} w={w} {'syntax' if syntax else 'off'}"
+        got = pingti_run(backend, factory, prompts[d], args.tokens, w, syntax, timing,
+                         config.top_p)
+        runs.setdefault(key, []).append(got["tokens_per_s"])
+        details.setdefault(key, []).append(got)
+
     for r in range(args.rounds):
+        if args.interleave:
+            # Finest pairing: per depth, llama-bench and pingti (off, syntax) back to back,
+            # the order reversed every other round, so a slow minute hits both sides.
+            for d in depths:
+                order: list[Any] = ["native", False, True]
+                for item in (order if r % 2 == 0 else order[::-1]):
+                    if item == "native":
+                        if tools:
+                            v = llama_bench(tools["llama-bench"], gguf, threads, [d],
+                                            args.tokens)[d]
+                            runs.setdefault(f"native tg d={d} w=1 llama-bench", []).append(v)
+                    else:
+                        run_pingti(d, 1, item)
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()),
+                  file=sys.stderr)
+            continue
         if tools:
             for d, v in llama_bench(tools["llama-bench"], gguf, threads, depths,
                                     args.tokens).items():
@@ -222,11 +249,7 @@ def main() -> int:
         for d in depths:
             for w in widths:
                 for syntax in (False, True):
-                    key = f"pingti d={d} w={w} {'syntax' if syntax else 'off'}"
-                    got = pingti_run(backend, factory, prompts[d], args.tokens, w, syntax, timing,
-                                     config.top_p)
-                    runs.setdefault(key, []).append(got["tokens_per_s"])
-                    details.setdefault(key, []).append(got)
+                    run_pingti(d, w, syntax)
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()),
               file=sys.stderr)
 
@@ -246,6 +269,12 @@ def main() -> int:
                        "native_batched": native, "native_llama_bench": bench}
                 ref = bench if w == 1 and bench else native
                 row["ratio"] = round(med[key] / ref, 3) if ref else None
+                nat = runs.get(f"native tg d={d} w=1 llama-bench") if w == 1 else None
+                if nat and len(nat) == len(runs[key]):
+                    # Each round's own ratio (pingti / the native run beside it), and their median.
+                    per = [p / n for p, n in zip(runs[key], nat, strict=True)]
+                    row["ratio_per_round"] = [round(x, 3) for x in per]
+                    row["median_paired_ratio"] = round(statistics.median(per), 3)
                 table.append(row)
                 print(json.dumps(row), file=sys.stderr)
     if args.profile:
