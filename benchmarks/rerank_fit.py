@@ -90,6 +90,23 @@ def signals_for(tasks: dict[str, Task], rows: dict[str, list[dict[str, Any]]], n
     return out
 
 
+def add_reviewer(data: dict[str, dict[int, list[Group]]], runs: Sequence[Path]) -> None:
+    """The reviewer signal (mean log-probability of the docstring after the code) from the
+    runs' ``reviewer.json`` (per task, per candidate index)."""
+    scores: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        path = run / "reviewer.json"
+        if path.exists():
+            scores.update(json.loads(path.read_text()))
+    for tid, per_n in data.items():
+        got = scores.get(tid, {})
+        for groups in per_n.values():
+            for g in groups:
+                s = got.get(str(g["origins"][0]))
+                if s is not None:
+                    g["signals"]["reviewer"] = s["mean"]
+
+
 def top1(groups: list[Group], w: Weights) -> bool:
     """Whether the server's ranking with ``w`` puts a passing candidate first."""
     if not groups:
@@ -127,7 +144,7 @@ LOGPROB_ONLY = Weights({s: v for s, v in DEFAULT_WEIGHTS.weights.items()
 GRID = {Signal.LOGPROB: (0.0, 0.5, 1.0, 2.0), Signal.GREEDY: (0.0, 0.1, 0.3, 1.0),
         Signal.VOTES: (0.0, 0.5, 1.0, 2.0), Signal.EXAMPLES: (0.0, 1.0, 3.0),
         Signal.BEHAVIOUR: (0.0, 0.5, 1.0, 2.0), Signal.CONSENSUS: (0.0, 0.5, 1.0, 2.0),
-        Signal.CONTEXT: (0.0, 0.5, 1.0)}
+        Signal.CONTEXT: (0.0, 0.5, 1.0), Signal.REVIEWER: (0.0, 0.5, 1.0, 2.0, 4.0)}
 
 
 def fit(data: dict[str, dict[int, list[Group]]], ids: list[str], ns: Sequence[int],
@@ -167,6 +184,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=2.0, help="examples time per task (s)")
     ap.add_argument("--weights", help="evaluate these weights, do not fit: `default` (the "
                     "server's DEFAULT_WEIGHTS) or a JSON file like the report's `fitted`")
+    ap.add_argument("--reviewer", action="store_true",
+                    help="add the reviewer signal from each run's reviewer.json")
     ap.add_argument("--all-held-out", action="store_true",
                     help="report every task as held out (a suite never fitted on)")
     ap.add_argument("--out", default="benchmarks/out/rerank_fit.json")
@@ -197,6 +216,8 @@ def main() -> int:
             data = signals_for(tasks, rows, ns, encoder, args.timeout)
             cache.write_text(json.dumps(data))
         data = {t: v for t, v in data.items() if t in rows}
+        if args.reviewer:
+            add_reviewer(data, args.runs)
         present = {Signal(k) for v in data.values() for gs in v.values() for g in gs
                    for k in g["signals"]}
         if args.weights == "default":

@@ -37,13 +37,17 @@ class Signal(enum.Enum):
     BEHAVIOUR = "behaviour"  # share of candidates with the same outputs on the examples' inputs
     CONSENSUS = "consensus"  # mean cosine similarity of its embedding to the other candidates'
     CONTEXT = "context"  # cosine similarity of its embedding to the code around the cursor
+    # Mean log-probability of the docstring after its code (Coder-Reviewer). Measured offline
+    # only (benchmarks/rerank_reviewer.py): it did not help on the fit split, and one prompt
+    # evaluation per candidate costs seconds on a CPU, so the server does not compute it.
+    REVIEWER = "reviewer"
 
 
 # The signals each mode computes. LOGPROB's are free (the model produced them while decoding).
 SIGNALS: Mapping[RerankMode, frozenset[Signal]] = {
     RerankMode.OFF: frozenset(),
     RerankMode.LOGPROB: frozenset({Signal.LOGPROB, Signal.GREEDY, Signal.VOTES}),
-    RerankMode.FULL: frozenset(Signal),
+    RerankMode.FULL: frozenset(Signal) - {Signal.REVIEWER},
 }
 _EMBEDDING = frozenset({Signal.CONSENSUS, Signal.CONTEXT})
 _EXECUTION = frozenset({Signal.EXAMPLES, Signal.BEHAVIOUR})
