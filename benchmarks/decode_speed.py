@@ -137,8 +137,28 @@ class Timing:
         runner._decode = timed
 
 
+class Toucher:
+    """A logits processor that only reads ``mb`` megabytes of its own memory each step: does
+    Python-side work between two llama_decode calls slow the next one down (its weights and
+    buffers pushed out of the CPU caches)?"""
+
+    def __init__(self, mb: float, fresh: bool = False) -> None:
+        import numpy as np
+
+        self.n = max(1, int(mb * (1 << 20)) // 8)
+        self.fresh = fresh  # a new array each step (mapped, then unmapped by the allocator)
+        self.buf = np.ones(self.n, dtype=np.float64)
+
+    def __call__(self, generated: Any, logits: Any) -> Any:
+        import numpy as np
+
+        (np.ones(self.n, dtype=np.float64) if self.fresh else self.buf).sum()
+        return logits
+
+
 def pingti_run(backend: Any, factory: Any, prefix: str, tokens: int, width: int,
-               syntax: bool, timing: Timing, top_p: float) -> dict[str, float]:
+               syntax: bool, timing: Timing, top_p: float, touch_mb: float = 0.0,
+               fresh: bool = False) -> dict[str, float]:
     from grammar_constraints.languages import syntax_for
     from grammar_constraints.processor import SyntaxConstraint
     from server.backends.base import CancelToken, GenerationRequest
@@ -150,6 +170,8 @@ def pingti_run(backend: Any, factory: Any, prefix: str, tokens: int, width: int,
         if syntax:
             procs = (SyntaxConstraint(factory.table, prefix, backend.decode,
                                       syntax_for("python")),)
+        if touch_mb:
+            procs = (*procs, Toucher(touch_mb, fresh))
         # As the pipeline asks: log-probabilities only for candidates to rank.
         jobs.append((GenerationRequest(ids, tokens, temperature=0.0 if width == 1 else 0.8,
                                        top_p=top_p, seed=i, logits_processors=procs,
@@ -180,6 +202,9 @@ def main() -> int:
     ap.add_argument("--flash-attention", default="auto", choices=("auto", "on", "off"),
                     help="pingti's flashAttention setting")
     ap.add_argument("--no-native", action="store_true", help="pingti only")
+    ap.add_argument("--touch-mb", help="comma-separated sizes: instead of the comparison, 1 "
+                    "sequence with a processor reading that many MB a step, of its own array and of a "
+                    "fresh one (cache and allocator effects probe)")
     ap.add_argument("--interleave", action="store_true",
                     help="1 sequence only, llama-bench and pingti back to back at each depth, "
                          "alternating order (the finest side-by-side pairing)")
@@ -209,7 +234,9 @@ def main() -> int:
     timing = Timing(backend.runner)
     text = source_text()
     prompts = {d: prompt_at(text, backend.encode, d) for d in depths}
-    names = ("llama-bench",) if args.interleave else ("llama-bench", "llama-batched-bench")
+    names: tuple[str, ...] = ("llama-bench", "llama-batched-bench")
+    if args.touch_mb or args.interleave:
+        names = () if args.touch_mb else ("llama-bench",)
     tools = {} if args.no_native else {n: native_tool(n) for n in names}
 
     runs: dict[str, list[float]] = {}
@@ -221,6 +248,32 @@ def main() -> int:
                          config.top_p)
         runs.setdefault(key, []).append(got["tokens_per_s"])
         details.setdefault(key, []).append(got)
+
+    if args.touch_mb:
+        # The cache-effect probe: 1 sequence, constraint off, a processor reading N MB a step;
+        # the sizes in rotating order each round.
+        sizes = [float(x) for x in args.touch_mb.split(",")]
+        for r in range(args.rounds):
+            for d in depths:
+                for mb in sizes[r % len(sizes):] + sizes[:r % len(sizes)]:
+                    for fresh in (False, True) if mb else (False,):
+                        key = f"touch {mb:g} MB{' fresh' if fresh else ''} d={d}"
+                        got = pingti_run(backend, factory, prompts[d], args.tokens, 1, False,
+                                         timing, config.top_p, mb, fresh)
+                        details.setdefault(key, []).append(got)
+            print(f"round {r + 1} done", file=sys.stderr)
+        rows = [{"probe": k, "ms_per_step": round(statistics.median(x["ms_per_step"] for x in v), 2),
+                 "llama_decode_ms_per_step": round(statistics.median(
+                     x["decode_ms_per_step"] for x in v), 2),
+                 "llama_decode_runs": [round(x["decode_ms_per_step"], 2) for x in v]}
+                for k, v in details.items()]
+        for row in rows:
+            print(json.dumps(row), file=sys.stderr)
+        from lspbench.run import machine
+
+        write_report({"machine": machine(), "threads": threads, "tokens": args.tokens,
+                      "rounds": args.rounds, "depths": depths, "touch": rows}, str(args.out))
+        return 0
 
     for r in range(args.rounds):
         if args.interleave:
