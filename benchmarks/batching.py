@@ -42,7 +42,7 @@ def stream_documents(module: str, start_lines: int, requests: int) -> list[tuple
     then the next line's indentation, for k = start_lines, start_lines + 1, ..."""
     source = Path(importlib.import_module(module).__file__ or "").read_text(encoding="utf-8")
     lines = source.splitlines(keepends=True)
-    out = []
+    out: list[tuple[str, int]] = []
     k = start_lines
     while len(out) < requests and k < len(lines):
         nxt = lines[k]

@@ -215,6 +215,7 @@ def main() -> int:
     widths = [1] if args.interleave else [int(w) for w in args.widths.split(",")]
 
     from grammar_constraints.factory import ConstraintFactory
+    from server.backends.llamacpp_backend import LlamaCppBackend
     from server.backends.loader import load_backend
     from server.config import Config, FlashAttention, force_offline
     from server.model_assets import cache_root, resolve_model
@@ -227,6 +228,7 @@ def main() -> int:
     threads = config.threads or max(1, os.cpu_count() or 1)
     gguf = resolve_model("default", cache_root()).path
     backend = load_backend(config)
+    assert isinstance(backend, LlamaCppBackend)  # (its runner's llama_decode is timed)
     backend.decoder._stop_ids = frozenset()  # every run decodes --tokens
     backend.decoder.draft_tokens = 0  # plain decoding: no speculation in this comparison
     factory = ConstraintFactory(backend.decode, backend.vocab_size, frozenset())

@@ -33,12 +33,17 @@ def main() -> int:
     depths = [int(d) for d in args.depths.split(",")]
 
     from server.backends.base import CancelToken, GenerationRequest
+    from server.backends.llamacpp_backend import LlamaCppBackend
     from server.backends.loader import load_backend
     from server.config import Config, FlashAttention, force_offline
 
     force_offline()
     modes = (FlashAttention.OFF, FlashAttention.ON)
-    backends = {m: load_backend(Config(flash_attention=m)) for m in modes}
+    backends: dict[FlashAttention, LlamaCppBackend] = {}
+    for m in modes:
+        loaded = load_backend(Config(flash_attention=m))
+        assert isinstance(loaded, LlamaCppBackend)  # the setting is llama.cpp's
+        backends[m] = loaded
     for b in backends.values():
         b.decoder._stop_ids = frozenset()  # every run decodes --tokens
         b.decoder.draft_tokens = 0

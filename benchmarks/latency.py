@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -177,7 +178,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         run = await one_run(holes, env_cache or str(Path.home() / ".cache" / "pingti"),
                             log_file, options)
         runs.append(run)
-        for mode, vals in run["latencies"].items():  # type: ignore[union-attr]
+        latencies = cast(dict[str, list[float]], run["latencies"])
+        for mode, vals in latencies.items():
             all_lat[mode].extend(vals)
         log_rows += parse_log(log_file)
         print(f"run {r + 1}/{args.runs}: ready in {run['ready_s']:.1f} s", file=sys.stderr)

@@ -18,12 +18,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
 from server.backends.llamacpp_backend import LlamaCppBackend  # noqa: E402
 from server.config import Backend, Config, force_offline  # noqa: E402
+from server.generation import fim_ids_of  # noqa: E402
 from server.model_assets import cache_root, resolve_model  # noqa: E402
 
 PREFIX = '''import json
@@ -53,10 +55,9 @@ def main() -> int:
     threads = config.threads or max(1, os.cpu_count() or 1)
     llm = llama_cpp.Llama(model_path=str(source.path), n_ctx=config.context_window, n_batch=512,
                           n_threads=threads, n_threads_batch=threads, verbose=False)
-    fim = backend.info.fim
-    assert fim is not None
-    ids = ([backend.token_id(fim.prefix)] + backend.encode(PREFIX) + [backend.token_id(fim.suffix)]
-           + backend.encode(SUFFIX) + [backend.token_id(fim.middle)])
+    fim = fim_ids_of(backend)
+    assert fim is not None, "the model has no fill-in-the-middle tokens"
+    ids = [fim[0], *backend.encode(PREFIX), fim[1], *backend.encode(SUFFIX), fim[2]]
     # Keep both runs going for exactly --tokens: no stop token counts as a stop.
     backend.decoder._stop_ids = frozenset()
     ours, theirs = [], []
@@ -72,6 +73,7 @@ def main() -> int:
         n = 0
         got = []
 
+        chunk: Any
         for chunk in llm.create_completion(ids, max_tokens=args.tokens, temperature=0.0,
                                            top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
                                            stream=True):

@@ -48,7 +48,7 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
 
     settings: dict[str, Any] = {"budget": 512, "edit": False, "recent": 16}
     own_file = getattr(rc, "OwnFile", None)  # (absent before the cursor file had its own)
-    saved_snapshot = own_file.snapshot if own_file is not None else None
+    saved_snapshot: Any = own_file.snapshot if own_file is not None else None
     saved_query, saved_def_lines = rc.query_of, rc.MAX_DEF_LINES
     saved_rankings = rc.ChunkIndex._rankings
     try:
@@ -64,7 +64,7 @@ def variant(name: str) -> Iterator[dict[str, Any]]:
                     q = saved_query(path, language, text, offset, window)
                     line = text[text.rfind("\n", 0, offset) + 1:offset]
                     return dataclasses.replace(q, near=q.near + "\n" + line)
-                rc.query_of = query_of
+                setattr(rc, "query_of", query_of)  # noqa: B010 - a variant of the module's
             elif part == "edit-definition":  # as lsp-bench repo --edit-definition
                 settings["edit"] = True
             elif part == "no-recent":
@@ -122,6 +122,11 @@ def _dense_ranking(spec: str) -> None:
     print(f"dense ranking with {encoder.name}", file=sys.stderr)
 
 
+def constant(text: str) -> Callable[[], str]:
+    """A document's text reader that always reads ``text``."""
+    return lambda: text
+
+
 def window(text: str, offset: int, encode: Callable[[str], list[int]], before: int,
            after: int) -> tuple[int, int]:
     lines = text.split("\n")
@@ -161,12 +166,12 @@ def measure(tasks: list[Any], variants: list[str]) -> dict[str, Any]:
                 texts = {rel.as_posix(): (root / rel).read_text(encoding="utf-8")
                          for rel in module_files(PROJECTS[key], root)}
                 for rel, text in texts.items():
-                    repo.opened((root / rel).as_uri(), lambda t=text: t, "python")
+                    repo.opened((root / rel).as_uri(), constant(text), "python")
                 for task in mine:
                     uri = (root / task.file).as_uri()
                     hole = task.hole_text(texts[task.file])
                     repo.closed(uri)
-                    repo.opened(uri, lambda h=hole: h, "python")
+                    repo.opened(uri, constant(hole), "python")
                     sym = task.symbols[0]
                     if settings["edit"]:
                         repo.changed((root / sym.file).as_uri(), [sym.line - 1])
@@ -182,7 +187,7 @@ def measure(tasks: list[Any], variants: list[str]) -> dict[str, Any]:
                     rows.append({"task_id": task.task_id, "project": key, "definition": hit,
                                  "file": any(x.rsplit(":", 1)[0] == sym.file for x in chosen)})
                     repo.closed(uri)
-                    repo.opened(uri, lambda t=texts[task.file]: t, "python")
+                    repo.opened(uri, constant(texts[task.file]), "python")
                 repo.close()
         figures: dict[str, Any] = {}
         for group in ["all", *dict.fromkeys(r["project"] for r in rows)]:

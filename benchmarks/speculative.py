@@ -36,6 +36,7 @@ from benchmarks._common import write_report  # noqa: E402
 from server.backends.base import CancelToken, GenerationRequest  # noqa: E402
 from server.backends.llamacpp_backend import LlamaCppBackend  # noqa: E402
 from server.config import Config  # noqa: E402
+from server.generation import fim_ids_of  # noqa: E402
 from server.model_assets import cache_root, resolve_model  # noqa: E402
 
 
@@ -71,8 +72,8 @@ def main() -> int:
                       kv_cache_documents=1, draft_model=args.draft_model if model else "")
 
     backends = {d: LlamaCppBackend.load(source, config(d), cache_root()) for d in drafts}
-    fim = [backends[drafts[0]].token_id(t) for t in
-           ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")]
+    fim = fim_ids_of(backends[drafts[0]])
+    assert fim is not None, "the model has no fill-in-the-middle tokens"
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     try:
