@@ -25,8 +25,11 @@ BODY_LINES = 100
 BODY = [f"    v{i} = {i}" for i in range(BODY_LINES)]
 LONG_DOC = "def f():\n" + "".join(line + "\n" for line in BODY) + "\ndef f():\n    "
 LONG_POS = (BODY_LINES + 3, 4)
+# Repository context off: the fake model's answer follows its whole prompt, and the other open
+# documents would change it (the answer cache no longer serves one document's answer to another
+# once the open documents changed).
 LONG_OPTIONS = {"backend": "fake", "fakeTokenDelay": DELAY, "maxTokensMultiLine": 4096,
-                "contextTokens": 32768}
+                "contextTokens": 32768, "repoContext": "off"}
 # Far below the ~50 s the long plan takes; generous for a loaded 2-core machine.
 QUICK = 3.0
 
