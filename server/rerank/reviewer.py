@@ -37,9 +37,9 @@ class ReviewerPrompt:
     tail: str  # the docstring: the tokens scored
 
 
-def docstring_span(prefix: str) -> tuple[int, int, str] | None:
-    """Start and end offsets of the docstring of the function at the cursor (the last ``def``
-    in ``prefix``) and its dedented text; None if it has none."""
+def docstring_span(prefix: str) -> tuple[int, int, int, str] | None:
+    """The offsets of the function at the cursor (the last ``def`` in ``prefix``) and of its
+    docstring's start and end, and the docstring's dedented text; None if it has none."""
     found = target_function(prefix)
     if found is None:
         return None
@@ -58,12 +58,7 @@ def docstring_span(prefix: str) -> tuple[int, int, str] | None:
     text = inspect.cleandoc(m.group("text"))
     if not text:
         return None
-    return begin, begin + m.end(), text
-
-
-def found_start(prefix: str) -> int:
-    found = target_function(prefix)
-    return found[1] if found is not None else 0
+    return start, begin, begin + m.end(), text
 
 
 def _function_rest(suffix: str, function: str) -> str:
@@ -84,14 +79,11 @@ def reviewer_prompt(prefix: str, candidate: str, suffix: str = "") -> ReviewerPr
     span = docstring_span(prefix)
     if span is None:
         return None
-    begin, end, text = span
-    # The cursor must be below the docstring (in the body): the candidate is the body.
-    if prefix[end:].strip():
-        body_before = prefix[end:].lstrip("\n")
-    else:
-        body_before = ""
+    start, begin, end, text = span
+    # The body lines already written above the cursor (none: only the cursor's indentation).
+    above = prefix[end:].lstrip("\n") if prefix[end:].strip() else ""
     before = prefix[:begin].rstrip(" \t")  # keeps the signature's newline
-    code = before + body_before + candidate + _function_rest(suffix, prefix[found_start(prefix):])
+    code = before + above + candidate + _function_rest(suffix, prefix[start:])
     code = code.rstrip() + "\n"
     doc = text[:MAX_DOC_CHARS]
     head = code + '\n\n# The docstring of the function above:\n"""\n'
