@@ -51,7 +51,7 @@ def _probe(text: str, stack: str = "") -> str | None:
                         len(lines[-1]) + 1)
     # An unfinished indentation: its width is not decided yet. Try the sentinel at the start
     # of the line, then indented one column deeper than the last line with code (after
-    # ``if x:`` only a deeper line can follow).
+    # ``if x:`` only a deeper line can follow), then at that line's indentation.
     head = text[: len(text) - len(lines[-1])]
     error = _compile(head + _SENTINEL + closers, len(lines), 1, 0)
     if error is None or stack:
@@ -59,8 +59,14 @@ def _probe(text: str, stack: str = "") -> str | None:
     code = [ln for ln in lines[:-1] if ln.strip() and not ln.lstrip().startswith("#")]
     if not code:
         return error
-    indent = len(code[-1]) - len(code[-1].lstrip()) + 1
-    return _compile(head + " " * indent + _SENTINEL, len(lines), indent + 1, indent)
+    ws = code[-1][: len(code[-1]) - len(code[-1].lstrip())]
+    indent = len(ws) + 1
+    deeper = _compile(head + " " * indent + _SENTINEL, len(lines), indent + 1, indent)
+    if deeper is None or not ws:
+        return deeper
+    # The block being written goes on: inside ``try:`` (no ``except`` yet) a statement at
+    # column 0 is refused too, and without this witness parso had to decide, at 1-3 ms a check.
+    return _compile(head + ws + _SENTINEL, len(lines), len(ws) + 1, len(ws))
 
 
 def _compile(probe: str, line: int, col: int, end_col: int = 0) -> str | None:

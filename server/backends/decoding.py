@@ -199,6 +199,12 @@ def sample(logits: Logits, temperature: float, top_p: float,
     """Greedy at temperature 0, else nucleus sampling from ``softmax(logits / temperature)``."""
     if temperature <= 0 or rng is None:
         return int(np.argmax(logits))
+    if top_p < 1.0:
+        x = np.asarray(logits, dtype=np.float32)
+        if not np.isfinite(x.max()):
+            return int(np.argmax(x))
+        ids, probs = nucleus(x, temperature, top_p)
+        return int(ids[rng.choice(len(ids), p=probs)])
     z, p = _scratch.get(len(logits))
     # exp in float32 (vectorised: 0.3 ms over 152k logits, against 3 ms in float64 where numpy
     # has no SIMD exp for it); the normalisation in float64 so the probabilities sum to 1.
@@ -207,21 +213,31 @@ def sample(logits: Logits, temperature: float, top_p: float,
     np.exp(z, out=z)
     p[...] = z
     p /= p.sum()
-    if top_p < 1.0:
-        # Only the head of the distribution can be in the nucleus: sort candidates, not the
-        # whole vocabulary.
-        head = p >= 1e-7
-        cand = np.flatnonzero(head) if head.any() else np.arange(len(p))
-        order = cand[np.argsort(-p[cand], kind="stable")]
-        cum = np.cumsum(p[order])
-        keep = order[: int(np.searchsorted(cum, top_p * cum[-1])) + 1]
-        q = p[keep] / p[keep].sum()
-        return int(keep[rng.choice(len(keep), p=q)])
     # Inverse-CDF draw over the whole vocabulary: what Generator.choice(n, p=p) does (one
     # uniform draw, the same token for the same seed), without its 1.3 ms of checks and copies.
     cdf = np.cumsum(p, out=p)
     cdf /= cdf[-1]
     return min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
+
+
+# A token whose probability is under 1e-7 of the most likely one's is left out of the nucleus (as
+# tokens under 1e-7 were before): in logits, NUCLEUS_SPAN x the temperature below the best.
+NUCLEUS_SPAN = float(np.log(1e7))
+
+
+def nucleus(x: np.ndarray, temperature: float, top_p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The nucleus of ``softmax(x / temperature)``: its token ids, most likely first, and their
+    probabilities renormalised. Only the head of the distribution is looked at: one pass over
+    the vocabulary finds the tokens within reach of the best (a median of 80 of 152k for code at
+    temperature 0.6), and only their probabilities are computed and sorted (was eight
+    full-vocabulary passes, 0.23 ms a token; now 0.07 ms; issue 22)."""
+    m = float(x.max())
+    cand = np.flatnonzero(x >= np.float32(m - NUCLEUS_SPAN * temperature))
+    p = np.exp((x[cand].astype(np.float64) - m) / temperature)
+    order = np.argsort(-p, kind="stable")
+    cum = np.cumsum(p[order])
+    keep = order[: int(np.searchsorted(cum, top_p * cum[-1])) + 1]
+    return cand[keep], p[keep] / p[keep].sum()
 
 
 def logprob(logits: Logits, token: int) -> float:

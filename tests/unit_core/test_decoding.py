@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 from server.backends.base import CancelToken, FinishReason, GenerationRequest
 from server.backends.decoding import (
+    NUCLEUS_SPAN,
     REUSE_MIN_TOKENS,
     BatchDecoder,
     SeqState,
     common_prefix,
     generate_one,
     logprob,
+    nucleus,
     sample,
     slot_rank,
 )
@@ -95,6 +97,41 @@ def test_sampled_token_is_in_nucleus(logits: np.ndarray, seed: int, top_p: float
         # The nucleus is the smallest head of the distribution holding top_p of the mass: the
         # tokens strictly more likely than the chosen one must hold less than top_p.
         assert p[p > p[tok]].sum() < top_p + 1e-9
+
+
+def reference_nucleus(logits: np.ndarray, temperature: float, top_p: float) -> list[int]:
+    """The nucleus over the whole vocabulary in float64: the smallest most-likely-first head
+    whose mass reaches top_p (ties in id order)."""
+    z = logits.astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    cum = np.cumsum(p[order])
+    return order[: int(np.searchsorted(cum, top_p)) + 1].tolist()
+
+
+@FAST
+@given(st.integers(0, 2**32 - 1), st.floats(0.3, 1.2), st.floats(0.5, 0.99),
+       st.floats(0.5, 4.0))
+def test_nucleus_of_the_head_is_the_full_vocabularys(seed: int, temperature: float, top_p: float,
+                                                     spread: float) -> None:
+    """The sampler looks only at tokens within NUCLEUS_SPAN x temperature of the best. Its
+    nucleus is the full vocabulary's, most likely first, cut at top_p of the mass it sees: a
+    cut between top_p x (1 - the mass left out) and top_p of the whole distribution."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(20000) * spread).astype(np.float32)
+    logits[rng.integers(0, 20000, 5)] += rng.uniform(5, 15, 5).astype(np.float32)
+    z = logits.astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    left_out = p[logits < logits.max() - NUCLEUS_SPAN * temperature].sum()
+    ids, probs = nucleus(logits, temperature, top_p)
+    shortest = reference_nucleus(logits, temperature, top_p * (1 - left_out) - 1e-9)
+    longest = reference_nucleus(logits, temperature, top_p + 1e-9)
+    assert len(shortest) <= len(ids) <= len(longest)
+    assert ids.tolist() == longest[: len(ids)]
+    assert probs.sum() == pytest.approx(1.0)
+    assert np.all(np.diff(probs) <= 1e-12)  # most likely first
 
 
 def test_nucleus_excludes_the_tail() -> None:

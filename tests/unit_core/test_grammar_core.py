@@ -204,6 +204,97 @@ def test_skeleton_gives_the_same_verdicts_as_the_whole_statement() -> None:
     assert shorter > 20  # the test exercises elision, not only the identity
 
 
+def test_folding_the_generated_text_gives_the_same_verdicts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor folds generated lines into its base as the generation grows (issue 22): on
+    real modules cut anywhere and continued chunk by chunk (the true text, sometimes spliced
+    with pieces that are often wrong), every chunk gets the verdict of a cursor that never
+    folds, across rollbacks behind a fold too."""
+    from grammar_constraints import cursor as cursor_mod
+    from grammar_constraints.cursor import SyntaxCursor
+
+    pieces = ["else:", "elif x:", "except E:", "\n", "    ", "x = 1", ")", "(", "return", ":",
+              "\n        ", "\n    else:\n", "\n    except:\n", "el", "\nx = 2\n", "try:\n"]
+    rng = random.Random(3)
+    srcs = _stdlib_sources()
+    differ: list[tuple[str, str]] = []
+    folded = 0
+    for _ in range(25):
+        src = rng.choice(srcs)
+        end = rng.randrange(1, len(src) - 1200)
+        cont = src[end:end + rng.randrange(300, 1200)]
+        chunks: list[str] = []
+        i = 0
+        while i < len(cont):
+            k = rng.randrange(1, 7)
+            chunks.append(cont[i:i + k])
+            i += k
+        if rng.random() < 0.5:  # a wrong piece somewhere
+            chunks.insert(rng.randrange(len(chunks)), rng.choice(pieces))
+        vocab = sorted(set(chunks) | set(pieces))
+        ids = {t: n for n, t in enumerate(vocab)}
+        table = TokenTable(vocab)
+
+        def detok(seq: list[int], vocab: list[str] = vocab) -> str:
+            return "".join(vocab[t] for t in seq)
+
+        prefix = src[:end]
+        monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 60)
+        folding = SyntaxCursor(table, prefix, detok)
+        monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 10**9)
+        plain = SyntaxCursor(table, prefix, detok)
+        if not folding.enabled:
+            continue
+        out: list[int] = []
+        after: list[int] = []  # after[k]: the index of the chunk that follows out[k]
+        j = steps = 0
+        while j < len(chunks) and steps < 3 * len(chunks):
+            steps += 1
+            tok = ids[chunks[j]]
+            monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 60)
+            folding.sync(out)
+            a = folding.viable_with(tok)
+            monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 10**9)
+            plain.sync(out)
+            b = plain.viable_with(tok)
+            if a != b:
+                differ.append((detok(out)[-60:], chunks[j]))
+            j += 1
+            if not b:
+                continue  # as the decoder does: a refused token is not taken
+            out.append(tok)
+            after.append(j)
+            if len(out) > 30 and rng.random() < 0.03:  # a rollback, maybe behind a fold
+                keep = rng.randrange(len(out) - 30, len(out))
+                out, after = out[:keep], after[:keep]
+                j = after[-1] if after else 0
+        monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 60)
+        folding.sync(out)
+        folded += len(folding._folds)
+    assert not differ, differ[:3]
+    assert folded > 20  # the test exercises folding, not only the identity
+
+
+def test_a_token_taken_against_the_verdict_is_never_folded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failing open, the decoder may take a refused token; the broken text must not be folded
+    away by the skeleton (it would make later tokens pass that a cursor without folding
+    refuses)."""
+    from grammar_constraints import cursor as cursor_mod
+    from grammar_constraints.cursor import SyntaxCursor
+
+    monkeypatch.setattr(cursor_mod, "FOLD_CHARS", 10)
+    vocab = ["    y = 1 2\n", "    z = 3\n", "    w = 4\n"]
+    cur = SyntaxCursor(TokenTable(vocab), "def f():\n    x = 1\n",
+                       lambda ids: "".join(vocab[i] for i in ids))
+    assert not cur.viable_with(0)
+    cur.accept(0)  # taken anyway (fail open)
+    for tok in (1, 2, 1, 2):
+        assert not cur.viable_with(tok)
+        cur.accept(tok)
+    assert not cur._folds
+
+
 def test_error_count() -> None:
     assert error_count("def f(x):\n    return x\n") == 0
     assert error_count("def f(x:\n    return x\n") >= 1
