@@ -197,7 +197,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--depths", default="256,768,1536")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--widths", default="1,4")
+    ap.add_argument("--widths", help="sequences decoded together (default 1,4; 1 with --interleave)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--flash-attention", default="auto", choices=("auto", "on", "off"),
                     help="pingti's flashAttention setting")
@@ -206,13 +206,14 @@ def main() -> int:
                     "sequence with a processor reading that many MB a step, of its own array and of a "
                     "fresh one (cache and allocator effects probe)")
     ap.add_argument("--interleave", action="store_true",
-                    help="1 sequence only, llama-bench and pingti back to back at each depth, "
-                         "alternating order (the finest side-by-side pairing)")
+                    help="the native program and pingti back to back at each depth and width "
+                         "(llama-bench for 1 sequence, llama-batched-bench for more), alternating "
+                         "order (the finest side-by-side pairing)")
     ap.add_argument("--profile", type=Path, help="write a cProfile of one 1-sequence run here")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/decode_speed.json"))
     args = ap.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
-    widths = [1] if args.interleave else [int(w) for w in args.widths.split(",")]
+    widths = [int(w) for w in (args.widths or ("1" if args.interleave else "1,4")).split(",")]
 
     from grammar_constraints.factory import ConstraintFactory
     from server.backends.llamacpp_backend import LlamaCppBackend
@@ -238,7 +239,8 @@ def main() -> int:
     prompts = {d: prompt_at(text, backend.encode, d) for d in depths}
     names: tuple[str, ...] = ("llama-bench", "llama-batched-bench")
     if args.touch_mb or args.interleave:
-        names = () if args.touch_mb else ("llama-bench",)
+        names = () if args.touch_mb else ("llama-bench",) + (
+            ("llama-batched-bench",) if max(widths) > 1 else ())
     tools = {} if args.no_native else {n: native_tool(n) for n in names}
 
     runs: dict[str, list[float]] = {}
@@ -282,15 +284,19 @@ def main() -> int:
             # Finest pairing: per depth, llama-bench and pingti (off, syntax) back to back,
             # the order reversed every other round, so a slow minute hits both sides.
             for d in depths:
-                order: list[Any] = ["native", False, True]
-                for item in (order if r % 2 == 0 else order[::-1]):
-                    if item == "native":
-                        if tools:
+                for w in widths:
+                    order: list[Any] = ["native", False, True]
+                    for item in (order if r % 2 == 0 else order[::-1]):
+                        if item != "native":
+                            run_pingti(d, w, item)
+                        elif tools and w == 1:
                             v = llama_bench(tools["llama-bench"], gguf, threads, [d],
                                             args.tokens)[d]
                             runs.setdefault(f"native tg d={d} w=1 llama-bench", []).append(v)
-                    else:
-                        run_pingti(d, 1, item)
+                        elif tools:
+                            v = batched_bench(tools["llama-batched-bench"], gguf, threads, [d],
+                                              args.tokens, [w])[(d, w)]
+                            runs.setdefault(f"native tg d={d} w={w} batched-bench", []).append(v)
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()),
                   file=sys.stderr)
             continue
@@ -324,7 +330,8 @@ def main() -> int:
                        "native_batched": native, "native_llama_bench": bench}
                 ref = bench if w == 1 and bench else native
                 row["ratio"] = round(med[key] / ref, 3) if ref else None
-                nat = runs.get(f"native tg d={d} w=1 llama-bench") if w == 1 else None
+                nat = runs.get(f"native tg d={d} w=1 llama-bench" if w == 1
+                               else f"native tg d={d} w={w} batched-bench")
                 if nat and len(nat) == len(runs[key]):
                     # Each round's own ratio (pingti / the native run beside it), and their median.
                     per = [p / n for p, n in zip(runs[key], nat, strict=True)]
