@@ -27,8 +27,10 @@ PROMPTS = [
     "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
 ]
 # Two tokens whose log-probabilities differ by less than this are a tie llama.cpp's kernels
-# may break either way (measured differences: 0.01-0.02).
-TIE = 0.05
+# may break either way (measured differences: 0.01-0.02 with the AVX2 `haswell` kernels; 0.09
+# with the AVX-512 `zen4` ones, where one prompt parts at two tokens of probability 0.55 and
+# 0.50 — 2026-12-08, the same before and after that day's changes).
+TIE = 0.15
 
 
 # The runs: plain, prompt lookup, draft model.
@@ -65,7 +67,9 @@ def test_speculative_output_is_the_plain_output_up_to_ties(runs: dict, name: str
         # Where they part, each run's choice was (nearly) as likely as the other's.
         assert abs(lp_plain[k] - lp_fast[k]) < TIE, (k, lp_plain[k], lp_fast[k])
     same = sum(a == b for (a, _), (b, _) in zip(plain_runs, fast_runs, strict=True))
-    assert same >= len(PROMPTS) - 1
+    # With the zen4 kernels two of the four prompts meet such a tie (0.55 / 0.50, and 0.09 /
+    # 0.09 where the model hesitates between several tokens); with haswell at most one did.
+    assert same >= len(PROMPTS) // 2
 
 
 @pytest.mark.parametrize("name", ["lookup", "model"])
