@@ -233,7 +233,7 @@ def main() -> int:
     backend.decoder._stop_ids = frozenset()  # every run decodes --tokens
     backend.decoder.draft_tokens = 0  # plain decoding: no speculation in this comparison
     factory = ConstraintFactory(backend.decode, backend.vocab_size, frozenset())
-    _ = factory.table
+    factory.warm()  # the table and every lexical mode, as the server does at load
     timing = Timing(backend.runner)
     text = source_text()
     prompts = {d: prompt_at(text, backend.encode, d) for d in depths}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from grammar_constraints.languages import LANGUAGE_IDS, Syntax, syntax_for
 from grammar_constraints.processor import SyntaxConstraint
+from grammar_constraints.python_lexer import N_MODES
 from grammar_constraints.vocab import TokenTable
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,14 @@ class ConstraintFactory:
                 if self._table is None:
                     self._table = self._build()
         return self._table
+
+    def warm(self) -> None:
+        """Build the table and every lexical mode's part of it now (about 0.7 s on a 2-core
+        CPU; the modes are otherwise compiled on first use, 20-75 ms each), so that no request
+        waits for them."""
+        table = self.table
+        for mode in range(N_MODES):
+            table.mode(mode)
 
     def _build(self) -> TokenTable:
         t0 = time.perf_counter()

@@ -139,3 +139,13 @@ def test_the_mask_fits_the_logits_and_render_is_applied(backend: FakeBackend,
     dropped = factory.for_document("python", PREFIX, lambda g: g.removeprefix(")"))
     assert dropped is not None
     assert dropped.make().check([], paren)
+
+
+def test_warm_builds_the_table_and_every_mode(backend: FakeBackend) -> None:
+    """The server warms the constraint at load (jobs thread), so no request compiles a mode."""
+    from grammar_constraints.python_lexer import N_MODES
+
+    factory = ConstraintFactory(backend.decode, backend.vocab_size, backend.decoder.stop_ids)
+    factory.warm()
+    table = factory.table
+    assert all(m is not None for m in table._modes) and len(table._modes) == N_MODES

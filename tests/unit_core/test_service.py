@@ -434,3 +434,25 @@ async def test_opening_and_closing_many_documents_keeps_state_flat(make) -> None
         svc.close_document(uri)
     assert not svc.last_outcomes and not svc.inflight and len(svc.cache) == 0
     assert not svc.cache._shown and not svc.cache._keys_of and not svc.debouncer._last
+
+
+async def test_the_syntax_constraint_is_warmed_at_load_not_by_a_request() -> None:
+    backend = FakeBackend()
+    fresh = ConstraintFactory(backend.decode, backend.vocab_size, backend.decoder.stop_ids)
+    for mode, warmed in ((ConstraintMode.SYNTAX, True), (ConstraintMode.OFF, False)):
+        factory = ConstraintFactory(backend.decode, backend.vocab_size,
+                                    backend.decoder.stop_ids) if not warmed else fresh
+        service = CompletionService(
+            Config(backend=Backend.FAKE, candidates=1, constraints=mode),
+            loader=lambda config, report, f=factory: Loaded(  # type: ignore[misc]
+                LocalGenerator(backend, 1, 0.0), f))
+        try:
+            await service.ready()
+            # The warm-up runs on the jobs thread: wait for it by queueing behind it.
+            await asyncio.get_running_loop().run_in_executor(service.jobs, lambda: None)
+            built = factory._table is not None
+            assert built is warmed
+            if warmed:
+                assert all(m is not None for m in factory.table._modes)
+        finally:
+            service.close()
